@@ -1,0 +1,26 @@
+"""Clinician AI dashboard: the frame. Routes to the pages and draws the shared sidebar.
+
+Run with ``make run`` (or ``streamlit run app.py``). Pages hold the UI; all model math is in
+``cxr_model``.
+"""
+import streamlit as st
+
+from cxr_model.settings import get_settings
+
+st.set_page_config(page_title="Clinician AI dashboard", page_icon=":material/radiology:", layout="wide")
+
+pages = [
+    st.Page("pages/xray_review.py", title="X-ray review", icon=":material/radiology:", default=True),
+    st.Page("pages/ward_vitals.py", title="Ward vitals", icon=":material/monitor_heart:"),
+    st.Page("pages/evaluation_report.py", title="Evaluation report", icon=":material/analytics:"),
+]
+nav = st.navigation(pages)
+
+settings = get_settings()
+with st.sidebar:
+    st.caption("**Decision support, not a diagnosis.** Every output is for a clinician to weigh with the "
+               "patient and the images; none is a diagnosis.")
+    st.text_input("Reviewer name", key="reviewer_name", help="Recorded with each review decision.")
+    st.caption(f"Chest X-ray model: `{settings.cxr_model_name}` · data: `{settings.data_dir}`")
+
+nav.run()

@@ -1,0 +1,3 @@
+from cxr_model.cli import main
+
+raise SystemExit(main())

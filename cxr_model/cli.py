@@ -1,0 +1,82 @@
+"""The ``cxr-model`` command line: train, predict, evaluate (and ``vitals ...``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _train(args) -> int:
+    from cxr_model.imaging.train import TrainConfig, train
+
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    meta = train(cfg)
+    if meta:
+        print(f"wrote {cfg.out} (validation AUROC {meta['validation']['auroc']:.4f}, threshold {meta['threshold']['value']:.3f})")
+    return 0
+
+
+def _predict(args) -> int:
+    from cxr_model.imaging.predict import predict_command
+
+    return predict_command(args.files, args.model, args.json)
+
+
+def _evaluate(args) -> int:
+    from cxr_model.imaging.predict import evaluate_command
+
+    return evaluate_command(args.data, args.model, args.out, batch_size=args.batch_size, workers=args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cxr-model", description="Chest X-ray pneumonia model and ward vitals tools.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train the pneumonia classifier (torchrun-compatible)")
+    t.add_argument("--data", required=True, help="Kermany folder (with manifest.csv, or train/{NORMAL,PNEUMONIA})")
+    t.add_argument("--out", required=True, help="bundle folder to write (model.pt, metadata.json, MODEL_CARD.md)")
+    t.add_argument("--arch")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--img-size", dest="img_size", type=int)
+    t.add_argument("--batch-size", dest="batch_size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--patience", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-items", dest="max_items", type=int, help="use only this many training files (smoke runs)")
+    t.add_argument("--max-steps", dest="max_steps", type=int, help="steps per epoch cap (smoke runs)")
+    t.add_argument("--workers", type=int)
+    t.add_argument("--name")
+    t.add_argument("--version")
+    t.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    t.set_defaults(func=_train)
+
+    pr = sub.add_parser("predict", help="P(pneumonia) for image files (PNG/JPEG/DICOM)")
+    pr.add_argument("files", nargs="+")
+    pr.add_argument("--model", help="bundle folder (default: the bundled model)")
+    pr.add_argument("--json", action="store_true", help="one JSON object per line")
+    pr.set_defaults(func=_predict)
+
+    ev = sub.add_parser("evaluate", help="score a labelled set (Kaggle folders or CSV path,label)")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--model")
+    ev.add_argument("--out", required=True)
+    ev.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    ev.add_argument("--workers", type=int, default=2)
+    ev.set_defaults(func=_evaluate)
+
+    try:
+        from cxr_model.vitals.cli import register as register_vitals
+    except ImportError:
+        register_vitals = None
+    if register_vitals is not None:
+        register_vitals(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""After training: calibration, the operating threshold, metrics per split, the bundle and card."""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cxr_model.evaluation import metrics as M
+from cxr_model.imaging import data as D
+
+THRESHOLD_RULE = (
+    "Youden's J (max sensitivity + specificity - 1) on the calibrated probabilities of the "
+    "validation split pooled with the same validation images under 10 simulated acquisition "
+    "shifts (exposure, contrast, gamma, crop, positioning, blur, noise), so that the operating "
+    "point does not rest on the training site's look alone. Chosen on validation, never on test."
+)
+
+
+def auroc(y, s) -> float:
+    return M.compute_auroc(y, s)
+
+
+def fit_platt(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """Platt scaling ``p = sigmoid(a * logit + b)`` by maximum likelihood on validation data.
+
+    The training loss weights classes (pos_weight), which shifts raw probabilities; Platt on the
+    validation prevalence undoes that.
+    """
+    x = torch.tensor(logits, dtype=torch.float64)
+    t = torch.tensor(y, dtype=torch.float64)
+    a = torch.ones((), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + b, t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {"a": float(a), "b": float(b)}
+
+
+def _prob(logits: np.ndarray, cal: dict) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(cal["a"] * logits + cal["b"])))
+
+
+def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s) -> dict:
+    """Calibrate, pick the threshold, measure every split, write ``cfg.out`` and return metadata."""
+    from cxr_model.imaging.shift import SHIFTS
+    from cxr_model.imaging.train import config_dict, predict_logits
+    from cxr_model.registry import save_bundle
+
+    logits_val = predict_logits(net, src_val, cfg.img_size, device)
+    cal = fit_platt(y_val, logits_val)
+    shifted_val = {name: predict_logits(net, src_val, cfg.img_size, device, shift=fn) for name, fn in SHIFTS.items()}
+    pooled_y = np.concatenate([y_val] * (1 + len(SHIFTS)))
+    pooled_p = _prob(np.concatenate([logits_val, *shifted_val.values()]), cal)
+    threshold = M.youden_threshold(pooled_y, pooled_p)
+
+    def block(y, logits):
+        return M.summary(y, _prob(logits, cal), threshold)
+
+    validation = block(y_val, logits_val)
+    validation["split"] = "validation (child-level split of official train)"
+    results = {"validation": validation}
+    robustness = {"validation": {name: _short(block(y_val, lg)) for name, lg in shifted_val.items()}}
+    if parts.get("test"):
+        src_test, _ = D.load_sources(parts["test"], progress=True)
+        y_test = np.array([it.label for it in parts["test"]])
+        lt = predict_logits(net, src_test, cfg.img_size, device)
+        results["test"] = dict(block(y_test, lt), split="own held-out test (child-level split of official train)")
+        robustness["test"] = {name: _short(block(y_test, predict_logits(net, src_test, cfg.img_size, device, shift=fn)))
+                              for name, fn in SHIFTS.items()}
+    official_val = D.kermany_items(cfg.data, "val")
+    if official_val:
+        src_ov, _ = D.load_sources(official_val)
+        y_ov = np.array([it.label for it in official_val])
+        results["official_val"] = dict(block(y_ov, predict_logits(net, src_ov, cfg.img_size, device)),
+                                       split="official Kaggle val (16 images, second uploader)")
+
+    counts = {k: {"n": len(v), "pneumonia": sum(i.label for i in v), "normal": sum(1 - i.label for i in v)} for k, v in parts.items()}
+    meta = {
+        "task": "cxr-pneumonia",
+        "name": cfg.name,
+        "version": cfg.version,
+        "architecture": cfg.arch,
+        "classes": list(D.CLASSES),
+        "output": "one logit; P(pneumonia) = sigmoid(a * logit + b) with the calibration below",
+        "input": {
+            "channels": 1,
+            "img_size": cfg.img_size,
+            "source_size": 224,
+            "pipeline": "grey [0,1] -> 224x224 Lanczos (aspect not kept, as the training copies) -> "
+                        f"{cfg.img_size}x{cfg.img_size} antialiased -> histogram equalisation -> (x-0.5)/0.29",
+            "normalisation": {"mean": 0.5, "std": 0.29},
+        },
+        "calibration": dict(cal, method="Platt scaling on the validation split"),
+        "threshold": {"value": threshold, "rule": THRESHOLD_RULE},
+        "training": {
+            "data": "Kermany/Guangzhou paediatric CXR, official train split (224 px copies)",
+            "split": f"by child (personN / IM-NNNN stems, duplicates kept together), seed {cfg.seed}",
+            "counts": counts,
+            "fingerprint": {k: D.fingerprint(v) for k, v in parts.items()},
+            "config": config_dict(cfg),
+            "best_epoch": best["epoch"],
+            "history": history,
+            "wall_time_s": round(wall_s, 1),
+            "device": str(device),
+            "host": platform.machine(),
+            "date": _dt.date.today().isoformat(),
+        },
+        "validation": results["validation"],
+        "metrics": results,
+        "robustness": robustness,
+    }
+    save_bundle(cfg.out, net.state_dict(), meta, card=None)
+    out = Path(cfg.out)
+    (out / "splits.csv").write_text(
+        "path,label,split\n" + "".join(f"{it.path.relative_to(Path(cfg.data))},{D.CLASSES[it.label]},{k}\n"
+                                       for k, v in parts.items() for it in v)
+    )
+    from cxr_model.imaging.card import write_card
+
+    write_card(out)
+    return meta
+
+
+def _short(m: dict) -> dict:
+    return {k: m[k] for k in ("auroc", "sensitivity", "specificity", "accuracy")}

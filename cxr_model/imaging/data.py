@@ -1,0 +1,202 @@
+"""Labelled radiograph sets: listing (Kaggle folders, CSV, manifest), child-level splits, caching.
+
+Labels are 0 = NORMAL, 1 = PNEUMONIA throughout.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cxr_model.imaging.io import DICOM_SUFFIXES, RASTER_SUFFIXES, ImageReadError, read_image
+from cxr_model.imaging.transforms import SOURCE_SIZE, to_source
+
+CLASSES = ("NORMAL", "PNEUMONIA")
+IMAGE_SUFFIXES = RASTER_SUFFIXES | DICOM_SUFFIXES
+_LABELS = {"normal": 0, "0": 0, "negative": 0, "no_pneumonia": 0, "pneumonia": 1, "1": 1, "positive": 1}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled file. ``group`` keeps one child's images on one side of a split."""
+
+    path: Path
+    label: int
+    group: str = ""
+    subtype: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def parse_label(value: str, where: str) -> int:
+    key = str(value).strip().lower()
+    if key not in _LABELS:
+        raise ValueError(f"{where}: unknown label {value!r} (expected NORMAL/PNEUMONIA or 0/1)")
+    return _LABELS[key]
+
+
+def child_group(path: str | Path) -> str:
+    """Best available patient key from a Kermany file name (the set has no patient IDs).
+
+    ``person123_bacteria_45.jpeg`` -> ``person123``; ``IM-0115-0001.jpeg`` -> ``IM-0115``;
+    ``NORMAL2-IM-0587-0001-0002.jpeg`` -> ``NORMAL2-IM-0587``; anything else -> its stem.
+    """
+    stem = Path(path).stem
+    m = re.match(r"(person\d+)_", stem)
+    if m:
+        return m.group(1)
+    m = re.match(r"((?:NORMAL2-)?IM-\d+)", stem)
+    if m:
+        return m.group(1)
+    return stem
+
+
+def subtype_of(path: str | Path) -> str:
+    m = re.search(r"_(bacteria|virus)_", Path(path).name)
+    return m.group(1) if m else ""
+
+
+def list_labelled(source: str | Path) -> list[Item]:
+    """List a labelled set: a folder in the Kaggle layout or a CSV with ``path,label``.
+
+    Args:
+        source: a folder (``NORMAL/`` and ``PNEUMONIA/`` sub-folders, searched recursively; any
+            depth, e.g. ``chest_xray/test/NORMAL``) or a CSV whose ``path`` column is relative to
+            the CSV's folder (extra columns are kept in ``Item.extra`` for subgroup tables).
+
+    Returns:
+        Items sorted by path. Files are not opened here.
+    """
+    source = Path(source)
+    if source.is_file():
+        return _list_csv(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such folder or CSV file")
+    items = []
+    for label, cls in enumerate(CLASSES):
+        for folder in sorted(p for p in source.rglob(cls) if p.is_dir()):
+            for f in sorted(folder.rglob("*")):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+                    items.append(Item(f, label, child_group(f), subtype_of(f)))
+    if not items:
+        raise ValueError(f"{source}: no NORMAL/ or PNEUMONIA/ folder with images found")
+    return sorted(set(items), key=lambda it: str(it.path))
+
+
+def _list_csv(csv_path: Path) -> list[Item]:
+    base = csv_path.parent
+    items = []
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "path" not in reader.fieldnames or "label" not in reader.fieldnames:
+            raise ValueError(f"{csv_path.name}: a CSV with columns path,label is expected")
+        for i, row in enumerate(reader, start=2):
+            p = base / row["path"]
+            extra = {k: v for k, v in row.items() if k not in ("path", "label") and k is not None}
+            items.append(
+                Item(p, parse_label(row["label"], f"{csv_path.name} line {i}"), child_group(p),
+                     row.get("subtype") or subtype_of(p), extra)
+            )
+    return items
+
+
+def kermany_items(kermany_dir: str | Path, split: str = "train") -> list[Item]:
+    """Items of one official split from ``kermany/manifest.csv`` (falls back to the folders)."""
+    kermany_dir = Path(kermany_dir)
+    manifest = kermany_dir / "manifest.csv"
+    if not manifest.exists():
+        return list_labelled(kermany_dir / split)
+    with open(manifest, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
+    return [
+        Item(kermany_dir / r["path"], parse_label(r["label"], "manifest.csv"), child_group(r["path"]), r["subtype"])
+        for r in rows
+    ]
+
+
+def duplicate_groups(kermany_dir: str | Path) -> dict[str, str]:
+    """Map ``file name -> duplicate group id`` from ``duplicates.csv`` (empty when absent)."""
+    path = Path(kermany_dir) / "duplicates.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {Path(r["path"]).name: f"dup{r['group']}" for r in csv.DictReader(fh)}
+
+
+def split_by_child(
+    items: list[Item], fractions: dict[str, float], seed: int = 0, duplicates: dict[str, str] | None = None
+) -> dict[str, list[Item]]:
+    """Split items into named parts by child group, stratified by label.
+
+    Children (``Item.group``) and pixel-identical duplicate groups are merged (union-find), so
+    no child and no duplicate straddles two parts. Within each label the merged groups are
+    shuffled with ``seed`` and dealt out until each part holds its fraction of images.
+
+    Args:
+        fractions: e.g. ``{"train": 0.7, "val": 0.15, "test": 0.15}`` (summing to 1).
+    """
+    duplicates = duplicates or {}
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for it in items:
+        find(it.group)
+        dup = duplicates.get(it.path.name)
+        if dup:
+            parent[find(dup)] = find(it.group)
+    clusters: dict[tuple[int, str], list[Item]] = defaultdict(list)
+    for it in items:
+        clusters[(it.label, find(it.group))].append(it)
+
+    names = list(fractions)
+    parts: dict[str, list[Item]] = {n: [] for n in names}
+    rng = np.random.default_rng(seed)
+    for label in sorted({k[0] for k in clusters}):
+        keys = sorted(k for k in clusters if k[0] == label)
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+        total = sum(len(clusters[k]) for k in keys)
+        bounds = np.cumsum([fractions[n] for n in names]) * total
+        done = 0
+        for k in keys:
+            part = names[int(np.searchsorted(bounds, done, side="right"))] if done < total else names[-1]
+            parts[part].extend(clusters[k])
+            done += len(clusters[k])
+    return {n: sorted(v, key=lambda it: str(it.path)) for n, v in parts.items()}
+
+
+def load_sources(items: list[Item], progress: bool = False) -> tuple[torch.Tensor, list[tuple[Item, str]]]:
+    """Decode items into the 224 x 224 uint8 source form, in memory.
+
+    Returns:
+        ``(tensor (N, 1, 224, 224) uint8, errors)``, where errors lists ``(item, message)`` for
+        files that could not be read (those are left out of the tensor; see ``kept`` order).
+    """
+    from tqdm import tqdm
+
+    out = torch.empty((len(items), 1, SOURCE_SIZE, SOURCE_SIZE), dtype=torch.uint8)
+    errors, n = [], 0
+    for it in tqdm(items, desc="decode", disable=not progress, leave=False):
+        try:
+            out[n] = to_source(read_image(it.path))
+            n += 1
+        except ImageReadError as exc:
+            errors.append((it, str(exc)))
+    return out[:n], errors
+
+
+def fingerprint(items: list[Item]) -> str:
+    """Short hash of a list of file names and labels, recorded with a model for provenance."""
+    h = hashlib.sha256()
+    for it in items:
+        h.update(f"{it.path.name},{it.label}\n".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,72 @@
+"""The pneumonia classifier: a torchvision architecture, one grey input channel, one logit.
+
+The output is the logit of P(pneumonia); ``torch.sigmoid`` of it is the probability. One logit
+(not two softmax classes) keeps calibration simple; Grad-CAM targets that logit.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision import models
+
+ARCHITECTURES = ("resnet18", "resnet34", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf")
+
+
+def build_model(arch: str = "resnet18") -> nn.Module:
+    """Build an untrained network for 1-channel input and one output logit.
+
+    Args:
+        arch: one of :data:`ARCHITECTURES`.
+
+    Returns:
+        ``nn.Module`` mapping ``(N, 1, S, S)`` float32 to ``(N, 1)`` logits.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    net = getattr(models, arch)(weights=None, num_classes=1)
+    _to_one_channel(net)
+    return net
+
+
+def _to_one_channel(net: nn.Module) -> None:
+    """Replace the first 3-channel convolution by a 1-channel one of the same shape."""
+    for parent in net.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d) and child.in_channels == 3:
+                new = nn.Conv2d(
+                    1, child.out_channels, child.kernel_size, child.stride, child.padding,
+                    child.dilation, child.groups, child.bias is not None,
+                )
+                setattr(parent, child_name, new)
+                return
+    raise RuntimeError("no 3-channel input convolution found")
+
+
+def target_layer(net: nn.Module, arch: str) -> nn.Module:
+    """The last convolutional block, the layer Grad-CAM reads (coarsest spatial map)."""
+    if arch.startswith("resnet"):
+        return net.layer4[-1]
+    if arch.startswith("mobilenet") or arch.startswith("efficientnet"):
+        return net.features[-1]
+    if arch.startswith("regnet"):
+        return net.trunk_output[-1]
+    raise ValueError(f"no Grad-CAM layer known for {arch!r}")
+
+
+def penultimate_features(net: nn.Module, arch: str, x: torch.Tensor) -> torch.Tensor:
+    """Pooled features feeding the classifier head, ``(N, D)``; used by the OOD check."""
+    feats: list[torch.Tensor] = []
+    head = net.fc if arch.startswith(("resnet", "regnet")) else net.classifier
+    handle = head.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
+    try:
+        net(x)
+    finally:
+        handle.remove()
+    return feats[0]
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """``requested`` if given, else CUDA when present, else CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

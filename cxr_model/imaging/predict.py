@@ -1,0 +1,203 @@
+"""Prediction for files and batch evaluation of labelled sets (the `predict` and `evaluate` commands).
+
+Both go through :func:`cxr_model.imaging.transforms.load_tensor`'s pieces (read -> source ->
+EvalTransform), the same path as training and the UI.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cxr_model.evaluation import metrics as M
+from cxr_model.imaging.data import CLASSES, Item, list_labelled
+from cxr_model.imaging.io import ImageReadError, Source, read_image
+from cxr_model.imaging.transforms import EvalTransform, to_source
+from cxr_model.registry import BundleError, CxrBundle, load_cxr_bundle
+from cxr_model.settings import get_settings
+
+
+@dataclass
+class Prediction:
+    """One file's result. ``error`` is set (and the rest empty) when the file could not be read."""
+
+    file: str
+    probability: float | None = None
+    label: str | None = None
+    threshold: float | None = None
+    model: str | None = None
+    error: str | None = None
+
+
+@torch.inference_mode()
+def predict_batch(bundle: CxrBundle, x: torch.Tensor) -> np.ndarray:
+    """Calibrated P(pneumonia) for a ready batch ``(N, 1, S, S)`` float32 -> ``(N,)`` float64."""
+    logits = bundle.model(x.to(bundle.device)).squeeze(1)
+    return bundle.probability(logits).double().cpu().numpy()
+
+
+def predict_source(bundle: CxrBundle, source: Source, name: str | None = None) -> Prediction:
+    """Predict one file (path, bytes or file object); unreadable files give ``error``, not an exception."""
+    name = name or (Path(source).name if isinstance(source, (str, Path)) else getattr(source, "name", "<upload>"))
+    try:
+        x = EvalTransform(bundle.img_size)(to_source(read_image(source, name))).unsqueeze(0)
+    except ImageReadError as exc:
+        return Prediction(file=name, error=str(exc))
+    p = float(predict_batch(bundle, x)[0])
+    return Prediction(name, p, CLASSES[int(p >= bundle.threshold)], bundle.threshold, bundle.model_id)
+
+
+def resolve_bundle(model_dir: str | Path | None) -> CxrBundle:
+    return load_cxr_bundle(model_dir or get_settings().cxr_model_dir)
+
+
+def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> int:
+    """``cxr-model predict``: one line per file; exit 1 if any file failed."""
+    try:
+        bundle = resolve_bundle(model_dir)
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    for f in files:
+        r = predict_source(bundle, f, name=f)
+        failed += r.error is not None
+        if as_json:
+            print(json.dumps(asdict(r)))
+        elif r.error:
+            print(f"ERROR {r.error}")
+        else:
+            print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label} (threshold {r.threshold:.3f})\t{r.model}")
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------------ evaluation
+class FileDataset(Dataset):
+    """Labelled files -> ``(tensor, index, error, (height, width))``; unreadable files yield an error."""
+
+    def __init__(self, items: list[Item], img_size: int):
+        self.items, self.tf = items, EvalTransform(img_size)
+        self.img_size = img_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        it = self.items[i]
+        try:
+            gray = read_image(it.path)
+            return self.tf(to_source(gray)), i, "", gray.shape
+        except ImageReadError as exc:
+            return torch.zeros(1, self.img_size, self.img_size), i, str(exc), (0, 0)
+
+
+def _collate(batch):
+    ok = [b for b in batch if not b[2]]
+    x = torch.stack([b[0] for b in ok]) if ok else torch.zeros(0)
+    return x, [b[1] for b in ok], [(b[1], b[2]) for b in batch if b[2]], [b[3] for b in ok]
+
+
+PRED_COLUMNS = ["path", "label", "probability", "predicted", "subtype", "group", "height", "width"]
+
+
+def run_evaluation(
+    data: str | Path | list[Item],
+    bundle: CxrBundle,
+    out_dir: str | Path,
+    batch_size: int = 64,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    show_bar: bool = True,
+    shard: tuple[int, int] = (0, 1),
+) -> dict:
+    """Score a labelled set and write ``predictions.csv``, ``errors.csv`` and ``metrics.json``.
+
+    Predictions are streamed to disk batch by batch; only labels and probabilities (two numbers
+    per image) stay in memory. Unreadable files go to ``errors.csv`` and do not stop the run.
+
+    Args:
+        data: a Kaggle-layout folder, a ``path,label`` CSV, or a list of items.
+        progress: called as ``progress(done, total)`` after each batch (the UI's progress bar).
+        shard: ``(rank, world)``: score only ``items[rank::world]`` (used under torchrun).
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+    """
+    from tqdm import tqdm
+
+    items = data if isinstance(data, list) else list_labelled(data)
+    rank, world = shard
+    items = items[rank::world]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(FileDataset(items, bundle.img_size), batch_size=batch_size, num_workers=workers,
+                        collate_fn=_collate, persistent_workers=False)
+    labels, probs, n_errors, done = [], [], 0, 0
+    root = Path(data) if not isinstance(data, list) else None
+    base = root.parent if root is not None and root.is_file() else root
+    with open(out / "predictions.csv", "w", newline="") as pf, open(out / "errors.csv", "w", newline="") as ef:
+        pw, ew = csv.writer(pf), csv.writer(ef)
+        pw.writerow(PRED_COLUMNS)
+        ew.writerow(["path", "error"])
+        bar = tqdm(total=len(items), desc="evaluate", unit="img", disable=not show_bar, file=sys.stderr)
+        for x, idx, errs, sizes in loader:
+            for i, msg in errs:
+                ew.writerow([_rel(items[i].path, base), msg])
+            n_errors += len(errs)
+            if idx:
+                p = predict_batch(bundle, x)
+                for j, i in enumerate(idx):
+                    it = items[i]
+                    pw.writerow([_rel(it.path, base), it.label, f"{p[j]:.6f}", int(p[j] >= bundle.threshold),
+                                 it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j]])
+                labels.extend(items[i].label for i in idx)
+                probs.extend(p.tolist())
+            done += len(idx) + len(errs)
+            bar.update(len(idx) + len(errs))
+            if progress:
+                progress(done, len(items))
+        bar.close()
+    metrics = {"n": len(labels), "n_errors": n_errors, "model": bundle.model_id, "data": str(data if not isinstance(data, list) else f"{len(items)} items")}
+    metrics.update(M.summary(np.array(labels), np.array(probs), bundle.threshold))
+    metrics["n"] = len(labels)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_report(out, bundle.meta)
+    return metrics
+
+
+def _rel(path: Path, base: Path | None) -> str:
+    try:
+        return str(path.relative_to(base)) if base is not None else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _write_report(out: Path, meta: dict) -> None:
+    try:
+        from cxr_model.evaluation.report import write_report
+    except ImportError:
+        return
+    write_report(out, meta)
+
+
+def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int = 64, workers: int = 2) -> int:
+    """``cxr-model evaluate``; prints the headline metrics and where the files are."""
+    try:
+        bundle = resolve_bundle(model_dir)
+        m = run_evaluation(data, bundle, out, batch_size=batch_size, workers=workers)
+    except (BundleError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ci = m["auroc_ci95"]
+    print(f"n={m['n']} errors={m['n_errors']} AUROC={m['auroc']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] "
+          f"sens={m['sensitivity']:.3f} spec={m['specificity']:.3f} acc={m['accuracy']:.3f} at threshold {m['threshold']:.3f}")
+    print(f"wrote {Path(out) / 'metrics.json'}, predictions.csv, errors.csv")
+    return 0

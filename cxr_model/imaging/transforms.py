@@ -1,0 +1,111 @@
+"""From the pixel contract to the model's input tensor: the one preprocessing path.
+
+Every caller (training, ``predict``, ``evaluate``, the UI) goes through :func:`to_source` and
+:class:`EvalTransform` (or :func:`load_tensor`, which chains them with the reader), so the model
+sees the same numbers whatever door a radiograph came in by.
+
+Steps, with the reason for each:
+
+1. :func:`to_source` brings any radiograph to **224 x 224, 8-bit**, *without* keeping the aspect
+   ratio, with an antialiased (Lanczos) resize. That is exactly how the uploaders of the Kermany
+   copies we train on produced them (see ``../shared/data/cxr/README.md``): a full-size
+   radiograph then looks to the model like its training images did.
+2. A resize to the model's ``img_size`` (antialiased bilinear).
+3. **Histogram equalisation** per image. Acquisition shifts (exposure, contrast, gamma, window)
+   are mostly monotone intensity maps, which equalisation undoes; this is the main defence
+   against the shift between the Kermany train and test splits.
+4. Scaling to ``(x - 0.5) / 0.29``: an equalised image is roughly uniform on [0, 1].
+
+Training adds random geometry (crop, rotation, shift) and photometric noise *before* step 3, so
+that the model learns from the same kind of equalised image it is shown at test time.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from cxr_model.imaging.io import Source, read_image
+
+SOURCE_SIZE = 224
+NORM_MEAN = 0.5
+NORM_STD = 0.29
+
+
+def to_source(gray: np.ndarray) -> torch.Tensor:
+    """Bring a contract image (float ``(H, W)`` in [0, 1]) to the training images' form.
+
+    Returns:
+        ``uint8`` tensor ``(1, 224, 224)``.
+    """
+    img8 = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
+    if img8.shape != (SOURCE_SIZE, SOURCE_SIZE):
+        pil = Image.fromarray(img8, mode="L").resize((SOURCE_SIZE, SOURCE_SIZE), Image.LANCZOS)
+        img8 = np.asarray(pil)
+    return torch.from_numpy(np.ascontiguousarray(img8)).unsqueeze(0)
+
+
+def _finish(x: torch.Tensor) -> torch.Tensor:
+    """Equalise a uint8 ``(..., 1, S, S)`` tensor and scale it to the model's float input."""
+    x = F.equalize(x)
+    return (x.float() / 255.0 - NORM_MEAN) / NORM_STD
+
+
+class EvalTransform:
+    """Deterministic transform: uint8 ``(1, 224, 224)`` source -> float32 ``(1, S, S)`` input.
+
+    Also accepts a batch ``(N, 1, 224, 224)``.
+    """
+
+    def __init__(self, img_size: int):
+        self.img_size = int(img_size)
+
+    def __call__(self, src: torch.Tensor) -> torch.Tensor:
+        x = src
+        if x.shape[-1] != self.img_size or x.shape[-2] != self.img_size:
+            x = F.resize(x, [self.img_size, self.img_size], antialias=True)
+        return _finish(x)
+
+
+class TrainTransform:
+    """Random augmentation for training: uint8 ``(1, 224, 224)`` -> float32 ``(1, S, S)``.
+
+    Geometry: random resized crop (70-100 % of the area), rotation +-10 degrees, shift +-6 %,
+    mimicking the cropping and positioning differences between acquisition sites. Photometry:
+    gamma, contrast and brightness jitter, blur and Gaussian noise; after equalisation only their
+    non-monotone parts (noise, blur, clipping) remain, which is what we want the model to ignore.
+    No horizontal flip: the heart's side is real anatomy.
+    """
+
+    def __init__(self, img_size: int):
+        self.img_size = int(img_size)
+        self.geometry = v2.Compose(
+            [
+                v2.RandomResizedCrop(self.img_size, scale=(0.7, 1.0), ratio=(0.8, 1.25), antialias=True),
+                v2.RandomAffine(degrees=10, translate=(0.06, 0.06)),
+            ]
+        )
+        self.photometric = v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.8)
+        self.blur = v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.3)
+
+    def __call__(self, src: torch.Tensor) -> torch.Tensor:
+        x = self.geometry(src)
+        x = self.photometric(x)
+        if torch.rand(()) < 0.5:
+            gamma = float(torch.empty(()).uniform_(0.6, 1.6))
+            x = F.adjust_gamma(x, gamma)
+        x = self.blur(x)
+        if torch.rand(()) < 0.3:
+            noise = torch.randn_like(x, dtype=torch.float32) * float(torch.empty(()).uniform_(2, 10))
+            x = (x.float() + noise).clamp(0, 255).to(torch.uint8)
+        return _finish(x)
+
+
+def load_tensor(source: Source, img_size: int, name: str | None = None) -> torch.Tensor:
+    """File (path, bytes or file object) -> the model's float32 input ``(1, img_size, img_size)``.
+
+    The single path from a file to a tensor; raises :class:`~cxr_model.imaging.io.ImageReadError`.
+    """
+    return EvalTransform(img_size)(to_source(read_image(source, name)))

@@ -1,0 +1,121 @@
+"""Model bundles: ``<dir>/model.pt`` (a state_dict) + ``metadata.json`` (+ ``MODEL_CARD.md``).
+
+The one loader for every bundled model. It checks the weights' sha256 against the metadata and
+loads with ``torch.load(..., weights_only=True)``, so a bundle is never unpickled as code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+WEIGHTS = "model.pt"
+METADATA = "metadata.json"
+
+
+class BundleError(RuntimeError):
+    """A model bundle that is missing, altered or inconsistent; the message names the file."""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_metadata(bundle_dir: str | Path) -> dict[str, Any]:
+    path = Path(bundle_dir) / METADATA
+    if not path.exists():
+        raise BundleError(f"{path}: model metadata not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: invalid JSON ({exc})") from None
+
+
+def read_state(bundle_dir: str | Path, map_location: str | torch.device = "cpu") -> tuple[dict, dict[str, Any]]:
+    """Verify and load a bundle's state_dict and metadata (no model is built)."""
+    bundle_dir = Path(bundle_dir)
+    meta = read_metadata(bundle_dir)
+    weights = bundle_dir / WEIGHTS
+    if not weights.exists():
+        raise BundleError(f"{weights}: model weights not found")
+    digest = sha256_file(weights)
+    if digest != meta.get("sha256"):
+        raise BundleError(f"{weights}: sha256 {digest[:12]}... does not match metadata ({str(meta.get('sha256'))[:12]}...)")
+    state = torch.load(weights, map_location=map_location, weights_only=True)
+    return state, meta
+
+
+def save_bundle(bundle_dir: str | Path, state_dict: dict, metadata: dict[str, Any], card: str | None = None) -> Path:
+    """Write weights, then metadata carrying their sha256 and the torch version."""
+    bundle_dir = Path(bundle_dir)
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    weights = bundle_dir / WEIGHTS
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, weights)
+    metadata = dict(metadata, sha256=sha256_file(weights), torch_version=torch.__version__.split("+")[0])
+    (bundle_dir / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+    if card is not None:
+        (bundle_dir / "MODEL_CARD.md").write_text(card)
+    return bundle_dir
+
+
+@dataclass
+class CxrBundle:
+    """A loaded chest X-ray classifier. Shared by callers: never mutate ``model``.
+
+    Attributes:
+        model: the network in eval mode on ``device``.
+        meta: the bundle's metadata (threshold, img_size, calibration, ...).
+    """
+
+    model: nn.Module
+    meta: dict[str, Any]
+    device: torch.device
+    path: Path
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.meta['name']}@{self.meta['version']}"
+
+    @property
+    def img_size(self) -> int:
+        return int(self.meta["input"]["img_size"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"]["value"])
+
+    @property
+    def arch(self) -> str:
+        return self.meta["architecture"]
+
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated P(pneumonia) from raw logits (Platt scaling fitted on validation)."""
+        cal = self.meta.get("calibration") or {"a": 1.0, "b": 0.0}
+        return torch.sigmoid(cal["a"] * logits.float() + cal["b"])
+
+
+def load_cxr_bundle(bundle_dir: str | Path, device: str | torch.device | None = None) -> CxrBundle:
+    """Load the chest X-ray classifier bundle, verified, in eval mode."""
+    from cxr_model.imaging.network import build_model, pick_device
+
+    dev = pick_device(str(device) if device else None)
+    state, meta = read_state(bundle_dir, map_location="cpu")
+    if meta.get("task") != "cxr-pneumonia":
+        raise BundleError(f"{bundle_dir}: not a chest X-ray bundle (task {meta.get('task')!r})")
+    model = build_model(meta["architecture"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise BundleError(f"{Path(bundle_dir) / WEIGHTS}: weights do not fit {meta['architecture']} ({exc})") from None
+    model.to(dev).eval()
+    # Parameters keep requires_grad: Grad-CAM needs the graph. Predictions run under inference_mode.
+    return CxrBundle(model, meta, dev, Path(bundle_dir))

@@ -1,0 +1,125 @@
+"""Shared fixtures: where the real data is, the bundled model, a live Streamlit server, a browser.
+
+Real data is read from ``../shared/data`` (or ``$CXR_DATA_DIR``). Outside CI a missing data
+folder skips the tests that need it; under ``CI=true`` it is a failure.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cxr_model.settings import PROJECT_ROOT, get_settings
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        msg = f"{what} not found at {path} (set CXR_DATA_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def data_dir(settings) -> Path:
+    return _need(settings.data_dir, "shared data")
+
+
+@pytest.fixture(scope="session")
+def kermany_dir(settings) -> Path:
+    return _need(settings.kermany_dir, "Kermany radiographs")
+
+
+@pytest.fixture(scope="session")
+def dicom_dir(settings) -> Path:
+    return _need(settings.dicom_dir, "real DICOM radiographs")
+
+
+@pytest.fixture(scope="session")
+def physionet_dir(settings) -> Path:
+    return _need(settings.physionet_dir, "PhysioNet 2012 set A")
+
+
+@pytest.fixture(scope="session")
+def cxr_bundle(settings):
+    """The bundled chest X-ray model, loaded once for the session (never mutate it)."""
+    from cxr_model.registry import load_cxr_bundle
+
+    return load_cxr_bundle(settings.cxr_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory):
+    """``streamlit run app.py`` on a free loopback port; yields its base URL."""
+    port = _free_port()
+    state = tmp_path_factory.mktemp("app-state")
+    env = dict(os.environ, CXR_STATE_DIR=str(state), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not answer /_stcore/health within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Debian chromium missing at /usr/bin/chromium (make test installs it)")
+        pytest.skip("Debian chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=str(chromium), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        )
+        try:
+            yield b
+        finally:
+            b.close()
