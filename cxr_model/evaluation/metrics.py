@@ -102,6 +102,12 @@ def compute_ece(y_true, y_prob, n_bins: int = 10) -> float:
     return float(ece)
 
 
+def compute_brier(y_true, y_prob) -> float:
+    """Brier score: mean squared difference between probability and 0/1 outcome; nan when empty."""
+    y, p = _arrays(y_true, y_prob)
+    return float(np.mean((p - y) ** 2)) if y.size else float("nan")
+
+
 def youden_threshold(y_true, y_score) -> float:
     """The score threshold maximising sensitivity + specificity - 1 (Youden's J).
 

@@ -1,0 +1,187 @@
+"""Everything an evaluation report shows, computed from labels and probabilities.
+
+The report (:mod:`cxr_model.evaluation.report`) and the Streamlit page both call these
+functions; the page re-runs only :func:`threshold_rows` and the confusion matrix when its
+threshold slider moves.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cxr_model.evaluation import metrics as M
+from cxr_model.evaluation.calibration import ReliabilityBins, calibration_slope_intercept, reliability_bins
+from cxr_model.evaluation.curves import Curve, compute_auprc, pr_curve, roc_curve
+from cxr_model.evaluation.subgroups import subgroup_table
+
+CLASSES = ("NORMAL", "PNEUMONIA")
+BOOTSTRAP = "percentile bootstrap, {n} resamples, seed {seed}"
+#: Columns of predictions.csv that are never subgroups (identifiers, outcomes, continuous values).
+NOT_SUBGROUPS = {"path", "label", "probability", "predicted", "group", "height", "width", "error"}
+MAX_SUBGROUP_LEVELS = 12
+
+_THRESHOLD_METRICS = [  # key, display name, what n counts
+    ("sensitivity", "Sensitivity", "pneumonia cases"),
+    ("specificity", "Specificity", "normal cases"),
+    ("ppv", "PPV", "called pneumonia"),
+    ("npv", "NPV", "called normal"),
+    ("f1", "F1", "TP + FP + FN"),
+    ("accuracy", "Accuracy", "images"),
+]
+
+
+def _row(key, name, value, ci, method, n, n_of, split) -> dict:
+    return {"key": key, "metric": name, "value": float(value), "ci95": [float(c) for c in ci] if ci else None,
+            "ci_method": method, "n": int(n), "n_of": n_of, "split": split}
+
+
+def ranking_rows(y, p, split: str, n_resamples: int = 2000, seed: int = 0) -> list[dict]:
+    """Threshold-free rows of the metrics table: AUROC, AUPRC, ECE, Brier, calibration fit.
+
+    Each row: ``{"key", "metric", "value", "ci95", "ci_method", "n", "n_of", "split"}``.
+    """
+    y, p = np.asarray(y), np.asarray(p, dtype=np.float64)
+    n, n_pos = int(y.size), int(np.sum(y))
+    boot = BOOTSTRAP.format(n=n_resamples, seed=seed)
+    ci = lambda f: M.bootstrap_ci(f, y, p, n_resamples=n_resamples, seed=seed)  # noqa: E731
+    both = f"images ({n_pos} pneumonia, {n - n_pos} normal)"
+    cal = calibration_slope_intercept(y, p)
+    return [
+        _row("auroc", "AUROC", M.compute_auroc(y, p), ci(M.compute_auroc), boot, n, both, split),
+        _row("auprc", "AUPRC (average precision)", compute_auprc(y, p), ci(compute_auprc), boot, n, both, split),
+        _row("ece", "ECE (10 equal-width bins)", M.compute_ece(y, p), ci(M.compute_ece), boot, n, "images", split),
+        _row("brier", "Brier score", M.compute_brier(y, p), ci(M.compute_brier), boot, n, "images", split),
+        _row("calibration_slope", "Calibration slope (ideal 1)", cal["slope"], None, "logistic recalibration", n,
+             "images", split),
+        _row("calibration_intercept", "Calibration intercept (ideal 0)", cal["intercept"], None,
+             "logistic recalibration", n, "images", split),
+        _row("citl", "Calibration-in-the-large (ideal 0)", cal["citl"], None, "slope fixed at 1", n, "images", split),
+    ]
+
+
+def threshold_rows(y, p, threshold: float, split: str, n_resamples: int = 2000, seed: int = 0) -> list[dict]:
+    """Rows of the metrics table at ``threshold`` (score >= threshold is pneumonia), with 95% CIs."""
+    point = M.compute_threshold_metrics(y, p, threshold)
+    cis = M.threshold_metric_cis(y, p, threshold, n_resamples=n_resamples, seed=seed)
+    dens = M.threshold_metric_denominators(y, p, threshold)
+    boot = BOOTSTRAP.format(n=n_resamples, seed=seed) + " (multinomial over the confusion matrix)"
+    return [
+        _row(k, name, point[k], cis[k], boot if k == "f1" else "Wilson score", dens[k], n_of, split)
+        for k, name, n_of in _THRESHOLD_METRICS
+    ]
+
+
+def subgroup_columns(predictions: pd.DataFrame) -> list[str]:
+    """Columns of predictions.csv usable as subgroups: categorical, 2..12 distinct values."""
+    cols = []
+    for c in predictions.columns:
+        if c in NOT_SUBGROUPS or pd.api.types.is_float_dtype(predictions[c]):
+            continue
+        if 2 <= predictions[c].nunique(dropna=False) <= MAX_SUBGROUP_LEVELS:
+            cols.append(c)
+    return cols
+
+
+def data_summary(predictions: pd.DataFrame, n_errors: int = 0) -> dict:
+    """Counts per class (and per subtype when present) and image sizes of a scored set."""
+    labels = predictions["label"].astype(int)
+    out = {"n": int(len(predictions)), "n_errors": int(n_errors),
+           "classes": {CLASSES[k]: int((labels == k).sum()) for k in (0, 1)}}
+    if "subtype" in predictions:
+        out["subtypes"] = {str(k): int(v) for k, v in predictions["subtype"].fillna("(missing)").value_counts().items()}
+    if {"width", "height"} <= set(predictions.columns) and len(predictions):
+        w, h = predictions["width"].astype(int), predictions["height"].astype(int)
+        sizes = (w.astype(str) + " x " + h.astype(str)).value_counts()
+        out["sizes"] = {"distinct": int(sizes.size), "most_common": {k: int(v) for k, v in sizes.head(5).items()},
+                        "width_min_median_max": [int(w.min()), float(w.median()), int(w.max())],
+                        "height_min_median_max": [int(h.min()), float(h.median()), int(h.max())]}
+    return out
+
+
+def training_summary(bundle_meta: dict | None) -> dict:
+    """The model card's description of its training data (``training.counts`` etc.)."""
+    if not bundle_meta:
+        return {}
+    tr = bundle_meta.get("training") or {}
+    return {"model": f"{bundle_meta.get('name', '?')}@{bundle_meta.get('version', '?')}",
+            "data": tr.get("data", ""), "split": tr.get("split", ""), "counts": tr.get("counts") or {},
+            "threshold_rule": (bundle_meta.get("threshold") or {}).get("rule", ""),
+            "input": (bundle_meta.get("input") or {}).get("pipeline", "")}
+
+
+@dataclass
+class Analysis:
+    """All numbers of one evaluation at one threshold.
+
+    Attributes:
+        split: name of the evaluated set, shown beside every metric.
+        rows: the metrics table (:func:`ranking_rows` + :func:`threshold_rows`).
+        confusion: ``{"tp", "fp", "tn", "fn"}`` at ``threshold``.
+        subgroups: ``{column: subgroup_table rows}``.
+    """
+
+    split: str
+    n: int
+    prevalence: float
+    threshold: float
+    rows: list[dict]
+    confusion: dict
+    roc: Curve
+    pr: Curve
+    reliability: ReliabilityBins
+    calibration: dict
+    subgroups: dict[str, list[dict]]
+
+    def row(self, key: str) -> dict:
+        return next(r for r in self.rows if r["key"] == key)
+
+    def operating_point(self) -> dict:
+        """The threshold's point on both curves: fpr/tpr for ROC, recall/precision for PR."""
+        c = self.confusion
+        nan = float("nan")
+        tpr = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else nan
+        fpr = c["fp"] / (c["fp"] + c["tn"]) if c["fp"] + c["tn"] else nan
+        prec = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else nan
+        return {"fpr": fpr, "tpr": tpr, "recall": tpr, "precision": prec}
+
+
+def analyse(predictions: pd.DataFrame, threshold: float, split: str, n_resamples: int = 2000, seed: int = 0,
+            subgroups: list[str] | None = None) -> Analysis:
+    """Compute the whole report for a predictions table (columns ``label``, ``probability``, ...).
+
+    Args:
+        subgroups: columns to tabulate; default :func:`subgroup_columns`.
+    """
+    y = predictions["label"].to_numpy(dtype=np.int64)
+    p = predictions["probability"].to_numpy(dtype=np.float64)
+    cal = calibration_slope_intercept(y, p)
+    cols = subgroup_columns(predictions) if subgroups is None else subgroups
+    return Analysis(
+        split=split, n=int(y.size), prevalence=float(y.mean()) if y.size else math.nan, threshold=float(threshold),
+        rows=ranking_rows(y, p, split, n_resamples, seed) + threshold_rows(y, p, threshold, split, n_resamples, seed),
+        confusion=M.confusion_at(y, p, threshold), roc=roc_curve(y, p), pr=pr_curve(y, p),
+        reliability=reliability_bins(y, p), calibration=cal,
+        subgroups={c: subgroup_table(y, p, predictions[c].to_numpy(dtype=object), threshold, n_resamples, seed)
+                   for c in cols},
+    )
+
+
+def vitals_groups(metrics: dict, prefix: str = "") -> list[dict]:
+    """Flatten a vitals metrics dict into rows, one per group that has an ``auroc``.
+
+    Accepts ``cxr-model vitals evaluate``'s metrics.json (groups ``lstm_24h``, ``news2_48h``,
+    ``saps1``, ...) or a model card's ``metrics`` block, nested any depth.
+    """
+    rows = []
+    for k, v in metrics.items():
+        if not isinstance(v, dict):
+            continue
+        name = f"{prefix}{k}"
+        if "auroc" in v:
+            rows.append({"group": name, **{m: x for m, x in v.items() if isinstance(x, (int, float, list, str))}})
+        else:
+            rows.extend(vitals_groups(v, prefix=f"{name} / "))
+    return rows

@@ -1,0 +1,127 @@
+"""The failure gallery: the most confident false negatives and false positives, as thumbnails.
+
+Grad-CAM comes from :mod:`cxr_model.imaging.explain` when that module and a loaded model are
+available; otherwise the gallery shows the radiographs alone and says why.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from cxr_model.imaging.io import ImageReadError, read_image
+
+THUMB_PX = 192
+
+
+@dataclass
+class GalleryItem:
+    """One failure case. ``image_png``/``cam_png`` are PNG bytes (``None`` when unavailable)."""
+
+    kind: str  # "false negative" or "false positive"
+    path: str
+    label: int
+    probability: float
+    image_png: bytes | None = None
+    cam_png: bytes | None = None
+    note: str = ""
+
+
+def failure_cases(predictions: pd.DataFrame, threshold: float, k: int = 6) -> dict[str, pd.DataFrame]:
+    """The ``k`` most confident mistakes of each kind at ``threshold``.
+
+    False negatives are pneumonia cases called normal, lowest probability first; false positives
+    are normal cases called pneumonia, highest probability first.
+    """
+    called = predictions["probability"] >= threshold
+    fn = predictions[(predictions["label"] == 1) & ~called].sort_values("probability", kind="mergesort")
+    fp = predictions[(predictions["label"] == 0) & called].sort_values("probability", ascending=False, kind="mergesort")
+    return {"false negative": fn.head(k), "false positive": fp.head(k)}
+
+
+def png_bytes(rgb_or_gray: np.ndarray) -> bytes:
+    """Encode a uint8 ``(H, W)`` or ``(H, W, 3)`` array, or a float ``(H, W)`` in [0, 1], as PNG."""
+    arr = rgb_or_gray
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _thumbnail(gray: np.ndarray, px: int) -> np.ndarray:
+    h, w = gray.shape
+    scale = px / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray(np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)).resize(size, Image.LANCZOS)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _cam_overlay(bundle, path: Path, thumb: np.ndarray, method: str, alpha: float) -> tuple[bytes | None, str]:
+    try:
+        from cxr_model.imaging.explain import compute_cam, overlay
+    except ImportError:
+        return None, "Grad-CAM not available in this build"
+    from cxr_model.imaging.transforms import load_tensor
+
+    try:
+        cam = np.asarray(compute_cam(bundle, load_tensor(path, bundle.img_size), method=method), dtype=np.float32)
+        # The model saw the whole radiograph stretched to a square, so the map covers the whole
+        # image: resizing it to the thumbnail's shape puts each cell back where it came from.
+        cam_img = Image.fromarray(np.clip(cam * 255, 0, 255).astype(np.uint8)).resize(
+            (thumb.shape[1], thumb.shape[0]), Image.BILINEAR)
+        return png_bytes(np.asarray(overlay(thumb, np.asarray(cam_img, np.float32) / 255.0, alpha))), ""
+    except Exception as exc:  # a CAM failure must not take the report down; say so on the card
+        return None, f"Grad-CAM failed: {exc}"
+
+
+def resolve_image(path: str, roots: list[Path]) -> Path | None:
+    """Find a predictions.csv path: as given, else relative to each root in turn."""
+    p = Path(path)
+    if p.is_absolute():
+        return p if p.exists() else None
+    for root in roots:
+        if (root / p).exists():
+            return root / p
+    return p if p.exists() else None
+
+
+def build_gallery(failures: dict[str, pd.DataFrame], roots: list[Path], bundle=None, method: str = "GradCAM",
+                  alpha: float = 0.4, px: int = THUMB_PX) -> list[GalleryItem]:
+    """Thumbnails (and Grad-CAM overlays when ``bundle`` is given) for :func:`failure_cases`.
+
+    Args:
+        roots: folders that relative paths in predictions.csv may be relative to.
+        bundle: a loaded :class:`~cxr_model.registry.CxrBundle`, or ``None`` for no CAM.
+    """
+    items = []
+    for kind, df in failures.items():
+        for row in df.itertuples(index=False):
+            g = GalleryItem(kind, str(row.path), int(row.label), float(row.probability))
+            found = resolve_image(g.path, roots)
+            if found is None:
+                g.note = "image file not found"
+                items.append(g)
+                continue
+            try:
+                thumb = _thumbnail(read_image(found), px)
+            except ImageReadError as exc:
+                g.note = str(exc)
+                items.append(g)
+                continue
+            g.image_png = png_bytes(thumb)
+            if bundle is not None:
+                g.cam_png, g.note = _cam_overlay(bundle, found, thumb, method, alpha)
+            else:
+                g.note = "no model loaded: radiograph without Grad-CAM"
+            items.append(g)
+    return items
