@@ -1,0 +1,91 @@
+"""``cxr-model vitals {train,evaluate,fetch}``: registered into the main parser by :func:`register`."""
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def _train(args) -> int:
+    from cxr_model.vitals.train import VitalsTrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    fields = VitalsTrainConfig.__dataclass_fields__
+    cfg = VitalsTrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        meta = train(cfg)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    v = meta["validation"]["lstm_48h"]
+    print(f"wrote {cfg.out} (validation AUROC@48h {v['auroc']:.4f}, threshold {meta['threshold']['value']:.3f})")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from cxr_model.settings import get_settings
+    from cxr_model.vitals.evaluate import evaluate
+
+    model = args.model or str(get_settings().vitals_model_dir)
+    try:
+        m = evaluate(args.records, args.outcomes, model, args.out, split=args.split)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for e in m["errors"]:
+        print(f"skipped {e}", file=sys.stderr)
+    for key in ("lstm_24h", "lstm_48h", "news2_24h", "news2_48h", "saps1"):
+        if key in m:
+            g = m[key]
+            e1 = g.get("event1")
+            print(f"{key:10s} n={g['n']:5d} AUROC {g['auroc']:.4f} AUPRC {g['auprc']:.4f}"
+                  + (f" event-1 {e1:.4f}" if e1 is not None else ""))
+    print(f"wrote {args.out}/metrics.json (n={m['n']}, n_errors={m['n_errors']})")
+    return 0 if m["n"] else 1
+
+
+def _fetch(args) -> int:
+    from cxr_model.vitals.fetch import DEFAULT_BASE_URL, fetch
+
+    problems = fetch(args.dest, base_url=args.base_url or DEFAULT_BASE_URL, sets=args.sets.split(","))
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def register(subparsers) -> None:
+    """Add ``vitals`` and its sub-commands to the main parser's sub-parsers."""
+    v = subparsers.add_parser("vitals", help="ward vitals: PhysioNet 2012 LSTM early warning")
+    vs = v.add_subparsers(dest="vitals_command", required=True)
+
+    t = vs.add_parser("train", help="train the vitals LSTM on a PhysioNet 2012 set")
+    t.add_argument("--records", required=True, help="folder of <RecordID>.txt files (e.g. set-a)")
+    t.add_argument("--outcomes", required=True, help="Outcomes-a.txt")
+    t.add_argument("--out", required=True, help="bundle folder to write")
+    t.add_argument("--hidden", type=int)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--patience", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--dropout", type=float)
+    t.add_argument("--weight-decay", dest="weight_decay", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-records", dest="max_records", type=int, help="use only this many stays (smoke runs)")
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    t.set_defaults(func=_train)
+
+    e = vs.add_parser("evaluate", help="LSTM, NEWS2 and SAPS-I at 24 h and 48 h -> metrics.json")
+    e.add_argument("--records", required=True)
+    e.add_argument("--outcomes", required=True)
+    e.add_argument("--model", help="bundle folder (default: the bundled vitals model)")
+    e.add_argument("--out", required=True)
+    e.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
+                   help="score only this split of the bundle's splits.csv (default: every record)")
+    e.set_defaults(func=_evaluate)
+
+    f = vs.add_parser("fetch", help="download the public challenge sets (set-a, set-b + outcomes)")
+    f.add_argument("--dest", required=True)
+    f.add_argument("--base-url", dest="base_url", help="mirror of physionet.org/files/challenge-2012/1.0.0/")
+    f.add_argument("--sets", default="a,b", help="comma-separated: a,b (default a,b)")
+    f.set_defaults(func=_fetch)

@@ -1,0 +1,148 @@
+"""Score stays with the LSTM, NEWS2 and SAPS-I at 24 h and 48 h; write ``metrics.json``.
+
+Event-1 is the 2012 challenge's score: min(sensitivity, positive predictivity) at a threshold
+(Silva et al., CinC 2012). Thresholds are chosen on validation stays, never on the stays scored.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from cxr_model.evaluation.metrics import bootstrap_ci, compute_auroc, compute_threshold_metrics
+from cxr_model.vitals.news2 import news2_grid
+from cxr_model.vitals.physionet import Grid, load_outcomes, read_dir, to_grid
+
+WINDOWS = (24, 48)
+
+
+def compute_auprc(y_true, y_score) -> float:
+    """Average precision (sklearn); nan when there is no positive."""
+    y = np.asarray(y_true, dtype=np.int64)
+    if y.size == 0 or y.sum() == 0:
+        return float("nan")
+    return float(average_precision_score(y, np.asarray(y_score, dtype=np.float64)))
+
+
+def compute_event1(y_true, y_score, threshold: float) -> float:
+    """min(sensitivity, PPV) calling positive when ``score >= threshold``; nan when undefined."""
+    m = compute_threshold_metrics(y_true, y_score, threshold)
+    se, ppv = m["sensitivity"], m["ppv"]
+    if math.isnan(se) or math.isnan(ppv):
+        return float("nan") if math.isnan(se) else 0.0
+    return float(min(se, ppv))
+
+
+def event1_threshold(y_true, y_score) -> float:
+    """The observed score that maximises event-1 (ties: the higher threshold, fewer alerts)."""
+    y = np.asarray(y_true, dtype=np.int64)
+    s = np.asarray(y_score, dtype=np.float64)
+    if y.size == 0 or y.min() == y.max():
+        raise ValueError("event-1 threshold needs both classes")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    k = np.arange(1, y.size + 1)
+    last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # cut after every distinct score
+    e1 = np.minimum(tp / y.sum(), tp / k)
+    e1 = np.where(last_of_tie, e1, -1.0)
+    best = int(np.argmax(e1))  # first maximum in descending order = highest threshold
+    return float(s_sorted[best])
+
+
+@dataclass
+class Scored:
+    """Per-stay scores for a set of stays (rows aligned with ``record_ids``)."""
+
+    record_ids: list[int]
+    labels: np.ndarray
+    risk: np.ndarray  # [N, 48] calibrated LSTM risk
+    news2_max: dict[int, np.ndarray]  # window hours -> [N] highest NEWS2 so far
+    saps1: np.ndarray  # [N], nan when missing
+
+
+def score_grids(bundle, grids: list[Grid], outcomes: dict[int, dict]) -> Scored:
+    """LSTM risk, highest NEWS2 in each window and SAPS-I for grids that have an outcome."""
+    grids = [g for g in grids if g.record_id in outcomes]
+    labels = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids], dtype=np.int64)
+    risk = bundle.risk(grids) if grids else np.zeros((0, 48))
+    totals = np.array([news2_grid(g).total for g in grids]) if grids else np.zeros((0, 48))
+    news = {w: totals[:, :w].max(axis=1) if len(grids) else np.zeros(0) for w in WINDOWS}
+    saps = np.array([outcomes[g.record_id].get("SAPS-I", -1) for g in grids], dtype=np.float64)
+    saps[saps < 0] = np.nan
+    return Scored([g.record_id for g in grids], labels, risk, news, saps)
+
+
+def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
+    out = {"n": int(y.size), "n_positive": int(y.sum()), "auroc": compute_auroc(y, s),
+           "auroc_ci95": bootstrap_ci(compute_auroc, y, s, n_resamples=n_boot), "auprc": compute_auprc(y, s)}
+    if threshold is not None:
+        out["threshold"] = float(threshold)
+        out["event1"] = compute_event1(y, s, threshold)
+        out.update({k: v for k, v in compute_threshold_metrics(y, s, threshold).items() if k in ("sensitivity", "ppv")})
+    if brier:
+        out["brier"] = float(np.mean((s - y) ** 2)) if y.size else float("nan")
+    return out
+
+
+def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000) -> dict:
+    """The metrics.json groups: lstm_24h/48h, news2_24h/48h, saps1 (thresholds from ``meta``)."""
+    comp = meta.get("comparators", {})
+    y = scored.labels
+    out = {}
+    for w in WINDOWS:
+        out[f"lstm_{w}h"] = _block(y, scored.risk[:, w - 1] if y.size else np.zeros(0), meta["threshold"]["value"], True, n_boot)
+        out[f"news2_{w}h"] = _block(y, scored.news2_max[w], comp.get(f"news2_{w}h_threshold"), False, n_boot)
+    ok = ~np.isnan(scored.saps1)
+    if ok.any():
+        out["saps1"] = _block(y[ok], scored.saps1[ok], comp.get("saps1_threshold"), False, n_boot)
+    return out
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None = None) -> dict:
+    """Score every record in ``records_dir`` (or one split of the bundle's ``splits.csv``).
+
+    Returns the metrics dict written to ``<out_dir>/metrics.json`` (``n``, ``n_errors``, ``errors``
+    and the groups above); unreadable records are counted and named, the rest are scored.
+    """
+    from cxr_model.vitals.lstm import load_vitals_bundle
+
+    bundle = load_vitals_bundle(bundle_dir)
+    outcomes = load_outcomes(outcomes_file)
+    ids = None
+    if split and split != "all":
+        ids = read_split(Path(bundle_dir) / "splits.csv", split)
+    records, errors = read_dir(records_dir, ids)
+    missing = [r.record_id for r in records if r.record_id not in outcomes]
+    errors += [f"{rid}.txt: no row in {Path(outcomes_file).name}" for rid in missing]
+    scored = score_grids(bundle, [to_grid(r) for r in records], outcomes)
+    metrics = {"model": bundle.model_id, "records": str(records_dir), "split": split or "all",
+               "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50]}
+    metrics.update(metrics_for(scored, bundle.meta))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
+    return metrics
+
+
+def read_split(path: Path, split: str) -> list[int]:
+    """Record ids of one split from a bundle's ``splits.csv`` (``record_id,split``)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no splits.csv in the model bundle, cannot select split {split!r}")
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line.strip()]
+    return [int(r[0]) for r in rows if r[1].strip() == split]
+

@@ -1,0 +1,373 @@
+"""PhysioNet/CinC Challenge 2012 records: reader -> cleaning -> hourly grid -> normaliser.
+
+The stages follow mimic3-benchmarks: a reader that turns one ``<RecordID>.txt`` into events, a
+discretiser onto a fixed hourly grid (48 steps) with observation masks, time since the last
+observation and forward filling that starts from documented normal values, and a normaliser fitted
+on training stays only. Channel names, units, normal values and valid ranges live in
+``channels.json`` beside this module.
+
+Record format (challenge README, Silva et al., CinC 2012;39:245-248): CSV ``Time,Parameter,Value``;
+``Time`` is ``HH:MM`` since ICU admission; the first rows at 00:00 are descriptors (RecordID, Age,
+Gender, Height, ICUType, Weight); -1 means unknown.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+N_HOURS = 48
+CHANNELS_FILE = Path(__file__).with_name("channels.json")
+
+
+class RecordError(ValueError):
+    """A record that cannot be read; the message names the file and, where known, the line."""
+
+
+@lru_cache(maxsize=1)
+def channel_table() -> dict:
+    """The channel table from ``channels.json`` (names, units, normal values, valid ranges)."""
+    return json.loads(CHANNELS_FILE.read_text())
+
+
+def channel_names() -> list[str]:
+    return [c["name"] for c in channel_table()["channels"]]
+
+
+def normal_values() -> np.ndarray:
+    """Normal value per channel, shape ``[C]`` float32, in channel order."""
+    return np.array([c["normal"] for c in channel_table()["channels"]], dtype=np.float32)
+
+
+@dataclass
+class Record:
+    """One ICU stay as read from its file.
+
+    Attributes:
+        record_id: the challenge RecordID.
+        descriptors: Age (years), Gender (0 female, 1 male), Height (cm), ICUType (1-4),
+            Weight (kg); ``nan`` when unknown (-1) or implausible.
+        events: ``(minutes since admission, parameter, cleaned value)``, time series only.
+        source: the file it came from (for messages).
+        n_dropped: values removed by the cleaning rules.
+    """
+
+    record_id: int
+    descriptors: dict[str, float]
+    events: list[tuple[int, str, float]]
+    source: str = ""
+    n_dropped: int = 0
+
+
+def clean_value(param: str, value: float) -> float:
+    """One observation after the documented cleaning rules; ``nan`` when it is not usable.
+
+    Rules (the challenge README lists the quirks: sentinels, implausible values, pH x100):
+      * -1 is the challenge's "unknown" sentinel (except where -1 cannot occur, all values are >= 0).
+      * pH recorded x100 (e.g. 735) is divided by 100; other pH values outside 6.5-8.0 (e.g. 94,
+        100, apparently saturations) are dropped.
+      * FiO2 recorded as a percentage (> 1 and <= 100) is divided by 100.
+      * Temperature -17.8 (0 F converted to C) and other values outside 25-45 C are dropped.
+      * Blood pressures of 0 are monitoring artefacts (line flushes, cuff failures) and dropped.
+      * Anything else outside the channel's ``valid`` range in ``channels.json`` is dropped.
+    """
+    if not math.isfinite(value) or value == -1:
+        return math.nan
+    if param == "pH" and 650 <= value <= 800:
+        value = value / 100.0
+    elif param == "FiO2" and 1 < value <= 100:
+        value = value / 100.0
+    spec = _spec(param)
+    if spec is None:
+        return math.nan
+    lo, hi = spec["valid"]
+    if not lo <= value <= hi:
+        return math.nan
+    return float(value)
+
+
+@lru_cache(maxsize=None)
+def _spec(param: str) -> dict | None:
+    for c in channel_table()["channels"]:
+        if c["name"] == param:
+            return c
+    return None
+
+
+def _minutes(text: str) -> int:
+    hh, mm = text.split(":")
+    h, m = int(hh), int(mm)
+    if h < 0 or not 0 <= m < 60:
+        raise ValueError(f"time {text!r} is not HH:MM")
+    return h * 60 + m
+
+
+def parse_record(lines: list[str], source: str = "<record>") -> Record:
+    """Parse the text lines of one record; raises :class:`RecordError` naming ``source:line``."""
+    table = channel_table()
+    known = set(channel_names())
+    desc_names = table["descriptors"]
+    if not lines or lines[0].strip().replace(" ", "") != "Time,Parameter,Value":
+        raise RecordError(f"{source}:1: header is not 'Time,Parameter,Value'")
+    descriptors: dict[str, float] = {}
+    events: list[tuple[int, str, float]] = []
+    dropped = 0
+    for lineno, line in enumerate(lines[1:], start=2):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(",")
+        if len(parts) != 3:
+            raise RecordError(f"{source}:{lineno}: expected 3 comma-separated fields, got {len(parts)}: {line[:60]!r}")
+        t_text, param, v_text = parts
+        try:
+            minutes = _minutes(t_text)
+        except ValueError:
+            raise RecordError(f"{source}:{lineno}: time {t_text!r} is not HH:MM") from None
+        try:
+            value = float(v_text)
+        except ValueError:
+            raise RecordError(f"{source}:{lineno}: value {v_text!r} of {param} is not a number") from None
+        if minutes == 0 and param in desc_names and param not in descriptors:
+            descriptors[param] = value
+            continue
+        if param not in known or minutes > N_HOURS * 60:
+            continue  # parameters outside the channel table and times past 48 h are not modelled
+        cleaned = clean_value(param, value)
+        if math.isnan(cleaned):
+            dropped += 1
+            continue
+        events.append((minutes, param, cleaned))
+    if "RecordID" not in descriptors:
+        raise RecordError(f"{source}:2: no RecordID descriptor at 00:00")
+    record_id = int(descriptors.pop("RecordID"))
+    valid = table["descriptor_valid"]
+    clean_desc = {}
+    for name in desc_names[1:]:
+        v = descriptors.get(name, math.nan)
+        lo, hi = valid[name]
+        clean_desc[name] = float(v) if (math.isfinite(v) and v != -1 and lo <= v <= hi) else math.nan
+    return Record(record_id, clean_desc, events, source, dropped)
+
+
+def read_record(path: str | Path) -> Record:
+    """Read one ``<RecordID>.txt``; raises :class:`RecordError` naming the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path.name}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    return parse_record(text.splitlines(), source=path.name)
+
+
+@dataclass
+class Grid:
+    """A stay on the hourly grid. Step ``t`` holds what was observed in hour ``(t, t+1]``.
+
+    Attributes:
+        record_id: the challenge RecordID.
+        values: ``[48, C]`` float32, cleaned values in their units, forward filled, starting from
+            the channel's normal value before the first observation.
+        mask: ``[48, C]`` float32, 1 where the channel was observed in that hour.
+        delta: ``[48, C]`` float32, hours since the channel was last observed (0 when observed in
+            that hour; hours since admission before the first observation).
+        descriptors: static descriptors (``nan`` when unknown).
+    """
+
+    record_id: int
+    values: np.ndarray
+    mask: np.ndarray
+    delta: np.ndarray
+    descriptors: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> list[str]:
+        return channel_names()
+
+
+def to_grid(record: Record) -> Grid:
+    """Discretise a record onto 48 hourly steps (last value per hour; Urine summed; MechVent max)."""
+    names = channel_names()
+    index = {n: i for i, n in enumerate(names)}
+    aggs = [c["agg"] for c in channel_table()["channels"]]
+    n_c = len(names)
+    raw = np.full((N_HOURS, n_c), np.nan, dtype=np.float32)
+    for minutes, param, value in sorted(record.events, key=lambda e: e[0]):
+        # an observation at exactly HH:00 belongs to the hour that ends then (00:00 to step 0)
+        t = min(max(math.ceil(minutes / 60) - 1, 0), N_HOURS - 1)
+        c = index[param]
+        prev = raw[t, c]
+        if aggs[c] == "sum" and not np.isnan(prev):
+            raw[t, c] = prev + value
+        elif aggs[c] == "max" and not np.isnan(prev):
+            raw[t, c] = max(prev, value)
+        else:
+            raw[t, c] = value
+    mask = (~np.isnan(raw)).astype(np.float32)
+    values = np.empty_like(raw)
+    delta = np.empty_like(raw)
+    last = normal_values().copy()
+    since = np.zeros(n_c, dtype=np.float32)
+    for t in range(N_HOURS):
+        obs = mask[t] > 0
+        last = np.where(obs, raw[t], last)
+        since = np.where(obs, 0.0, since + 1.0).astype(np.float32)
+        values[t] = last
+        delta[t] = since
+    return Grid(record.record_id, values, mask, delta, dict(record.descriptors))
+
+
+def load_outcomes(path: str | Path) -> dict[int, dict[str, float]]:
+    """``Outcomes-*.txt`` -> ``{RecordID: {"SAPS-I", "SOFA", "Length_of_stay", "Survival", "In-hospital_death"}}``."""
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    header = [h.strip() for h in lines[0].split(",")]
+    if "RecordID" not in header or "In-hospital_death" not in header:
+        raise RecordError(f"{path.name}:1: header lacks RecordID or In-hospital_death")
+    out = {}
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        if len(parts) != len(header):
+            raise RecordError(f"{path.name}:{lineno}: expected {len(header)} fields, got {len(parts)}")
+        try:
+            row = {h: float(p) for h, p in zip(header, parts)}
+        except ValueError:
+            raise RecordError(f"{path.name}:{lineno}: non-numeric field in {line[:60]!r}") from None
+        out[int(row.pop("RecordID"))] = row
+    return out
+
+
+def read_dir(records_dir: str | Path, record_ids: list[int] | None = None) -> tuple[list[Record], list[str]]:
+    """Read every ``*.txt`` record in a folder (or only ``record_ids``); errors are collected.
+
+    Returns:
+        ``(records, errors)``; each error is ``"<file>:<line>: <problem>"`` and the batch carries on.
+    """
+    records_dir = Path(records_dir)
+    if record_ids is None:
+        paths = sorted(p for p in records_dir.glob("*.txt") if not p.name.lower().startswith("outcomes"))
+    else:
+        paths = [records_dir / f"{rid}.txt" for rid in record_ids]
+    records, errors = [], []
+    for p in paths:
+        try:
+            records.append(read_record(p))
+        except RecordError as exc:
+            errors.append(str(exc))
+    return records, errors
+
+
+# --- normaliser -------------------------------------------------------------------------------
+
+STATIC_FEATURES = ["age", "male", "gender_known", "height", "height_known", "weight", "weight_known",
+                   "icu_coronary", "icu_cardiac_surgery", "icu_medical", "icu_surgical"]
+
+
+@dataclass
+class Normaliser:
+    """Standardises grid values per channel (after log1p where the table says so) and descriptors.
+
+    Fitted on training stays only (observed values, not forward-filled ones); saved as JSON.
+
+    Attributes:
+        channels: channel names, in column order.
+        mean, std: per channel, on the transformed scale.
+        static_mean, static_std: for age, height, weight.
+    """
+
+    channels: list[str]
+    mean: list[float]
+    std: list[float]
+    static_mean: dict[str, float]
+    static_std: dict[str, float]
+    clip: float = 6.0
+
+    @classmethod
+    def fit(cls, grids: list[Grid]) -> Normaliser:
+        names = channel_names()
+        logs = np.array([c["transform"] == "log" for c in channel_table()["channels"]])
+        vals = np.stack([g.values for g in grids])  # [N, T, C]
+        mask = np.stack([g.mask for g in grids]) > 0
+        vals = np.where(logs, np.log1p(np.clip(vals, 0, None)), vals)
+        mean, std = [], []
+        for c in range(len(names)):
+            v = vals[:, :, c][mask[:, :, c]]
+            m = float(v.mean()) if v.size else 0.0
+            s = float(v.std()) if v.size > 1 else 1.0
+            mean.append(m)
+            std.append(s if s > 1e-6 else 1.0)
+        s_mean, s_std = {}, {}
+        for key in ("Age", "Height", "Weight"):
+            v = np.array([g.descriptors.get(key, math.nan) for g in grids], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            s_mean[key] = float(v.mean()) if v.size else 0.0
+            s_std[key] = float(v.std()) if v.size > 1 and v.std() > 1e-6 else 1.0
+        return cls(names, mean, std, s_mean, s_std)
+
+    def to_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.__dict__, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Normaliser:
+        data = json.loads(Path(path).read_text())
+        norm = cls(**data)
+        if norm.channels != channel_names():
+            raise RecordError(f"{Path(path).name}: normaliser channels do not match channels.json")
+        return norm
+
+    def static_vector(self, desc: dict[str, float]) -> np.ndarray:
+        """Descriptors -> ``[11]`` float32 (see ``STATIC_FEATURES``); unknown -> 0 with a flag."""
+        def z(key):
+            v = desc.get(key, math.nan)
+            return (0.0, 0.0) if not math.isfinite(v) else ((v - self.static_mean[key]) / self.static_std[key], 1.0)
+
+        age, _ = z("Age")
+        height, h_known = z("Height")
+        weight, w_known = z("Weight")
+        g = desc.get("Gender", math.nan)
+        icu = desc.get("ICUType", math.nan)
+        onehot = [1.0 if icu == k else 0.0 for k in (1, 2, 3, 4)]
+        return np.array([age, 1.0 if g == 1 else 0.0, 0.0 if not math.isfinite(g) else 1.0,
+                         height, h_known, weight, w_known, *onehot], dtype=np.float32)
+
+    def features(self, grid: Grid) -> np.ndarray:
+        """GRU-D-style inputs for one stay: ``[48, 3C + 11]`` float32.
+
+        Columns: standardised forward-filled values ``[C]``, masks ``[C]``, time since last
+        observation as ``log1p(hours) / log1p(48)`` ``[C]``, then the static vector ``[11]``
+        repeated at every step.
+        """
+        logs = np.array([c["transform"] == "log" for c in channel_table()["channels"]])
+        v = np.where(logs, np.log1p(np.clip(grid.values, 0, None)), grid.values)
+        v = np.clip((v - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32), -self.clip, self.clip)
+        d = np.log1p(grid.delta) / np.log1p(float(N_HOURS))
+        s = np.broadcast_to(self.static_vector(grid.descriptors), (N_HOURS, len(STATIC_FEATURES)))
+        return np.concatenate([v, grid.mask, d, s], axis=1).astype(np.float32)
+
+    @property
+    def n_features(self) -> int:
+        return 3 * len(self.channels) + len(STATIC_FEATURES)
+
+
+def stratified_split(ids: list[int], labels: list[int], fractions=(0.6, 0.2, 0.2), seed: int = 2012) -> dict[str, list[int]]:
+    """Split record ids into train/val/test, stratified by outcome, with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    out = {"train": [], "val": [], "test": []}
+    ids_arr, y = np.asarray(ids), np.asarray(labels)
+    for cls in (0, 1):
+        members = ids_arr[y == cls].copy()
+        rng.shuffle(members)
+        n_tr = int(round(fractions[0] * len(members)))
+        n_va = int(round(fractions[1] * len(members)))
+        out["train"] += members[:n_tr].tolist()
+        out["val"] += members[n_tr:n_tr + n_va].tolist()
+        out["test"] += members[n_tr + n_va:].tolist()
+    return {k: sorted(int(i) for i in v) for k, v in out.items()}

@@ -1,0 +1,224 @@
+"""Train the vitals LSTM on set A: stratified split, early stopping, calibration, threshold, bundle.
+
+Split ``strat-622-seed2012``: records stratified by outcome into 60 % train, 20 % validation,
+20 % test with seed 2012 (:func:`stratified_split`). The normaliser is fitted on train; early
+stopping, Platt calibration and every threshold use validation only; test is never read here
+except to be listed in ``splits.csv``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from cxr_model.registry import save_bundle
+from cxr_model.vitals.evaluate import (
+    Scored, compute_auprc, compute_event1, event1_threshold, metrics_for, score_grids,
+)
+from cxr_model.evaluation.metrics import compute_auroc
+from cxr_model.vitals.lstm import NORMALISER_FILE, TASK, VitalsBundle, VitalsLSTM
+from cxr_model.vitals.physionet import (
+    N_HOURS, STATIC_FEATURES, Normaliser, channel_names, load_outcomes, read_dir, stratified_split, to_grid,
+)
+
+log = logging.getLogger(__name__)
+SPLIT_NAME = "strat-622-seed2012"
+
+
+@dataclass
+class VitalsTrainConfig:
+    records: str
+    outcomes: str
+    out: str
+    hidden: int = 64
+    layers: int = 1
+    dropout: float = 0.3
+    epochs: int = 40
+    patience: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 2012
+    max_records: int | None = None
+    name: str = "vitals-lstm"
+    version: str = "1.0.0"
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """BCE at every hour plus extra weight on the last hour (the 48 h prediction)."""
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    target = y[:, None].expand_as(logits)
+    return bce(logits, target) + bce(logits[:, -1], y)
+
+
+def _logits(model, x: torch.Tensor, batch: int = 512) -> np.ndarray:
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy().astype(np.float64)
+
+
+def train(cfg: VitalsTrainConfig) -> dict:
+    """Train, calibrate and bundle the model; returns the metadata written."""
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    outcomes = load_outcomes(cfg.outcomes)
+    records, errors = read_dir(cfg.records)
+    for e in errors:
+        log.warning("skipped %s", e)
+    records = [r for r in records if r.record_id in outcomes]
+    if cfg.max_records:
+        rng = np.random.default_rng(cfg.seed)
+        records = [records[i] for i in sorted(rng.choice(len(records), min(cfg.max_records, len(records)), replace=False))]
+    grids = {r.record_id: to_grid(r) for r in records}
+    ids = sorted(grids)
+    labels = [int(outcomes[i]["In-hospital_death"]) for i in ids]
+    split = stratified_split(ids, labels, seed=cfg.seed)
+    tr = [grids[i] for i in split["train"]]
+    va = [grids[i] for i in split["val"]]
+    log.info("read %d stays (%d errors) in %.1fs; train %d, val %d, test %d", len(ids), len(errors),
+             time.time() - t0, len(tr), len(va), len(split["test"]))
+
+    norm = Normaliser.fit(tr)
+    x_tr = torch.from_numpy(np.stack([norm.features(g) for g in tr]))
+    y_tr = torch.tensor([outcomes[g.record_id]["In-hospital_death"] for g in tr], dtype=torch.float32)
+    x_va = torch.from_numpy(np.stack([norm.features(g) for g in va]))
+    y_va = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in va])
+
+    model = VitalsLSTM(norm.n_features, cfg.hidden, cfg.layers, cfg.dropout)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(x_tr))
+        total = 0.0
+        for i in range(0, len(perm), cfg.batch_size):
+            b = perm[i:i + cfg.batch_size]
+            opt.zero_grad()
+            loss = _loss(model(x_tr[b]), y_tr[b])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss.detach()) * len(b)
+        auc = compute_auroc(y_va, _logits(model, x_va)[:, -1]) if len(va) else float("nan")
+        history.append({"epoch": epoch, "train_loss": total / max(len(x_tr), 1), "val_auroc_48h": auc})
+        log.info("epoch %d loss %.4f val AUROC@48h %.4f", epoch, total / max(len(x_tr), 1), auc)
+        score = auc if np.isfinite(auc) else -total
+        if score > best_auc + 1e-4 or best_state is None:
+            best_auc, best_epoch, stale = score, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+
+    # Platt scaling on validation logits pooled over all hours: the risk is read at every hour.
+    logits_va = _logits(model, x_va)
+    cal = {"a": 1.0, "b": 0.0, "method": "identity (validation has one class)"}
+    if len(set(y_va.tolist())) == 2:
+        lr = LogisticRegression(C=1e6).fit(logits_va.reshape(-1, 1), np.repeat(y_va, N_HOURS))
+        cal = {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0]),
+               "method": "Platt scaling on validation logits pooled over the 48 hours"}
+
+    hp = {"n_features": norm.n_features, "hidden": cfg.hidden, "layers": cfg.layers, "dropout": cfg.dropout,
+          "lr": cfg.lr, "weight_decay": cfg.weight_decay, "batch_size": cfg.batch_size, "epochs_max": cfg.epochs,
+          "patience": cfg.patience, "best_epoch": best_epoch, "seed": cfg.seed}
+    meta = {"task": TASK, "name": cfg.name, "version": cfg.version, "architecture": "VitalsLSTM",
+            "hyperparameters": hp, "channels": channel_names(), "n_hours": N_HOURS,
+            "input": {"features": "GRU-D style: standardised values [C], masks [C], log1p(hours since last obs)/log1p(48) [C], static [11]",
+                      "static": STATIC_FEATURES},
+            "normaliser": NORMALISER_FILE, "calibration": cal,
+            "output": "calibrated P(in-hospital death) at each hour from data up to that hour"}
+    bundle = VitalsBundle(model, norm, dict(meta, threshold={"value": 0.5}), Path(cfg.out))
+    va_scored: Scored = score_grids(bundle, va, outcomes)
+    y48 = va_scored.labels
+    thr_rule = "maximise event-1 = min(sensitivity, PPV) of the 48 h risk on the validation split"
+    try:
+        thr = event1_threshold(y48, va_scored.risk[:, -1])
+        comparators = {
+            "news2_24h_threshold": event1_threshold(y48, va_scored.news2_max[24]),
+            "news2_48h_threshold": event1_threshold(y48, va_scored.news2_max[48]),
+            "rule": "each comparator's threshold maximises its event-1 on the validation split",
+        }
+        ok = ~np.isnan(va_scored.saps1)
+        if ok.any() and len(set(y48[ok].tolist())) == 2:
+            comparators["saps1_threshold"] = event1_threshold(y48[ok], va_scored.saps1[ok])
+    except ValueError:
+        thr, comparators = 0.5, {"rule": "validation has one class: fixed 0.5"}
+        thr_rule = "validation split has one class; fixed 0.5"
+    meta["threshold"] = {"value": thr, "rule": thr_rule, "split": "val"}
+    meta["comparators"] = comparators
+    meta["split"] = {"name": SPLIT_NAME, "fractions": [0.6, 0.2, 0.2], "seed": cfg.seed, "stratified_by": "In-hospital_death",
+                     "file": "splits.csv"}
+    meta["training_data"] = {
+        "source": "PhysioNet/CinC Challenge 2012 set A (Silva et al. 2012), ODC-BY 1.0",
+        "n_records_read": len(ids), "n_errors": len(errors),
+        **{f"n_{k}": len(v) for k, v in split.items()},
+        **{f"n_{k}_positive": int(sum(outcomes[i]["In-hospital_death"] for i in v)) for k, v in split.items()},
+    }
+    val = metrics_for(va_scored, meta, n_boot=200)
+    meta["validation"] = {k: {kk: vv for kk, vv in v.items() if kk != "auroc_ci95"} for k, v in val.items()}
+    meta["history"] = history
+    meta["train_seconds"] = round(time.time() - t0, 1)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    norm.to_json(out / NORMALISER_FILE)
+    rows = ["record_id,split"] + [f"{i},{k}" for k, v in split.items() for i in v]
+    (out / "splits.csv").write_text("\n".join(rows) + "\n")
+    save_bundle(out, model.state_dict(), meta, card=model_card(meta))
+    return meta
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
+
+
+def model_card(meta: dict) -> str:
+    td, val = meta["training_data"], meta["validation"]
+    rows = "\n".join(
+        f"| {k} | {v['n']} ({v['n_positive']} deaths) | {_fmt(v['auroc'])} | {_fmt(v['auprc'])} | {_fmt(v.get('event1'))} |"
+        for k, v in val.items())
+    return f"""# {meta['name']} {meta['version']}: in-hospital mortality early warning from ICU vitals
+
+**Decision support, not a diagnosis.** The risk is a statistical estimate for ward prioritisation; it
+does not replace clinical assessment, NEWS2 escalation policy or a clinician's judgement.
+
+## Intended use
+Hourly risk of in-hospital death for adult ICU stays, from the vital signs, laboratory values and
+descriptors recorded so far in the first 48 hours. An alert is raised when the risk reaches
+{meta['threshold']['value']:.3f} ({meta['threshold']['rule']}).
+
+## Model
+{meta['architecture']}: one LSTM layer (hidden {meta['hyperparameters']['hidden']}) over GRU-D-style
+inputs ({len(meta['channels'])} channels: values, masks, time since last observation; 11 static
+descriptor features), a logit at every hour, Platt-scaled on validation ({meta['calibration']['method']}).
+
+## Data
+{td['source']}. Split `{meta['split']['name']}` (stratified by outcome, seed {meta['split']['seed']}):
+train {td['n_train']} ({td['n_train_positive']} deaths), validation {td['n_val']} ({td['n_val_positive']}),
+held-out test {td['n_test']} ({td['n_test_positive']}); record ids in `splits.csv`. Outcomes are labels only,
+never features. Cleaning rules and normal values: `cxr_model/vitals/channels.json` and `physionet.py`.
+
+## Validation metrics (validation split, used for early stopping and thresholds: optimistic)
+| group | n | AUROC | AUPRC | event-1 |
+|---|---|---|---|---|
+{rows}
+
+Held-out test metrics: run `cxr-model vitals evaluate --split test` (see the project report).
+
+## Limits
+- One hospital system (MIMIC-II, Boston, 2001-2008); not validated on other populations or ward (non-ICU) patients.
+- Trained on set A only; set B of the challenge is held back for an independent test.
+- Missing measurements are carried forward from documented normal values; a stay with few observations looks normal.
+- Calibrated on validation stays pooled over hours; calibration at a single early hour may be looser.
+- NEWS2 comparisons use stand-ins (SaO2 for SpO2, GCS < 15 for "not alert").
+"""
