@@ -1,0 +1,233 @@
+"""Grad-CAM maps for the pneumonia logit, their faithfulness, and the pointing game.
+
+All CAM methods come from the ``grad-cam`` package (jacobgil/pytorch-grad-cam). The bundled model
+is shared by every caller (the Streamlit app caches one copy per process), so this module never
+changes it: no ``requires_grad`` edits, no ``train()``. Two things the package does touch are put
+back under a lock:
+
+* forward hooks on the target layer: registered and released by ``with Method(...) as cam:``;
+* parameter ``.grad`` buffers filled by its ``loss.backward()``: reset to ``None`` afterwards.
+
+The lock also keeps two concurrent sessions from seeing each other's activations through the
+hooks, which live on the one shared module.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from pytorch_grad_cam import (
+    EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM,
+)
+from pytorch_grad_cam.metrics.road import ROADCombined
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from cxr_model.imaging.network import target_layer
+from cxr_model.registry import CxrBundle
+
+#: CAM methods offered, by display name. ScoreCAM runs one forward per channel of the target
+#: layer (512 for ResNet-18): ~10-30 s on CPU, so it is run with a small batch to bound memory.
+METHODS = {
+    "GradCAM": GradCAM,
+    "GradCAM++": GradCAMPlusPlus,
+    "HiResCAM": HiResCAM,
+    "XGradCAM": XGradCAM,
+    "EigenCAM": EigenCAM,
+    "LayerCAM": LayerCAM,
+    "ScoreCAM": ScoreCAM,
+}
+SLOW_METHODS = {"ScoreCAM"}
+SCORECAM_BATCH = 16
+#: The model's single output is the pneumonia logit: ``output[0]`` of each sample.
+PNEUMONIA = ClassifierOutputTarget(0)
+ROAD_PERCENTILES = (20, 40, 60, 80)
+
+_LOCK = threading.RLock()
+
+
+@dataclass
+class Explanation:
+    """A CAM and what the same forward pass gave.
+
+    Attributes:
+        cam: ``float32 (S, S)`` in [0, 1], the input tensor's spatial shape.
+        logit: the pneumonia logit of that forward pass.
+        probability: calibrated P(pneumonia) (``bundle.probability(logit)``).
+        features: penultimate features ``float32 (D,)`` (for the OOD score).
+        method: the CAM method's name.
+    """
+
+    cam: np.ndarray
+    logit: float
+    probability: float
+    features: np.ndarray
+    method: str
+
+
+def _batch(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.ndim == 3:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != 4 or tensor.shape[0] != 1 or tensor.shape[1] != 1:
+        raise ValueError(f"expected a (1, S, S) or (1, 1, S, S) tensor, got {tuple(tensor.shape)}")
+    return tensor
+
+
+def _head(net: torch.nn.Module, arch: str) -> torch.nn.Module:
+    # Same choice as network.penultimate_features: the head whose input is the pooled feature vector.
+    return net.fc if arch.startswith(("resnet", "regnet")) else net.classifier
+
+
+def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") -> Explanation:
+    """One forward (+ one backward for gradient methods): CAM, probability and features together.
+
+    Args:
+        bundle: the loaded classifier (not modified).
+        tensor: model input ``(1, S, S)`` or ``(1, 1, S, S)`` float32 (from the one preprocessing
+            path, :func:`cxr_model.imaging.transforms.load_tensor`); not modified.
+        method: a key of :data:`METHODS`.
+
+    Returns:
+        :class:`Explanation` whose ``cam`` has shape ``(S, S)``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
+    x = _batch(tensor).to(bundle.device)
+    net = bundle.model
+    feats: list[torch.Tensor] = []
+    with _LOCK:
+        handle = _head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
+        try:
+            with METHODS[method](model=net, target_layers=[target_layer(net, bundle.arch)]) as cam:
+                if method in SLOW_METHODS:
+                    cam.batch_size = SCORECAM_BATCH
+                grayscale = cam(input_tensor=x, targets=[PNEUMONIA])
+                logit = cam.outputs.detach()[0, 0].float()
+                cam.outputs = None  # drop the retained graph now, not at garbage collection
+        finally:
+            handle.remove()
+            net.zero_grad(set_to_none=True)
+    prob = float(bundle.probability(logit))
+    return Explanation(np.asarray(grayscale[0], dtype=np.float32), float(logit), prob,
+                       feats[0][0].cpu().numpy().astype(np.float32), method)
+
+
+def compute_cam(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") -> np.ndarray:
+    """Class activation map for the pneumonia logit.
+
+    Args:
+        bundle: the loaded classifier (not modified).
+        tensor: ``(1, S, S)`` or ``(1, 1, S, S)`` float32 model input; not modified.
+        method: one of :data:`METHODS` (``"ScoreCAM"`` is slow on CPU, ~10-30 s).
+
+    Returns:
+        ``float32 (S, S)`` in [0, 1]; 1 marks the regions that raise P(pneumonia) most.
+    """
+    return explain(bundle, tensor, method).cam
+
+
+def overlay(gray_image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Blend a CAM (jet colour map) over a grey radiograph.
+
+    Args:
+        gray_image: ``(H, W)`` float in [0, 1] (the pixel contract, or a windowed view of it).
+        cam: ``(h, w)`` float in [0, 1]; resized (bilinear) to ``(H, W)``.
+        alpha: CAM opacity in [0, 1]; 0 shows the radiograph alone.
+
+    Returns:
+        ``uint8 (H, W, 3)`` RGB.
+    """
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    h, w = gray_image.shape[:2]
+    cam_r = cv2.resize(np.asarray(cam, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap(np.uint8(255 * np.clip(cam_r, 0, 1)), cv2.COLORMAP_JET)
+    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    base = np.repeat(np.clip(gray_image, 0, 1).astype(np.float32)[..., None], 3, axis=2)
+    out = (1.0 - alpha) * base + alpha * heat
+    return np.uint8(np.rint(255 * np.clip(out, 0, 1)))
+
+
+# ------------------------------------------------------------------------------------ faithfulness
+@dataclass
+class Faithfulness:
+    """ROAD score of a CAM and its plain meaning.
+
+    Attributes:
+        score: mean over percentiles of (drop in P(pneumonia) when the *least* relevant pixels are
+            removed) minus (drop when the *most* relevant are removed), halved; in probability
+            units, range about [-0.5, 0.5]. Above 0: the map points at pixels the model uses.
+        meaning: one sentence for the reader.
+    """
+
+    score: float
+    meaning: str
+
+
+class _Probability:
+    """Target callable: calibrated P(pneumonia) of one sample's output, so ROAD reads in probability."""
+
+    def __init__(self, bundle: CxrBundle):
+        self.bundle = bundle
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        return self.bundle.probability(output[0])
+
+
+def faithfulness(bundle: CxrBundle, tensor: torch.Tensor, cam: np.ndarray) -> Faithfulness:
+    """ROAD (Rong et al., ICML 2022) faithfulness of ``cam`` for this input, via ``grad-cam``.
+
+    Pixels are removed in CAM order (10 %-steps at :data:`ROAD_PERCENTILES`) and filled by noisy
+    linear imputation, so the removal itself does not leak the mask's shape to the model.
+    """
+    x = _batch(tensor).to(bundle.device)
+    metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
+    with torch.no_grad():
+        score = float(metric(x, np.asarray(cam, dtype=np.float32)[None], [_Probability(bundle)], bundle.model)[0])
+    if score > 0.02:
+        meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) by {score:.2f} more than removing "
+                   "the pixels it ignores: the map points at what the model uses.")
+    elif score < -0.02:
+        meaning = (f"Removing the highlighted pixels changes P(pneumonia) {abs(score):.2f} less than removing the "
+                   "ignored ones: this map does not show what the model uses; do not rely on it.")
+    else:
+        meaning = ("Removing highlighted or ignored pixels changes P(pneumonia) about equally: the map says "
+                   "little about where the model looked.")
+    return Faithfulness(score, meaning)
+
+
+# ----------------------------------------------------------------------------------- pointing game
+def cam_peak(cam: np.ndarray, height: int, width: int) -> tuple[float, float]:
+    """The CAM's maximum mapped to an original image of ``height x width`` pixels.
+
+    The model input is the whole image squashed to a square (aspect not kept, see
+    ``transforms.to_source``), so a CAM cell ``(r, c)`` of an ``S x S`` map covers rows
+    ``[r, r+1) * height / S`` and columns ``[c, c+1) * width / S``; its centre is returned.
+
+    Returns:
+        ``(x, y)`` in original pixel coordinates.
+    """
+    s_h, s_w = cam.shape
+    r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return (c + 0.5) * width / s_w, (r + 0.5) * height / s_h
+
+
+def pointing_hit(cam: np.ndarray, boxes_xywh: list[list[float]], height: int, width: int) -> bool:
+    """Pointing game (Zhang et al., ECCV 2016): does the CAM peak fall inside any box?
+
+    Args:
+        cam: ``(S, S)`` map of the squashed model input.
+        boxes_xywh: boxes ``[x, y, w, h]`` in original pixel coordinates.
+        height, width: the original image size the boxes refer to.
+    """
+    x, y = cam_peak(cam, height, width)
+    return any(bx <= x <= bx + bw and by <= y <= by + bh for bx, by, bw, bh in boxes_xywh)
+
+
+def box_area_fraction(boxes_xywh: list[list[float]], height: int, width: int) -> float:
+    """Fraction of the image covered by the union of boxes: the hit rate of a random point."""
+    mask = np.zeros((height, width), dtype=bool)
+    for bx, by, bw, bh in boxes_xywh:
+        mask[int(by):int(by + bh), int(bx):int(bx + bw)] = True
+    return float(mask.mean())

@@ -1,0 +1,312 @@
+"""Out-of-distribution check: Mahalanobis distance of the classifier's penultimate features.
+
+Lee et al. (NeurIPS 2018): fit one Gaussian (mean, shrunk covariance) to the pooled features of
+the *training* radiographs; the distance of a new image's features from that mean says how unlike
+the training images it is to the network. The threshold is chosen on data: a high percentile of
+the *validation* radiographs' distances (so about 1 in 200 in-distribution images is flagged).
+Non-radiographs are never used to fit or to choose anything; they only measure the result.
+
+The statistics live beside the weights they were computed from, in the model bundle:
+``ood.pt`` (tensors only, loaded with ``weights_only=True``) and ``ood.json`` (how it was fitted,
+the weights' sha256, and the evaluation). Refit after the weights change::
+
+    python -m cxr_model.imaging.ood fit
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from cxr_model.imaging.data import Item, load_sources, parse_label
+from cxr_model.imaging.io import ImageReadError
+from cxr_model.imaging.network import penultimate_features
+from cxr_model.imaging.transforms import EvalTransform, load_tensor, to_source
+from cxr_model.registry import CxrBundle
+
+OOD_WEIGHTS = "ood.pt"
+OOD_META = "ood.json"
+PERCENTILE = 99.5
+
+
+class OodError(RuntimeError):
+    """OOD statistics missing or fitted for other weights; the message says what to run."""
+
+
+@dataclass
+class OodModel:
+    """Gaussian of the training features.
+
+    Attributes:
+        mean: ``float32 (D,)``.
+        precision: ``float32 (D, D)``, inverse of the Ledoit-Wolf shrunk covariance.
+        threshold: distances above it are out of distribution.
+    """
+
+    mean: torch.Tensor
+    precision: torch.Tensor
+    threshold: float
+
+    def score(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Mahalanobis distance, ``(N, D)`` or ``(D,)`` features -> ``(N,)`` float64."""
+        f = torch.as_tensor(np.asarray(features, dtype=np.float32)).reshape(-1, self.mean.numel())
+        d = f - self.mean
+        q = torch.einsum("nd,de,ne->n", d, self.precision, d).clamp_min(0)
+        return q.sqrt().double().numpy()
+
+
+# ------------------------------------------------------------------------------------ features
+@torch.inference_mode()
+def batch_features(bundle: CxrBundle, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Penultimate features of model inputs ``(N, 1, S, S)`` -> ``float32 (N, D)``."""
+    out = [penultimate_features(bundle.model, bundle.arch, x[i:i + batch_size].to(bundle.device)).float().cpu()
+           for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def source_features(bundle: CxrBundle, sources: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Features of 224 x 224 uint8 sources ``(N, 1, 224, 224)`` through the eval transform."""
+    tf = EvalTransform(bundle.img_size)
+    feats = [batch_features(bundle, tf(sources[i:i + batch_size])) for i in range(0, len(sources), batch_size)]
+    return np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
+
+
+def split_items(bundle: CxrBundle, kermany_dir: str | Path, split: str) -> list[Item]:
+    """Items of one part of the bundle's own split (``splits.csv``: path,label,split)."""
+    path = bundle.path / "splits.csv"
+    if not path.exists():
+        raise OodError(f"{path}: the bundle has no splits.csv, so its training images are unknown")
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
+    return [Item(Path(kermany_dir) / r["path"], parse_label(r["label"], path.name)) for r in rows]
+
+
+# ---------------------------------------------------------------------------- non-radiographs
+def non_radiographs(seed: int = 0, n_each: int = 8) -> list[tuple[str, np.ndarray]]:
+    """Images that are not chest radiographs, as contract images (float32 ``(H, W)`` in [0, 1]).
+
+    scikit-image's sample photographs and micrographs, plus generated Gaussian, uniform,
+    salt-and-pepper and smooth noise, printed text, gradients and checkerboards.
+
+    Returns:
+        ``[(kind/name, image), ...]``; ``kind`` is ``photo``, ``noise``, ``text`` or ``pattern``.
+    """
+    import skimage.data as skd
+    from skimage.color import rgb2gray, rgba2rgb
+
+    out: list[tuple[str, np.ndarray]] = []
+    for name in ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "horse",
+                 "clock", "hubble_deep_field", "immunohistochemistry", "retina", "brick", "grass", "gravel", "cell",
+                 "logo", "colorwheel", "microaneurysms", "cat", "shepp_logan_phantom", "binary_blobs"):
+        try:
+            img = getattr(skd, name)()
+        except Exception:  # a sample that needs a download (pooch) is skipped, not an error
+            continue
+        img = np.asarray(img)
+        if img.ndim == 3:
+            img = rgb2gray(rgba2rgb(img) if img.shape[2] == 4 else img)
+        img = img.astype(np.float32)
+        img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
+        out.append((f"photo/{name}", img))
+    rng = np.random.default_rng(seed)
+    for i in range(n_each):
+        size = (int(rng.integers(200, 700)), int(rng.integers(200, 700)))
+        out.append((f"noise/gaussian{i}", np.clip(rng.normal(0.5, 0.2, size), 0, 1)))
+        out.append((f"noise/uniform{i}", rng.random(size)))
+        out.append((f"noise/saltpepper{i}", (rng.random(size) < 0.5).astype(np.float32)))
+        small = rng.random((int(rng.integers(4, 16)),) * 2).astype(np.float32)
+        out.append((f"noise/smooth{i}", np.asarray(Image.fromarray(small).resize(size[::-1], Image.BICUBIC))))
+        out.append((f"text/{i}", _text_image(rng, size)))
+        yy, xx = np.mgrid[0:size[0], 0:size[1]] / max(size)
+        angle = rng.uniform(0, np.pi)
+        out.append((f"pattern/gradient{i}", np.cos(angle) * xx + np.sin(angle) * yy))
+        k = int(rng.integers(8, 64))
+        out.append((f"pattern/checker{i}", (((np.arange(size[0])[:, None] // k) + (np.arange(size[1]) // k)) % 2)))
+    return [(n, np.clip(np.asarray(a, dtype=np.float32), 0, 1)) for n, a in out]
+
+
+_WORDS = ("patient", "report", "chest", "lorem", "ipsum", "radiology", "invoice", "total", "dose", "mg", "the",
+          "and", "review", "2026", "ward", "note", "signed", "page", "form", "name")
+
+
+def _text_image(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """A page of random words, dark on light or light on dark."""
+    dark_on_light = bool(rng.integers(0, 2))
+    img = Image.new("L", size[::-1], 245 if dark_on_light else 10)
+    draw = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.load_default(size=int(rng.integers(12, 28)))
+    except TypeError:  # Pillow without FreeType sizes
+        font = ImageFont.load_default()
+    y = 5
+    while y < size[0] - 10:
+        line = " ".join(rng.choice(_WORDS, int(rng.integers(3, 9))))
+        draw.text((5, y), line, fill=20 if dark_on_light else 235, font=font)
+        y += int(rng.integers(18, 36))
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def gray_features(bundle: CxrBundle, images: list[np.ndarray]) -> np.ndarray:
+    """Features of contract images through the one preprocessing path (to_source -> EvalTransform)."""
+    if not images:
+        return np.zeros((0, 0), np.float32)
+    return source_features(bundle, torch.stack([to_source(g) for g in images]))
+
+
+# ------------------------------------------------------------------------------------- fit/load
+def fit_gaussian(features: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mean and Ledoit-Wolf shrunk precision of ``(N, D)`` features; returns the shrinkage too."""
+    from sklearn.covariance import LedoitWolf
+
+    lw = LedoitWolf().fit(features.astype(np.float64))
+    return (torch.tensor(lw.location_, dtype=torch.float32), torch.tensor(lw.precision_, dtype=torch.float32),
+            float(lw.shrinkage_))
+
+
+def fit_ood(bundle: CxrBundle, kermany_dir: str | Path, dicom_dir: str | Path | None = None,
+            max_train: int = 2500, seed: int = 0, log=print) -> dict:
+    """Fit the OOD statistics for ``bundle`` and write ``ood.pt`` + ``ood.json`` into its folder.
+
+    Args:
+        kermany_dir: where the bundle's ``splits.csv`` paths point.
+        dicom_dir: folder with ``manifest.csv`` of real DICOMs to score and report (optional).
+        max_train: at most this many training images (a seeded random subset) to keep the fit fast.
+
+    Returns:
+        The description written to ``ood.json``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    t0 = time.time()
+    train = split_items(bundle, kermany_dir, "train")
+    if len(train) > max_train:
+        idx = np.random.default_rng(seed).choice(len(train), max_train, replace=False)
+        train = [train[i] for i in sorted(idx)]
+    val = split_items(bundle, kermany_dir, "val")
+    src_train, _ = load_sources(train)
+    src_val, _ = load_sources(val)
+    f_train = source_features(bundle, src_train)
+    f_val = source_features(bundle, src_val)
+    log(f"features: train {f_train.shape}, val {f_val.shape} ({time.time() - t0:.0f} s)")
+    mean, precision, shrinkage = fit_gaussian(f_train)
+    model = OodModel(mean, precision, float("nan"))
+    s_val = model.score(f_val)
+    model.threshold = float(np.percentile(s_val, PERCENTILE))
+
+    others = non_radiographs(seed=seed)
+    s_other = model.score(gray_features(bundle, [g for _, g in others]))
+    kinds = sorted({n.split("/")[0] for n, _ in others})
+    y = np.r_[np.zeros(len(s_val)), np.ones(len(s_other))]
+    evaluation = {
+        "auroc_val_radiographs_vs_non_radiographs": float(roc_auc_score(y, np.r_[s_val, s_other])),
+        "n_val_radiographs": int(len(s_val)),
+        "n_non_radiographs": int(len(s_other)),
+        "val_flagged_fraction": float(np.mean(s_val > model.threshold)),
+        "non_radiographs_flagged_fraction": float(np.mean(s_other > model.threshold)),
+        "by_kind": {
+            k: {"n": int(sum(n.startswith(k + "/") for n, _ in others)),
+                "flagged_fraction": float(np.mean([s > model.threshold for (n, _), s in zip(others, s_other)
+                                                   if n.startswith(k + "/")])),
+                "min_score": float(min(s for (n, _), s in zip(others, s_other) if n.startswith(k + "/")))}
+            for k in kinds
+        },
+        "not_flagged": [n for (n, _), s in zip(others, s_other) if s <= model.threshold],
+        "val_score_quantiles": {q: float(np.percentile(s_val, float(q))) for q in ("50", "90", "99", "99.5")},
+    }
+    dicoms = score_dicoms(bundle, model, dicom_dir) if dicom_dir else []
+    desc = {
+        "method": "Mahalanobis distance of penultimate (pooled) features to a Gaussian fitted on training radiographs",
+        "reference": "Lee K, Lee K, Lee H, Shin J. A simple unified framework for detecting out-of-distribution "
+                     "samples and adversarial attacks. NeurIPS 2018.",
+        "covariance": f"Ledoit-Wolf shrinkage (shrinkage {shrinkage:.4f})",
+        "features_dim": int(mean.numel()),
+        "n_train": int(len(f_train)),
+        "train_data": "the bundle's splits.csv 'train' part" + (f" (seeded random {max_train})" if len(train) == max_train else ""),
+        "threshold": model.threshold,
+        "threshold_rule": f"{PERCENTILE}th percentile of the distances of the bundle's validation split "
+                          f"({len(s_val)} radiographs); non-radiographs were not used to choose it",
+        "model": bundle.model_id,
+        "model_sha256": bundle.meta.get("sha256"),
+        "img_size": bundle.img_size,
+        "evaluation": evaluation,
+        "real_dicoms": dicoms,
+        "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - t0, 1),
+    }
+    torch.save({"mean": mean, "precision": precision, "threshold": torch.tensor(model.threshold)},
+               bundle.path / OOD_WEIGHTS)
+    (bundle.path / OOD_META).write_text(json.dumps(desc, indent=2) + "\n")
+    return desc
+
+
+def score_dicoms(bundle: CxrBundle, model: OodModel, dicom_dir: str | Path) -> list[dict]:
+    """OOD distance of each DICOM listed in ``dicom_dir/manifest.csv``."""
+    manifest = Path(dicom_dir) / "manifest.csv"
+    if not manifest.exists():
+        return []
+    rows = []
+    with open(manifest, newline="") as fh:
+        for r in csv.DictReader(fh):
+            try:
+                x = load_tensor(Path(dicom_dir) / r["path"], bundle.img_size)
+            except ImageReadError as exc:
+                rows.append({"file": r["path"], "error": str(exc)})
+                continue
+            s = float(model.score(batch_features(bundle, x.unsqueeze(0)))[0])
+            rows.append({"file": r["path"], "dataset": r.get("dataset", ""), "label": r.get("label", ""),
+                         "age": r.get("age", ""), "score": round(s, 3), "flagged": s > model.threshold})
+    return rows
+
+
+def load_ood(bundle: CxrBundle) -> OodModel:
+    """The OOD statistics stored with ``bundle``; raises :class:`OodError` if absent or stale."""
+    weights, meta_path = bundle.path / OOD_WEIGHTS, bundle.path / OOD_META
+    if not weights.exists() or not meta_path.exists():
+        raise OodError(f"{bundle.path.name}: no OOD statistics; run `python -m cxr_model.imaging.ood fit`")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("model_sha256") != bundle.meta.get("sha256"):
+        raise OodError(f"{meta_path}: OOD statistics were fitted for other weights; "
+                       "run `python -m cxr_model.imaging.ood fit`")
+    t = torch.load(weights, map_location="cpu", weights_only=True)
+    return OodModel(t["mean"].float(), t["precision"].float(), float(t["threshold"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cxr_model.imaging.ood fit [--model-dir DIR] [--max-train N]``."""
+    from cxr_model.registry import BundleError, load_cxr_bundle
+    from cxr_model.settings import get_settings
+
+    p = argparse.ArgumentParser(prog="python -m cxr_model.imaging.ood")
+    p.add_argument("command", choices=["fit"])
+    p.add_argument("--model-dir", default=None)
+    p.add_argument("--max-train", type=int, default=2500)
+    args = p.parse_args(argv)
+    s = get_settings()
+    try:
+        bundle = load_cxr_bundle(args.model_dir or s.cxr_model_dir, device=s.device)
+        d = fit_ood(bundle, s.kermany_dir, s.dicom_dir, max_train=args.max_train)
+    except (BundleError, OodError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ev = d["evaluation"]
+    flagged = sum(bool(r.get("flagged")) for r in d["real_dicoms"])
+    print(f"{d['model']}: threshold {d['threshold']:.2f} ({d['threshold_rule']})")
+    print(f"AUROC val radiographs (n={ev['n_val_radiographs']}) vs non-radiographs (n={ev['n_non_radiographs']}): "
+          f"{ev['auroc_val_radiographs_vs_non_radiographs']:.4f}; flagged: val {ev['val_flagged_fraction']:.3f}, "
+          f"non-radiographs {ev['non_radiographs_flagged_fraction']:.3f}")
+    print(f"real DICOMs flagged: {flagged}/{len(d['real_dicoms'])}")
+    print(f"wrote {bundle.path / OOD_WEIGHTS} and {OOD_META} ({d['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Reviewer decisions on model outputs, stored through SQLAlchemy 2 (SQLite by default).
+
+One row per decision: who reviewed, which image (by its SHA-256 only), which model and output,
+which CAM they looked at, and their call. No pixels and no DICOM header values are stored, so the
+table holds no PHI (the free-text note is the reviewer's responsibility and is capped in length).
+The URL comes from ``Settings.db_url``; any SQLAlchemy URL works (e.g. ``postgresql+psycopg://``),
+since only portable column types are used.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+DECISIONS = ("agree", "disagree", "uncertain")
+NOTE_MAX = 2000
+COLUMNS = ["id", "created_at", "reviewer", "image_sha256", "model_id", "model_version", "probability",
+           "threshold", "cam_method", "decision", "note"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Decision(Base):
+    """One reviewer's call on one image and model output."""
+
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    reviewer: Mapped[str] = mapped_column(String(120), nullable=False)
+    image_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    model_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(50), nullable=False)
+    probability: Mapped[float] = mapped_column(Float, nullable=False)
+    threshold: Mapped[float] = mapped_column(Float, nullable=False)
+    cam_method: Mapped[str] = mapped_column(String(40), nullable=False)
+    decision: Mapped[str] = mapped_column(String(20), nullable=False)
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One engine per URL (pooled connections); creates the SQLite folder and the table."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def _url(url: str | None) -> str:
+    if url:
+        return url
+    from cxr_model.settings import get_settings
+
+    return get_settings().db_url
+
+
+def save_decision(
+    *, reviewer: str, image_sha256: str, model_id: str, model_version: str, probability: float,
+    threshold: float, cam_method: str, decision: str, note: str = "", url: str | None = None,
+) -> int:
+    """Store one decision and return its id.
+
+    Raises:
+        ValueError: with a message a person can act on (no reviewer name, unknown decision, ...).
+    """
+    reviewer = (reviewer or "").strip()
+    if not reviewer:
+        raise ValueError("enter your name in the sidebar (Reviewer name) before saving a decision")
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    if not re.fullmatch(r"[0-9a-f]{64}", image_sha256 or ""):
+        raise ValueError("image_sha256 must be a 64-character lowercase hex SHA-256")
+    if not 0.0 <= float(probability) <= 1.0:
+        raise ValueError(f"probability {probability} is outside [0, 1]")
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise ValueError(f"the note is {len(note)} characters; at most {NOTE_MAX} are kept")
+    row = Decision(created_at=datetime.now(timezone.utc), reviewer=reviewer[:120], image_sha256=image_sha256,
+                   model_id=model_id, model_version=model_version, probability=float(probability),
+                   threshold=float(threshold), cam_method=cam_method, decision=decision, note=note)
+    with Session(engine_for(_url(url))) as session, session.begin():
+        session.add(row)
+        session.flush()
+        return int(row.id)
+
+
+def list_decisions(url: str | None = None, image_sha256: str | None = None) -> pd.DataFrame:
+    """All decisions (or one image's), newest first, with :data:`COLUMNS`; ``created_at`` in UTC."""
+    stmt = select(Decision).order_by(Decision.created_at.desc(), Decision.id.desc())
+    if image_sha256:
+        stmt = stmt.where(Decision.image_sha256 == image_sha256)
+    with Session(engine_for(_url(url))) as session:
+        rows = [{c: getattr(d, c) for c in COLUMNS} for d in session.scalars(stmt)]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    # SQLite drops the zone; every value was written in UTC.
+    df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+    return df
+
+
+def decisions_csv(url: str | None = None) -> bytes:
+    """CSV export of :func:`list_decisions` (UTF-8, ISO 8601 times)."""
+    df = list_decisions(url)
+    df["created_at"] = df["created_at"].map(lambda t: t.isoformat(timespec="seconds"))
+    return df.to_csv(index=False).encode("utf-8")
