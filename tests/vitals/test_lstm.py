@@ -1,0 +1,101 @@
+"""The LSTM: shapes, causality, a tiny training run, the bundle and the one preprocessing path."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cxr_model.registry import BundleError
+from cxr_model.vitals.evaluate import event1_threshold, score_grids
+from cxr_model.vitals.explain import occlusion
+from cxr_model.vitals.lstm import VitalsLSTM, first_crossing, load_vitals_bundle
+from cxr_model.vitals.physionet import N_HOURS, channel_names, load_outcomes, read_dir, read_record, to_grid
+from cxr_model.vitals.train import VitalsTrainConfig, train
+from cxr_model.vitals.ward import build_ward
+
+
+def test_forward_gives_a_logit_per_hour():
+    torch.manual_seed(0)
+    model = VitalsLSTM(122, hidden=16).eval()
+    assert model(torch.randn(3, N_HOURS, 122)).shape == (3, N_HOURS)
+
+
+def test_risk_at_hour_t_ignores_data_after_t():
+    torch.manual_seed(0)
+    model = VitalsLSTM(122, hidden=16).eval()
+    x = torch.randn(2, N_HOURS, 122)
+    t = 20
+    y = x.clone()
+    y[:, t + 1:] = torch.randn(2, N_HOURS - t - 1, 122) * 5
+    with torch.inference_mode():
+        a, b = model(x), model(y)
+    assert torch.equal(a[:, : t + 1], b[:, : t + 1])
+    assert not torch.allclose(a[:, t + 1:], b[:, t + 1:])
+
+
+def test_event1_threshold_maximises_min_sensitivity_ppv():
+    y = np.array([0, 0, 0, 1, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    # at 0.6: se 2/3, ppv 1 -> 0.667; at 0.4: se 1, ppv 3/4 -> 0.75 (best); at 0.5: se 2/3, ppv 2/3
+    assert event1_threshold(y, s) == pytest.approx(0.4)
+    assert first_crossing(s, 0.45) == 4 and first_crossing(s, 0.9) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(physionet_dir, tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tiny-vitals")
+    meta = train(VitalsTrainConfig(records=str(physionet_dir / "set-a"), outcomes=str(physionet_dir / "Outcomes-a.txt"),
+                                   out=str(out), max_records=150, epochs=2, hidden=16))
+    return out, meta
+
+
+def test_tiny_training_run_writes_a_complete_bundle(tiny_bundle):
+    out, meta = tiny_bundle
+    assert {p.name for p in out.iterdir()} >= {"model.pt", "metadata.json", "MODEL_CARD.md", "normaliser.json", "splits.csv"}
+    assert meta["task"] == "vitals-mortality" and meta["channels"] == channel_names()
+    assert meta["threshold"]["split"] == "val" and "event-1" in meta["threshold"]["rule"]
+    assert meta["training_data"]["n_train"] + meta["training_data"]["n_val"] + meta["training_data"]["n_test"] == 150
+    assert meta["validation"]["lstm_48h"]["n"] == meta["training_data"]["n_val"]
+    assert len(meta["history"]) == 2
+    assert "Decision support, not a diagnosis" in (out / "MODEL_CARD.md").read_text()
+    bundle = load_vitals_bundle(out)
+    assert bundle.threshold == meta["threshold"]["value"]
+
+
+def test_tampered_weights_are_refused(tiny_bundle, tmp_path):
+    out, _ = tiny_bundle
+    for f in out.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "model.pt").write_bytes((out / "model.pt").read_bytes() + b"x")
+    with pytest.raises(BundleError, match="sha256"):
+        load_vitals_bundle(tmp_path)
+
+
+def test_bundled_model_metadata_and_size(settings):
+    d = settings.vitals_model_dir
+    meta = json.loads((d / "metadata.json").read_text())
+    assert meta["task"] == "vitals-mortality" and meta["threshold"]["split"] == "val"
+    assert 0 < meta["threshold"]["value"] < 1 and meta["calibration"]["a"] > 0
+    assert meta["validation"]["lstm_48h"]["n"] == meta["training_data"]["n_val"] > 0
+    assert (d / "model.pt").stat().st_size < 3_000_000
+    assert "Decision support, not a diagnosis" in (d / "MODEL_CARD.md").read_text()
+
+
+def test_one_preprocessing_path_for_evaluation_ward_and_explanation(settings, physionet_dir):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    ids = [132539, 132540, 132541]
+    records, errors = read_dir(physionet_dir / "set-a", ids)
+    assert errors == []
+    scored = score_grids(bundle, [to_grid(r) for r in records], load_outcomes(physionet_dir / "Outcomes-a.txt"))
+    ward = build_ward(records, bundle)
+    single = bundle.risk([to_grid(read_record(physionet_dir / "set-a" / "132540.txt"))])
+    assert np.allclose(scored.risk, np.stack([p.risk for p in ward]))
+    assert np.allclose(single[0], scored.risk[1])
+    assert ((scored.risk >= 0) & (scored.risk <= 1)).all()
+    contrib = occlusion(bundle, ward[0].grid, 30)
+    assert len(contrib) == len(channel_names()) + 1
+    never = [c for c in contrib if not c["observed"]]
+    assert never and all(c["contribution"] == pytest.approx(0, abs=1e-6) for c in never)
