@@ -7,7 +7,7 @@ threshold slider moves.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -166,6 +166,25 @@ def analyse(predictions: pd.DataFrame, threshold: float, split: str, n_resamples
         reliability=reliability_bins(y, p), calibration=cal,
         subgroups={c: subgroup_table(y, p, predictions[c].to_numpy(dtype=object), threshold, n_resamples, seed)
                    for c in cols},
+    )
+
+
+def at_threshold(base: Analysis, predictions: pd.DataFrame, threshold: float, n_resamples: int = 2000,
+                 seed: int = 0) -> Analysis:
+    """``base`` with its threshold-dependent parts (confusion, threshold rows, subgroups) redone.
+
+    Curves, calibration and the bootstrap intervals of AUROC/AUPRC/ECE/Brier do not depend on
+    the threshold and are reused, so moving a threshold slider costs a re-count, not a re-run.
+    """
+    y = predictions["label"].to_numpy(dtype=np.int64)
+    p = predictions["probability"].to_numpy(dtype=np.float64)
+    ranking = [r for r in base.rows if r["key"] not in {k for k, _, _ in _THRESHOLD_METRICS}]
+    return replace(
+        base, threshold=float(threshold),
+        rows=ranking + threshold_rows(y, p, threshold, base.split, n_resamples, seed),
+        confusion=M.confusion_at(y, p, threshold),
+        subgroups={c: subgroup_table(y, p, predictions[c].to_numpy(dtype=object), threshold, n_resamples, seed)
+                   for c in base.subgroups},
     )
 
 

@@ -295,6 +295,19 @@ def render_html(run: EvalRun, a: Analysis, bundle_meta: dict | None = None, gall
             f"<script>{get_plotlyjs()}</script></head><body>{''.join(sections)}</body></html>")
 
 
+def report_html(run: EvalRun, bundle_meta: dict | None = None, *, bundle=None,
+                vitals_metrics: dict | str | Path | None = None, threshold: float | None = None,
+                n_resamples: int = 2000, seed: int = 0, gallery_k: int = 6) -> str:
+    """The report of a loaded run as an HTML string (see :func:`write_report` for the arguments)."""
+    if bundle_meta is None and bundle is not None:
+        bundle_meta = bundle.meta
+    a = analyse_run(run, threshold, bundle_meta, n_resamples=n_resamples, seed=seed)
+    gallery = build_gallery(failure_cases(run.predictions, a.threshold, gallery_k), run.image_roots(), bundle=bundle)
+    if isinstance(vitals_metrics, (str, Path)):
+        vitals_metrics = json.loads(Path(vitals_metrics).read_text())
+    return render_html(run, a, bundle_meta, gallery, vitals_metrics)
+
+
 def write_report(run_dir: str | Path, bundle_meta: dict | None = None, *, bundle=None,
                  vitals_metrics: dict | str | Path | None = None, threshold: float | None = None,
                  n_resamples: int = 2000, seed: int = 0, gallery_k: int = 6) -> Path:
@@ -307,17 +320,14 @@ def write_report(run_dir: str | Path, bundle_meta: dict | None = None, *, bundle
             carries Grad-CAM overlays.
         vitals_metrics: a vitals run's metrics.json (dict or path) for the vitals section.
         threshold: override the run's operating threshold.
+        gallery_k: how many false negatives and how many false positives to show.
 
     Returns:
         The path of report.html.
     """
     run = load_run(run_dir)
-    if bundle_meta is None and bundle is not None:
-        bundle_meta = bundle.meta
-    a = analyse_run(run, threshold, bundle_meta, n_resamples=n_resamples, seed=seed)
-    gallery = build_gallery(failure_cases(run.predictions, a.threshold, gallery_k), run.image_roots(), bundle=bundle)
-    if isinstance(vitals_metrics, (str, Path)):
-        vitals_metrics = json.loads(Path(vitals_metrics).read_text())
+    html_text = report_html(run, bundle_meta, bundle=bundle, vitals_metrics=vitals_metrics, threshold=threshold,
+                            n_resamples=n_resamples, seed=seed, gallery_k=gallery_k)
     out = run.run_dir / REPORT
-    out.write_text(render_html(run, a, bundle_meta, gallery, vitals_metrics), encoding="utf-8")
+    out.write_text(html_text, encoding="utf-8")
     return out

@@ -1,0 +1,300 @@
+"""Evaluation report: how the models do on a labelled set, with uncertainty, calibration and failures.
+
+Score a labelled set (a Kaggle-layout folder or a ``path,label`` CSV under the data folder) or
+open a saved run folder (``cxr-model evaluate --out``). All numbers come from
+``cxr_model.evaluation``; the threshold slider re-counts the confusion matrix from the cached
+predictions and never re-runs the network.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from cxr_model.evaluation import analysis as A
+from cxr_model.evaluation import figures as F
+from cxr_model.evaluation import report as R
+from cxr_model.evaluation.gallery import build_gallery, failure_cases
+from cxr_model.registry import BundleError, read_metadata
+from cxr_model.settings import PROJECT_ROOT, get_settings
+
+settings = get_settings()
+SAVED, SCORE = "Open a saved run folder", "Score a labelled set"
+
+
+# ------------------------------------------------------------------------------------- caching
+@st.cache_resource(show_spinner="Loading the chest X-ray model...")
+def load_bundle(model_dir: str):
+    """The shared model (one per process; never mutated)."""
+    from cxr_model.registry import load_cxr_bundle
+
+    return load_cxr_bundle(model_dir, device=settings.device)
+
+
+def _stamp(run_dir: Path) -> float:
+    """Cache key part that changes when the run folder's predictions are rewritten."""
+    p = run_dir / R.PREDICTIONS
+    return p.stat().st_mtime if p.exists() else 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_run(run_dir: str, stamp: float) -> R.EvalRun:
+    return R.load_run(run_dir)
+
+
+@st.cache_data(show_spinner="Computing curves, calibration and bootstrap intervals...", max_entries=8)
+def cached_analysis(run_dir: str, stamp: float) -> A.Analysis:
+    """Everything at the run's own threshold (the expensive, threshold-free part is here)."""
+    return R.analyse_run(cached_run(run_dir, stamp))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_at(run_dir: str, stamp: float, threshold: float) -> A.Analysis:
+    """The analysis re-counted at a slider threshold, from the cached predictions."""
+    return A.at_threshold(cached_analysis(run_dir, stamp), cached_run(run_dir, stamp).predictions, threshold)
+
+
+@st.cache_data(show_spinner="Preparing the failure gallery...", max_entries=16)
+def cached_gallery(run_dir: str, stamp: float, threshold: float, with_cam: bool, model_dir: str, k: int = 6):
+    run = cached_run(run_dir, stamp)
+    bundle = load_bundle(model_dir) if with_cam else None
+    return build_gallery(failure_cases(run.predictions, threshold, k), run.image_roots(), bundle=bundle)
+
+
+@st.cache_data(show_spinner=False)
+def model_card(model_dir: str) -> dict | None:
+    try:
+        return read_metadata(model_dir)
+    except BundleError:
+        return None
+
+
+def labelled_sets() -> dict[str, Path]:
+    """Labelled sets found under the data folder: Kermany split folders and path,label CSVs."""
+    found = {}
+    kermany = settings.kermany_dir
+    if kermany.is_dir():
+        for split in sorted(p for p in kermany.iterdir() if p.is_dir()):
+            if (split / "NORMAL").is_dir() or (split / "PNEUMONIA").is_dir():
+                found[f"Kermany {split.name} (folder)"] = split
+    cxr = settings.data_dir / "cxr"
+    for f in sorted(cxr.rglob("*.csv")) if cxr.is_dir() else []:
+        try:
+            with open(f, newline="") as fh:
+                header = next(csv.reader(fh), [])
+        except OSError:
+            continue
+        if "path" in header and "label" in header:
+            found[f"{f.relative_to(cxr)} (CSV)"] = f
+    return found
+
+
+def runs_root() -> Path:
+    return Path(getattr(settings, "runs_dir", PROJECT_ROOT / "runs")) / "evaluations"
+
+
+# ------------------------------------------------------------------------------------- widgets
+def score_set() -> Path | None:
+    """The 'score a labelled set' flow; returns the new (or last) run folder."""
+    sets = labelled_sets()
+    if not sets:
+        st.info(f"No labelled set found under `{settings.data_dir / 'cxr'}`. Open a saved run folder instead.")
+        return None
+    name = st.selectbox("Labelled set", list(sets), key="eval_dataset")
+    if st.button("Score this set", key="eval_start", type="primary"):
+        try:
+            from cxr_model.imaging.predict import run_evaluation
+        except ImportError:
+            st.error("Scoring is not available in this build (cxr_model.imaging.predict is missing).")
+            return None
+        out = runs_root() / f"{Path(name.split(' (')[0]).name.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        bar = st.progress(0.0, text="Scoring...")
+        bundle = load_bundle(str(settings.cxr_model_dir))
+        try:
+            run_evaluation(sets[name], bundle, out, workers=0, show_bar=False,
+                           progress=lambda done, total: bar.progress(done / max(total, 1), text=f"Scored {done} of {total}"))
+        except (ValueError, FileNotFoundError) as exc:
+            bar.empty()
+            st.error(f"{name}: {exc}")
+            return None
+        bar.empty()
+        st.session_state["eval_last_run"] = str(out)
+        st.success(f"Saved to `{out}` (open it again later as a saved run folder).")
+    last = st.session_state.get("eval_last_run")
+    return Path(last) if last else None
+
+
+def pick_run() -> Path | None:
+    mode = st.radio("Source", [SAVED, SCORE], key="eval_source", horizontal=True)
+    if mode == SCORE:
+        return score_set()
+    text = st.text_input("Run folder", key="eval_run_dir", placeholder=str(runs_root() / "<run>"),
+                         help="A folder written by `cxr-model evaluate --out` (metrics.json, predictions.csv).")
+    return Path(text.strip()).expanduser() if text.strip() else None
+
+
+def metric_cards(rows: list[dict]) -> None:
+    cols = st.columns(len(rows))
+    for col, r in zip(cols, rows):
+        ci = f"95% CI {R.fmt(r['ci95'])} ({r['ci_method'].split(',')[0]}); n = {r['n']} {r['n_of']}"
+        col.metric(r["metric"], R.fmt(r["value"]), help=ci)
+        col.caption(f"{R.fmt(r['ci95'])} · n = {r['n']}")
+
+
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"metric": r["metric"], "value": R.fmt(r["value"]), "95% CI": R.fmt(r["ci95"]) if r["ci95"] else "",
+                          "CI method": r["ci_method"], "n": r["n"], "n counts": r["n_of"], "split": r["split"]}
+                         for r in rows])
+
+
+def subgroup_frame(rows: list[dict]) -> pd.DataFrame:
+    keys = ["n", "n_positive", "n_negative", "mean_probability", "auroc", "auroc_ci95", "sensitivity",
+            "sensitivity_ci95", "specificity", "specificity_ci95", "accuracy", "accuracy_ci95"]
+    return pd.DataFrame([{"group": r["group"], **{k: R.fmt(r[k]) for k in keys}} for r in rows])
+
+
+def show_gallery(items) -> None:
+    if not items:
+        st.write("No false negatives or false positives at this threshold.")
+        return
+    for kind in ("false negative", "false positive"):
+        group = [g for g in items if g.kind == kind]
+        st.markdown(f"**{kind.capitalize()}s** ({len(group)} most confident)")
+        cols = st.columns(3)
+        for i, g in enumerate(group):
+            with cols[i % 3]:
+                imgs = [b for b in (g.image_png, g.cam_png) if b]
+                if imgs:
+                    st.image(imgs, width=150)
+                st.caption(f"P(pneumonia) {g.probability:.3f} · `{Path(g.path).name}`" + (f" · {g.note}" if g.note else ""))
+
+
+def cxr_tab() -> None:
+    run_dir = pick_run()
+    if run_dir is None:
+        st.info("Choose a saved run folder or score a labelled set to see its report.")
+        return
+    try:
+        run = cached_run(str(run_dir), _stamp(run_dir))
+    except R.RunFolderError as exc:
+        st.error(str(exc))
+        return
+    meta = model_card(str(settings.cxr_model_dir))
+    current_id = f"{meta['name']}@{meta['version']}" if meta else None
+    run_model = run.metrics.get("model")
+    same_model = bool(meta) and (run_model in (None, current_id))
+    if run_model and current_id and run_model != current_id:
+        st.warning(f"This run was scored by `{run_model}`; the installed model is `{current_id}`. "
+                   "The training-data panel and Grad-CAM are not shown for a different model.")
+    op = run.threshold(meta)
+    st.subheader(f"{run_model or 'model'} on {run.split}")
+    st.caption(f"n = {len(run.predictions)} scored, {len(run.errors)} unreadable · operating threshold {op:.4f} · "
+               f"`{run.run_dir}`")
+
+    summary = A.data_summary(run.predictions, len(run.errors))
+    training = A.training_summary(meta if same_model else None)
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**This set** ({run.split})")
+        st.dataframe(pd.DataFrame({"class": list(summary["classes"]), "images": list(summary["classes"].values())}),
+                     hide_index=True)
+        if "subtypes" in summary:
+            st.caption("Subtypes: " + ", ".join(f"{k} {v}" for k, v in summary["subtypes"].items()))
+        if "sizes" in summary:
+            s = summary["sizes"]
+            st.caption(f"Image sizes: {s['distinct']} distinct; most common "
+                       + ", ".join(f"{k} ({v})" for k, v in s["most_common"].items()))
+    with right:
+        st.markdown(f"**Training data** of {training.get('model', 'the model')}")
+        if training:
+            st.dataframe(pd.DataFrame([{"split": k, **v} for k, v in training["counts"].items()]), hide_index=True)
+            st.caption(f"{training['data']} · {training['split']}")
+        else:
+            st.caption("Model card not available for this run's model.")
+
+    threshold = st.slider("Decision threshold: P(pneumonia) at or above it is called pneumonia", 0.0, 1.0,
+                          value=float(round(op, 3)), step=0.005, format="%.3f", key="eval_threshold")
+    a = cached_at(str(run_dir), _stamp(run_dir), float(threshold))
+    metric_cards([a.row(k) for k in ("sensitivity", "specificity", "ppv", "npv", "accuracy")])
+
+    figs = R.build_figures(run, a)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figs["roc-curve"], key="eval_roc")
+    c2.plotly_chart(figs["pr-curve"], key="eval_pr")
+    c1.plotly_chart(figs["confusion-matrix"], key="eval_confusion")
+    c2.plotly_chart(figs["probability-histogram"], key="eval_hist")
+    st.markdown(f"**Metrics** ({run.split}, n = {a.n}, threshold {threshold:.3f})")
+    st.dataframe(rows_frame(a.rows), hide_index=True)
+    st.caption("Wilson score intervals for proportions; seeded percentile bootstrap (2,000 resamples) for AUROC, "
+               "AUPRC, ECE, Brier and F1.")
+
+    st.markdown("### Calibration")
+    st.plotly_chart(figs["reliability-diagram"], key="eval_reliability")
+    cal = a.calibration
+    st.caption(f"Calibration slope {R.fmt(cal['slope'], 2)} (ideal 1) · intercept {R.fmt(cal['intercept'], 2)} · "
+               f"calibration-in-the-large {R.fmt(cal['citl'], 2)} (ideal 0); n = {a.n}, {run.split}")
+
+    st.markdown("### Subgroups")
+    if not a.subgroups:
+        st.caption("No categorical column in predictions.csv to form subgroups.")
+    for col, rows in a.subgroups.items():
+        st.markdown(f"By `{col}` (threshold {threshold:.3f})")
+        st.dataframe(subgroup_frame(rows), hide_index=True)
+
+    st.markdown("### Failure gallery")
+    with_cam = st.toggle("Grad-CAM overlays", value=same_model, key="eval_cam", disabled=not same_model)
+    show_gallery(cached_gallery(str(run_dir), _stamp(run_dir), float(threshold), with_cam and same_model,
+                                str(settings.cxr_model_dir)))
+
+    st.markdown("### Unreadable files")
+    if run.errors.empty:
+        st.caption("Every file was readable and scored.")
+    else:
+        st.dataframe(run.errors, hide_index=True)
+
+    def report_bytes() -> bytes:
+        bundle = load_bundle(str(settings.cxr_model_dir)) if same_model else None
+        return R.report_html(run, meta if same_model else None, bundle=bundle, threshold=threshold).encode("utf-8")
+
+    d1, d2 = st.columns(2)
+    d1.download_button(f"report.html (threshold {threshold:.3f})", report_bytes, file_name="report.html",
+                       mime="text/html", key="eval_download_report")
+    d2.download_button("predictions.csv", run.predictions.to_csv(index=False), file_name="predictions.csv",
+                       mime="text/csv", key="eval_download_predictions")
+
+
+def vitals_tab(meta_path: Path) -> None:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        st.error(f"{meta_path}: cannot be read ({exc})")
+        return
+    st.subheader(f"{meta.get('name', 'vitals model')}@{meta.get('version', '?')}")
+    rows = A.vitals_groups(meta.get("metrics", meta))
+    if not rows:
+        st.info("The vitals model card holds no metrics with an AUROC.")
+    else:
+        st.dataframe(pd.DataFrame([{k: R.fmt(v) for k, v in r.items()} for r in rows]), hide_index=True)
+        st.caption("LSTM against NEWS2 and SAPS-I on the same held-out stays; event-1 = min(sensitivity, positive "
+                   "predictivity) at the alert threshold, as in the PhysioNet/CinC 2012 challenge.")
+    thr = meta.get("threshold")
+    if thr:
+        st.caption(f"Alert threshold: {json.dumps(thr)}")
+
+
+st.title("Evaluation report")
+st.caption("**Decision support, not a diagnosis.** How a model performed on one labelled set, with 95% "
+           "confidence intervals, calibration and its most confident mistakes.")
+vitals_meta = settings.vitals_model_dir / "metadata.json"
+if vitals_meta.exists():
+    tab_cxr, tab_vitals = st.tabs(["Chest X-ray model", "Ward vitals model"])
+    with tab_cxr:
+        cxr_tab()
+    with tab_vitals:
+        vitals_tab(vitals_meta)
+else:
+    cxr_tab()
