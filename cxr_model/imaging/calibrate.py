@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 from pathlib import Path
 
@@ -111,6 +112,7 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
             "history": history,
             "wall_time_s": round(wall_s, 1),
             "device": str(device),
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
             "host": platform.machine(),
             "date": _dt.date.today().isoformat(),
         },

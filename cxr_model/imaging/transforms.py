@@ -43,7 +43,7 @@ def to_source(gray: np.ndarray) -> torch.Tensor:
     img8 = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
     if img8.shape != (SOURCE_SIZE, SOURCE_SIZE):
         pil = Image.fromarray(img8, mode="L").resize((SOURCE_SIZE, SOURCE_SIZE), Image.LANCZOS)
-        img8 = np.asarray(pil)
+        img8 = np.array(pil)
     return torch.from_numpy(np.ascontiguousarray(img8)).unsqueeze(0)
 
 

@@ -1,0 +1,98 @@
+"""Training (single process and torchrun DDP), the bundle it writes, and the predict/evaluate CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cxr_model.cli import main
+from cxr_model.registry import BundleError, load_cxr_bundle, read_state
+from cxr_model.settings import PROJECT_ROOT
+from tests.imaging.synthetic import jpeg_bytes, phantom
+
+TINY = ["--max-items", "120", "--epochs", "1", "--max-steps", "2", "--img-size", "64", "--batch-size", "8"]
+
+
+def _run(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=400, **kw)
+
+
+def test_torchrun_two_cpu_processes_train_and_write_a_loadable_bundle(kermany_dir, tmp_path):
+    out = tmp_path / "bundle"
+    r = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              "-m", "cxr_model", "train", "--data", str(kermany_dir), "--out", str(out), "--device", "cpu", *TINY])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["world_size"] == 2
+    assert meta["threshold"]["rule"].startswith("Youden")
+    assert 0 < meta["threshold"]["value"] < 1
+    v = meta["validation"]
+    assert v["n"] == meta["training"]["counts"]["val"]["n"] > 0 and "auroc_ci95" in v
+    assert (out / "MODEL_CARD.md").read_text().count("Decision support, not a diagnosis") == 1
+    bundle = load_cxr_bundle(out, device="cpu")
+    assert bundle.img_size == 64 and not bundle.model.training
+
+
+def test_bundle_with_altered_weights_is_refused(tmp_path, settings):
+    src = settings.cxr_model_dir
+    for f in ("model.pt", "metadata.json"):
+        (tmp_path / f).write_bytes((src / f).read_bytes())
+    with open(tmp_path / "model.pt", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(BundleError, match="sha256"):
+        read_state(tmp_path)
+
+
+def test_bundled_model_is_small_verified_and_documented(settings):
+    d = settings.cxr_model_dir
+    assert (d / "model.pt").stat().st_size < 50 * 2**20
+    state, meta = read_state(d)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    for key in ("architecture", "classes", "input", "threshold", "calibration", "training", "validation", "sha256", "torch_version"):
+        assert key in meta, key
+    assert meta["validation"]["n"] > 500  # a real validation split, not a smoke run
+    assert "rule" in meta["threshold"] and meta["input"]["img_size"] >= 128
+    assert (d / "MODEL_CARD.md").exists()
+
+
+def test_predict_reports_every_file_and_fails_on_any_bad_one(kermany_dir, tmp_path, capsys):
+    good = next((kermany_dir / "train" / "PNEUMONIA").glob("*.jpeg"))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(jpeg_bytes(phantom())[:300])
+    assert main(["predict", str(good), str(bad), "--json"]) == 1
+    lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    assert len(lines) == 2
+    assert 0 <= lines[0]["probability"] <= 1 and lines[0]["label"] in ("NORMAL", "PNEUMONIA") and lines[0]["model"]
+    assert lines[1]["error"].startswith(f"{bad}: ") and lines[1]["probability"] is None
+    assert main(["predict", str(good)]) == 0
+    assert "P(pneumonia)=" in capsys.readouterr().out
+
+
+def test_evaluate_writes_metrics_predictions_and_errors(kermany_dir, tmp_path):
+    # a CSV set (paths relative to the CSV): the official val films, linked, plus two unreadable files
+    rows = ["path,label"]
+    for p in sorted((kermany_dir / "val").rglob("*.jpeg")):
+        link = tmp_path / "films" / p.name
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(p)
+        rows.append(f"films/{p.name},{p.parent.name}")
+    (tmp_path / "films" / "empty.png").write_bytes(b"")
+    rows += ["films/empty.png,NORMAL", "films/missing.png,PNEUMONIA"]
+    csv_path = tmp_path / "set.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["evaluate", "--data", str(csv_path), "--out", str(out), "--workers", "2", "--batch-size", "5"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("n", "n_errors", "auroc", "auroc_ci95", "sensitivity", "specificity", "accuracy", "ppv", "npv", "threshold", "ece", "model"):
+        assert key in m, key
+    assert m["n"] == 16 and m["n_errors"] == 2
+    assert m["auroc_ci95"][0] <= m["auroc"] <= m["auroc_ci95"][1]
+    preds = (out / "predictions.csv").read_text().strip().splitlines()
+    assert preds[0].startswith("path,label,probability,predicted") and len(preds) == 17
+    errors = (out / "errors.csv").read_text()
+    assert "empty.png: file is empty" in errors and "missing.png: file not found" in errors
