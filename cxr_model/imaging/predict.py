@@ -117,16 +117,18 @@ def run_evaluation(
     progress: Callable[[int, int], None] | None = None,
     show_bar: bool = True,
     shard: tuple[int, int] = (0, 1),
+    finalize: bool = True,
 ) -> dict:
     """Score a labelled set and write ``predictions.csv``, ``errors.csv`` and ``metrics.json``.
 
-    Predictions are streamed to disk batch by batch; only labels and probabilities (two numbers
-    per image) stay in memory. Unreadable files go to ``errors.csv`` and do not stop the run.
+    Predictions are streamed to disk batch by batch; nothing per image is kept in memory, and
+    the metrics are computed afterwards from the CSV's label and probability columns. Unreadable files go to ``errors.csv`` and do not stop the run.
 
     Args:
         data: a Kaggle-layout folder, a ``path,label`` CSV, or a list of items.
         progress: called as ``progress(done, total)`` after each batch (the UI's progress bar).
         shard: ``(rank, world)``: score only ``items[rank::world]`` (used under torchrun).
+        finalize: compute ``metrics.json`` and ``report.html`` (off for the shards of a torchrun run).
 
     Returns:
         The metrics dict written to ``metrics.json``.
@@ -140,7 +142,7 @@ def run_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(FileDataset(items, bundle.img_size), batch_size=batch_size, num_workers=workers,
                         collate_fn=_collate, persistent_workers=False)
-    labels, probs, n_errors, done = [], [], 0, 0
+    done = 0
     root = Path(data) if not isinstance(data, list) else None
     base = root.parent if root is not None and root.is_file() else root
     with open(out / "predictions.csv", "w", newline="") as pf, open(out / "errors.csv", "w", newline="") as ef:
@@ -151,23 +153,34 @@ def run_evaluation(
         for x, idx, errs, sizes in loader:
             for i, msg in errs:
                 ew.writerow([_rel(items[i].path, base), msg])
-            n_errors += len(errs)
             if idx:
                 p = predict_batch(bundle, x)
                 for j, i in enumerate(idx):
                     it = items[i]
                     pw.writerow([_rel(it.path, base), it.label, f"{p[j]:.6f}", int(p[j] >= bundle.threshold),
                                  it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j]])
-                labels.extend(items[i].label for i in idx)
-                probs.extend(p.tolist())
             done += len(idx) + len(errs)
             bar.update(len(idx) + len(errs))
             if progress:
                 progress(done, len(items))
         bar.close()
-    metrics = {"n": len(labels), "n_errors": n_errors, "model": bundle.model_id, "data": str(data if not isinstance(data, list) else f"{len(items)} items")}
-    metrics.update(M.summary(np.array(labels), np.array(probs), bundle.threshold))
-    metrics["n"] = len(labels)
+    if not finalize:
+        return {}
+    return finalize_run(out, bundle, data_label=str(data if not isinstance(data, list) else f"{len(items)} items"))
+
+
+def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "") -> dict:
+    """Compute ``metrics.json`` (and ``report.html``) from a run folder's streamed CSVs.
+
+    Reads only the label and probability columns, so memory stays at two numbers per image.
+    """
+    import pandas as pd
+
+    preds = pd.read_csv(out / "predictions.csv", usecols=["label", "probability"])
+    with open(out / "errors.csv") as fh:
+        n_errors = sum(1 for _ in fh) - 1
+    metrics = {"n": len(preds), "n_errors": n_errors, "model": bundle.model_id, "data": data_label}
+    metrics.update(M.summary(preds["label"].to_numpy(), preds["probability"].to_numpy(), bundle.threshold))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _write_report(out, bundle.meta)
     return metrics
@@ -189,15 +202,54 @@ def _write_report(out: Path, meta: dict) -> None:
 
 
 def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int = 64, workers: int = 2) -> int:
-    """``cxr-model evaluate``; prints the headline metrics and where the files are."""
+    """``cxr-model evaluate``; under ``torchrun`` each process scores a shard and rank 0 gathers.
+
+    Prints the headline metrics and where the files are.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     try:
         bundle = resolve_bundle(model_dir)
-        m = run_evaluation(data, bundle, out, batch_size=batch_size, workers=workers)
+        if world > 1:
+            m = _evaluate_distributed(data, bundle, Path(out), batch_size, workers)
+            if not m:
+                return 0
+        else:
+            m = run_evaluation(data, bundle, out, batch_size=batch_size, workers=workers)
     except (BundleError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ci = m["auroc_ci95"]
     print(f"n={m['n']} errors={m['n_errors']} AUROC={m['auroc']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] "
           f"sens={m['sensitivity']:.3f} spec={m['specificity']:.3f} acc={m['accuracy']:.3f} at threshold {m['threshold']:.3f}")
-    print(f"wrote {Path(out) / 'metrics.json'}, predictions.csv, errors.csv")
+    print(f"wrote {Path(out) / 'metrics.json'}, predictions.csv, errors.csv, report.html")
     return 0
+
+
+def _evaluate_distributed(data: str, bundle: CxrBundle, out: Path, batch_size: int, workers: int) -> dict:
+    """Shard the set over the torchrun processes (any number of nodes); rank 0 gathers the CSVs.
+
+    Each rank writes ``out/shards/rank<r>/``; the output folder must be shared by all nodes.
+    """
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    try:
+        shard_dir = out / "shards" / f"rank{rank}"
+        run_evaluation(data, bundle, shard_dir, batch_size=batch_size, workers=workers, show_bar=rank == 0,
+                       shard=(rank, world), finalize=False)
+        dist.barrier()
+        if rank != 0:
+            return {}
+        for name in ("predictions.csv", "errors.csv"):
+            with open(out / name, "w") as dst:
+                for r in range(world):
+                    lines = (out / "shards" / f"rank{r}" / name).read_text().splitlines(keepends=True)
+                    dst.writelines(lines if r == 0 else lines[1:])
+        metrics = finalize_run(out, bundle, data_label=str(data))
+        metrics["shards"] = world
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        return metrics
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()

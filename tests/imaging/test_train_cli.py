@@ -96,3 +96,15 @@ def test_evaluate_writes_metrics_predictions_and_errors(kermany_dir, tmp_path):
     assert preds[0].startswith("path,label,probability,predicted") and len(preds) == 17
     errors = (out / "errors.csv").read_text()
     assert "empty.png: file is empty" in errors and "missing.png: file not found" in errors
+
+
+def test_torchrun_evaluate_shards_and_gathers_every_file(kermany_dir, tmp_path):
+    out = tmp_path / "run"
+    r = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              "-m", "cxr_model", "evaluate", "--data", str(kermany_dir / "val"), "--out", str(out), "--workers", "0"])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["shards"] == 2 and m["n"] == 16 and m["n_errors"] == 0
+    paths = [l.split(",")[0] for l in (out / "predictions.csv").read_text().splitlines()[1:]]
+    assert len(paths) == len(set(paths)) == 16
+    assert (out / "shards" / "rank1" / "predictions.csv").exists()
