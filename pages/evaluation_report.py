@@ -274,16 +274,22 @@ def vitals_tab(meta_path: Path) -> None:
         st.error(f"{meta_path}: cannot be read ({exc})")
         return
     st.subheader(f"{meta.get('name', 'vitals model')}@{meta.get('version', '?')}")
-    rows = A.vitals_groups(meta.get("metrics", meta))
+    split = meta.get("split") or {}
+    data = meta.get("training_data") or {}
+    st.caption(" · ".join(str(x) for x in (data.get("source"), split.get("name") and f"split {split['name']}",
+                                            data.get("n_val") and f"validation n = {data['n_val']}") if x))
+    rows = A.vitals_groups({k: v for k, v in meta.items() if k not in ("history", "normaliser", "hyperparameters")})
     if not rows:
         st.info("The vitals model card holds no metrics with an AUROC.")
-    else:
-        st.dataframe(pd.DataFrame([{k: R.fmt(v) for k, v in r.items()} for r in rows]), hide_index=True)
-        st.caption("LSTM against NEWS2 and SAPS-I on the same held-out stays; event-1 = min(sensitivity, positive "
-                   "predictivity) at the alert threshold, as in the PhysioNet/CinC 2012 challenge.")
-    thr = meta.get("threshold")
+        return
+    st.dataframe(pd.DataFrame([{k: R.fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
+                 key="eval_vitals_table")
+    st.plotly_chart(F.vitals_figure(rows), key="eval_vitals_chart")
+    st.caption("LSTM against NEWS2 and SAPS-I on the same held-out stays; event-1 = min(sensitivity, positive "
+               "predictivity) at each model's alert threshold, as in the PhysioNet/CinC 2012 challenge.")
+    thr = meta.get("threshold") or {}
     if thr:
-        st.caption(f"Alert threshold: {json.dumps(thr)}")
+        st.caption(f"LSTM alert threshold {R.fmt(thr.get('value'))}: {thr.get('rule', '')}")
 
 
 st.title("Evaluation report")

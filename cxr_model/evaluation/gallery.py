@@ -79,7 +79,8 @@ def _cam_overlay(bundle, path: Path, thumb: np.ndarray, method: str, alpha: floa
         # image: resizing it to the thumbnail's shape puts each cell back where it came from.
         cam_img = Image.fromarray(np.clip(cam * 255, 0, 255).astype(np.uint8)).resize(
             (thumb.shape[1], thumb.shape[0]), Image.BILINEAR)
-        return png_bytes(np.asarray(overlay(thumb, np.asarray(cam_img, np.float32) / 255.0, alpha))), ""
+        note = "" if cam.max() > 0 else "Grad-CAM is blank: no region raised P(pneumonia)"
+        return png_bytes(np.asarray(overlay(thumb, np.asarray(cam_img, np.float32) / 255.0, alpha))), note
     except Exception as exc:  # a CAM failure must not take the report down; say so on the card
         return None, f"Grad-CAM failed: {exc}"
 
