@@ -152,9 +152,11 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def subgroup_frame(rows: list[dict]) -> pd.DataFrame:
-    keys = ["n", "n_positive", "n_negative", "mean_probability", "auroc", "auroc_ci95", "sensitivity",
-            "sensitivity_ci95", "specificity", "specificity_ci95", "accuracy", "accuracy_ci95"]
-    return pd.DataFrame([{"group": r["group"], **{k: R.fmt(r[k]) for k in keys}} for r in rows])
+    names = {"n": "n", "n_positive": "pneumonia", "n_negative": "normal", "mean_probability": "mean P",
+             "auroc": "AUROC", "auroc_ci95": "AUROC 95% CI", "sensitivity": "sensitivity",
+             "sensitivity_ci95": "sensitivity 95% CI", "specificity": "specificity",
+             "specificity_ci95": "specificity 95% CI", "accuracy": "accuracy", "accuracy_ci95": "accuracy 95% CI"}
+    return pd.DataFrame([{"group": r["group"], **{v: R.fmt(r[k]) for k, v in names.items()}} for r in rows])
 
 
 def show_gallery(items) -> None:

@@ -19,7 +19,7 @@ OPERATING = "#d62728"
 def _ci(ci) -> str:
     if not ci or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in ci):
         return ""
-    return f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+    return f"95% CI {ci[0]:.3f}-{ci[1]:.3f} · "
 
 
 def roc_figure(roc: Curve, fpr_at: float, tpr_at: float, threshold: float, auroc: float, auroc_ci=None,
@@ -33,7 +33,7 @@ def roc_figure(roc: Curve, fpr_at: float, tpr_at: float, threshold: float, auroc
                              hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[fpr_at], y=[tpr_at], mode="markers", marker=dict(size=12, color=OPERATING),
                              name=f"operating point (threshold {threshold:.3f})"))
-    fig.update_layout(title=f"ROC: AUROC {auroc:.3f}{_ci(auroc_ci)}<br><sup>{subtitle}</sup>",
+    fig.update_layout(title=f"ROC: AUROC {auroc:.3f}<br><sup>{_ci(auroc_ci)}{subtitle}</sup>",
                       xaxis_title="1 - specificity (false positive rate)", yaxis_title="sensitivity (true positive rate)",
                       legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"),
                       xaxis=dict(range=[-0.02, 1.02]), yaxis=dict(range=[-0.02, 1.02]), **_LAYOUT)
@@ -50,7 +50,7 @@ def pr_figure(pr: Curve, recall_at: float, precision_at: float, threshold: float
                              name="PR", hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[recall_at], y=[precision_at], mode="markers", marker=dict(size=12, color=OPERATING),
                              name=f"operating point (threshold {threshold:.3f})"))
-    fig.update_layout(title=f"Precision-recall: AUPRC {auprc:.3f}{_ci(auprc_ci)}<br><sup>{subtitle}</sup>",
+    fig.update_layout(title=f"Precision-recall: AUPRC {auprc:.3f}<br><sup>{_ci(auprc_ci)}{subtitle}</sup>",
                       xaxis_title="recall (sensitivity)", yaxis_title="precision (PPV)",
                       legend=dict(x=0.02, y=0.02, xanchor="left", yanchor="bottom"),
                       xaxis=dict(range=[-0.02, 1.02]), yaxis=dict(range=[-0.02, 1.02]), **_LAYOUT)
