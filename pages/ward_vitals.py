@@ -107,6 +107,7 @@ def overview(step: int) -> None:
             "Risk %": st.column_config.ProgressColumn("Risk %", min_value=0, max_value=100, format="%.0f%%"),
             "4 h trend (pts)": st.column_config.NumberColumn(format="%+.1f"),
             "Last vitals (h ago)": st.column_config.NumberColumn(format="%.0f"),
+            "Alert since hour": st.column_config.NumberColumn(format="%d"),
         },
     )
 

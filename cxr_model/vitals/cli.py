@@ -65,6 +65,7 @@ def register(subparsers) -> None:
     t.add_argument("--outcomes", required=True, help="Outcomes-a.txt")
     t.add_argument("--out", required=True, help="bundle folder to write")
     t.add_argument("--hidden", type=int)
+    t.add_argument("--members", type=int, help="LSTMs in the ensemble (default 5)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--patience", type=int)
     t.add_argument("--lr", type=float)

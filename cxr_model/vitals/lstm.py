@@ -44,6 +44,21 @@ class VitalsLSTM(nn.Module):
         return self.head(self.drop(out)).squeeze(-1)
 
 
+class VitalsEnsemble(nn.Module):
+    """The mean logit of ``members`` LSTMs trained from different seeds on the same split.
+
+    Averaging keeps causality: each member reads the hours in order.
+    """
+
+    def __init__(self, n_features: int, hidden: int = 64, layers: int = 1, dropout: float = 0.2, members: int = 1):
+        super().__init__()
+        self.members = nn.ModuleList(VitalsLSTM(n_features, hidden, layers, dropout) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, T, F]`` float32 -> mean logits ``[B, T]``."""
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
 @dataclass
 class VitalsBundle:
     """A loaded vitals model. Shared by callers (e.g. a Streamlit resource): never mutate it.
@@ -54,7 +69,7 @@ class VitalsBundle:
         meta: the bundle's metadata (threshold, calibration, metrics, ...).
     """
 
-    model: VitalsLSTM
+    model: VitalsEnsemble
     normaliser: Normaliser
     meta: dict[str, Any]
     path: Path
@@ -92,9 +107,10 @@ class VitalsBundle:
         return self.risk_from_features(self.features(grids))
 
 
-def build_model(meta: dict[str, Any]) -> VitalsLSTM:
+def build_model(meta: dict[str, Any]) -> VitalsEnsemble:
     hp = meta["hyperparameters"]
-    return VitalsLSTM(int(hp["n_features"]), int(hp["hidden"]), int(hp.get("layers", 1)), float(hp.get("dropout", 0.0)))
+    return VitalsEnsemble(int(hp["n_features"]), int(hp["hidden"]), int(hp.get("layers", 1)),
+                          float(hp.get("dropout", 0.0)), int(hp.get("members", 1)))
 
 
 def load_vitals_bundle(bundle_dir: str | Path) -> VitalsBundle:
@@ -111,7 +127,7 @@ def load_vitals_bundle(bundle_dir: str | Path) -> VitalsBundle:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise BundleError(f"{bundle_dir / 'model.pt'}: weights do not fit VitalsLSTM ({exc})") from None
+        raise BundleError(f"{bundle_dir / 'model.pt'}: weights do not fit VitalsEnsemble ({exc})") from None
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

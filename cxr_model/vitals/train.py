@@ -21,7 +21,7 @@ from cxr_model.vitals.evaluate import (
     Scored, compute_auprc, compute_event1, event1_threshold, metrics_for, score_grids,
 )
 from cxr_model.evaluation.metrics import compute_auroc
-from cxr_model.vitals.lstm import NORMALISER_FILE, TASK, VitalsBundle, VitalsLSTM
+from cxr_model.vitals.lstm import NORMALISER_FILE, TASK, VitalsBundle, VitalsEnsemble, VitalsLSTM
 from cxr_model.vitals.physionet import (
     N_HOURS, STATIC_FEATURES, Normaliser, channel_names, load_outcomes, read_dir, stratified_split, to_grid,
 )
@@ -37,13 +37,15 @@ class VitalsTrainConfig:
     out: str
     hidden: int = 64
     layers: int = 1
-    dropout: float = 0.3
-    epochs: int = 40
-    patience: int = 6
+    dropout: float = 0.5
+    epochs: int = 60
+    patience: int = 10
     batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    members: int = 5
     seed: int = 2012
+    split_seed: int = 2012
     max_records: int | None = None
     name: str = "vitals-lstm"
     version: str = "1.0.0"
@@ -62,6 +64,39 @@ def _logits(model, x: torch.Tensor, batch: int = 512) -> np.ndarray:
         return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy().astype(np.float64)
 
 
+def _fit_member(model: VitalsLSTM, cfg: VitalsTrainConfig, x_tr, y_tr, x_va, y_va) -> tuple[int, list[dict]]:
+    """Train one LSTM with early stopping on validation AUROC at 48 h; loads its best state."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(x_tr))
+        total = 0.0
+        for i in range(0, len(perm), cfg.batch_size):
+            b = perm[i:i + cfg.batch_size]
+            opt.zero_grad()
+            loss = _loss(model(x_tr[b]), y_tr[b])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss.detach()) * len(b)
+        auc = compute_auroc(y_va, _logits(model, x_va)[:, -1]) if len(x_va) else float("nan")
+        history.append({"epoch": epoch, "train_loss": total / max(len(x_tr), 1), "val_auroc_48h": auc})
+        log.info("epoch %d loss %.4f val AUROC@48h %.4f", epoch, total / max(len(x_tr), 1), auc)
+        score = auc if np.isfinite(auc) else -total
+        if score > best_auc + 1e-4 or best_state is None:
+            best_auc, best_epoch, stale = score, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return best_epoch, history
+
+
 def train(cfg: VitalsTrainConfig) -> dict:
     """Train, calibrate and bundle the model; returns the metadata written."""
     t0 = time.time()
@@ -78,7 +113,7 @@ def train(cfg: VitalsTrainConfig) -> dict:
     grids = {r.record_id: to_grid(r) for r in records}
     ids = sorted(grids)
     labels = [int(outcomes[i]["In-hospital_death"]) for i in ids]
-    split = stratified_split(ids, labels, seed=cfg.seed)
+    split = stratified_split(ids, labels, seed=cfg.split_seed)
     tr = [grids[i] for i in split["train"]]
     va = [grids[i] for i in split["val"]]
     log.info("read %d stays (%d errors) in %.1fs; train %d, val %d, test %d", len(ids), len(errors),
@@ -90,34 +125,13 @@ def train(cfg: VitalsTrainConfig) -> dict:
     x_va = torch.from_numpy(np.stack([norm.features(g) for g in va]))
     y_va = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in va])
 
-    model = VitalsLSTM(norm.n_features, cfg.hidden, cfg.layers, cfg.dropout)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
-    history = []
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        perm = torch.randperm(len(x_tr))
-        total = 0.0
-        for i in range(0, len(perm), cfg.batch_size):
-            b = perm[i:i + cfg.batch_size]
-            opt.zero_grad()
-            loss = _loss(model(x_tr[b]), y_tr[b])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total += float(loss.detach()) * len(b)
-        auc = compute_auroc(y_va, _logits(model, x_va)[:, -1]) if len(va) else float("nan")
-        history.append({"epoch": epoch, "train_loss": total / max(len(x_tr), 1), "val_auroc_48h": auc})
-        log.info("epoch %d loss %.4f val AUROC@48h %.4f", epoch, total / max(len(x_tr), 1), auc)
-        score = auc if np.isfinite(auc) else -total
-        if score > best_auc + 1e-4 or best_state is None:
-            best_auc, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
+    model = VitalsEnsemble(norm.n_features, cfg.hidden, cfg.layers, cfg.dropout, cfg.members)
+    history, best_epochs = [], []
+    for k, member in enumerate(model.members):
+        torch.manual_seed(cfg.seed + k)
+        best_epoch, hist = _fit_member(member, cfg, x_tr, y_tr, x_va, y_va)
+        best_epochs.append(best_epoch)
+        history += [dict(h, member=k) for h in hist]
     model.eval()
 
     # Platt scaling on validation logits pooled over all hours: the risk is read at every hour.
@@ -130,8 +144,8 @@ def train(cfg: VitalsTrainConfig) -> dict:
 
     hp = {"n_features": norm.n_features, "hidden": cfg.hidden, "layers": cfg.layers, "dropout": cfg.dropout,
           "lr": cfg.lr, "weight_decay": cfg.weight_decay, "batch_size": cfg.batch_size, "epochs_max": cfg.epochs,
-          "patience": cfg.patience, "best_epoch": best_epoch, "seed": cfg.seed}
-    meta = {"task": TASK, "name": cfg.name, "version": cfg.version, "architecture": "VitalsLSTM",
+          "patience": cfg.patience, "members": cfg.members, "best_epochs": best_epochs, "seed": cfg.seed}
+    meta = {"task": TASK, "name": cfg.name, "version": cfg.version, "architecture": "VitalsEnsemble",
             "hyperparameters": hp, "channels": channel_names(), "n_hours": N_HOURS,
             "input": {"features": "GRU-D style: standardised values [C], masks [C], log1p(hours since last obs)/log1p(48) [C], static [11]",
                       "static": STATIC_FEATURES},
@@ -156,7 +170,7 @@ def train(cfg: VitalsTrainConfig) -> dict:
         thr_rule = "validation split has one class; fixed 0.5"
     meta["threshold"] = {"value": thr, "rule": thr_rule, "split": "val"}
     meta["comparators"] = comparators
-    meta["split"] = {"name": SPLIT_NAME, "fractions": [0.6, 0.2, 0.2], "seed": cfg.seed, "stratified_by": "In-hospital_death",
+    meta["split"] = {"name": SPLIT_NAME, "fractions": [0.6, 0.2, 0.2], "seed": cfg.split_seed, "stratified_by": "In-hospital_death",
                      "file": "splits.csv"}
     meta["training_data"] = {
         "source": "PhysioNet/CinC Challenge 2012 set A (Silva et al. 2012), ODC-BY 1.0",
@@ -198,9 +212,9 @@ descriptors recorded so far in the first 48 hours. An alert is raised when the r
 {meta['threshold']['value']:.3f} ({meta['threshold']['rule']}).
 
 ## Model
-{meta['architecture']}: one LSTM layer (hidden {meta['hyperparameters']['hidden']}) over GRU-D-style
+{meta['architecture']}: mean logit of {meta['hyperparameters']['members']} LSTMs (one layer, hidden {meta['hyperparameters']['hidden']}) over GRU-D-style
 inputs ({len(meta['channels'])} channels: values, masks, time since last observation; 11 static
-descriptor features), a logit at every hour, Platt-scaled on validation ({meta['calibration']['method']}).
+descriptor features) trained from different seeds on the same split, a logit at every hour, Platt-scaled on validation ({meta['calibration']['method']}).
 
 ## Data
 {td['source']}. Split `{meta['split']['name']}` (stratified by outcome, seed {meta['split']['seed']}):

@@ -24,3 +24,14 @@ def record_writer(tmp_path):
     def _write(record_id, rows, descriptors=None):
         return write_record(tmp_path, record_id, rows, descriptors)
     return _write
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The vitals models are tiny: one thread avoids contention on small CI machines."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

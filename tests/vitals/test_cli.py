@@ -30,7 +30,7 @@ def subset(physionet_dir, tmp_path_factory):
 def test_cli_train_then_evaluate_writes_metrics(subset, physionet_dir, tmp_path):
     outcomes = str(physionet_dir / "Outcomes-a.txt")
     r = _cli("train", "--records", str(subset), "--outcomes", outcomes, "--out", str(tmp_path / "m"),
-             "--epochs", "2", "--hidden", "16")
+             "--epochs", "2", "--hidden", "16", "--members", "2")
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout and (tmp_path / "m" / "model.pt").exists()
     r = _cli("evaluate", "--records", str(subset), "--outcomes", outcomes, "--model", str(tmp_path / "m"),

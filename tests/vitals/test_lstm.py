@@ -10,7 +10,7 @@ import torch
 from cxr_model.registry import BundleError
 from cxr_model.vitals.evaluate import event1_threshold, score_grids
 from cxr_model.vitals.explain import occlusion
-from cxr_model.vitals.lstm import VitalsLSTM, first_crossing, load_vitals_bundle
+from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM, first_crossing, load_vitals_bundle
 from cxr_model.vitals.physionet import N_HOURS, channel_names, load_outcomes, read_dir, read_record, to_grid
 from cxr_model.vitals.train import VitalsTrainConfig, train
 from cxr_model.vitals.ward import build_ward
@@ -24,7 +24,7 @@ def test_forward_gives_a_logit_per_hour():
 
 def test_risk_at_hour_t_ignores_data_after_t():
     torch.manual_seed(0)
-    model = VitalsLSTM(122, hidden=16).eval()
+    model = VitalsEnsemble(122, hidden=16, members=3).eval()
     x = torch.randn(2, N_HOURS, 122)
     t = 20
     y = x.clone()
@@ -48,7 +48,7 @@ def tiny_bundle(physionet_dir, tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("tiny-vitals")
     meta = train(VitalsTrainConfig(records=str(physionet_dir / "set-a"), outcomes=str(physionet_dir / "Outcomes-a.txt"),
-                                   out=str(out), max_records=150, epochs=2, hidden=16))
+                                   out=str(out), max_records=150, epochs=2, hidden=16, members=2))
     return out, meta
 
 
@@ -59,7 +59,7 @@ def test_tiny_training_run_writes_a_complete_bundle(tiny_bundle):
     assert meta["threshold"]["split"] == "val" and "event-1" in meta["threshold"]["rule"]
     assert meta["training_data"]["n_train"] + meta["training_data"]["n_val"] + meta["training_data"]["n_test"] == 150
     assert meta["validation"]["lstm_48h"]["n"] == meta["training_data"]["n_val"]
-    assert len(meta["history"]) == 2
+    assert len(meta["history"]) == 4 and meta["hyperparameters"]["members"] == 2  # 2 epochs x 2 members
     assert "Decision support, not a diagnosis" in (out / "MODEL_CARD.md").read_text()
     bundle = load_vitals_bundle(out)
     assert bundle.threshold == meta["threshold"]["value"]

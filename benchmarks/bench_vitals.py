@@ -1,0 +1,53 @@
+"""Stays per second through reader + grid + LSTM for every stay in a PhysioNet 2012 set.
+
+Usage: ``python benchmarks/bench_vitals.py [--records DIR] [--model DIR] [--threads N]``.
+Reports the stays per second end to end (read file -> clean -> hourly grid -> features -> risk at
+all 48 hours) and the model's share of the time (features + forward pass). CPU, one process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cxr_model.settings import get_settings
+from cxr_model.vitals.lstm import load_vitals_bundle
+from cxr_model.vitals.physionet import read_record, to_grid
+
+
+def main() -> None:
+    s = get_settings()
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--records", default=str(s.physionet_dir / "set-a"))
+    p.add_argument("--model", default=str(s.vitals_model_dir))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=256)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    bundle = load_vitals_bundle(args.model)
+    paths = sorted(Path(args.records).glob("*.txt"))
+    t0 = time.perf_counter()
+    grids, errors = [], 0
+    for path in paths:
+        try:
+            grids.append(to_grid(read_record(path)))
+        except ValueError:
+            errors += 1
+    t_read = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    risk = np.concatenate([bundle.risk(grids[i:i + args.batch_size]) for i in range(0, len(grids), args.batch_size)])
+    t_model = time.perf_counter() - t1
+    total = t_read + t_model
+    out = {"stays": len(grids), "errors": errors, "threads": args.threads, "model": bundle.model_id,
+           "reader_grid_s": round(t_read, 2), "model_s": round(t_model, 2), "total_s": round(total, 2),
+           "stays_per_s": round(len(grids) / total, 1), "model_share": round(t_model / total, 3),
+           "risk_shape": list(risk.shape)}
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

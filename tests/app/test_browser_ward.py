@@ -1,0 +1,25 @@
+"""Real browser: the ward vitals page renders through ``streamlit run app.py``."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir):
+    page = browser.new_page(viewport={"width": 1500, "height": 2200})
+    try:
+        page.goto(streamlit_server, timeout=60_000)
+        # go through app.py's st.navigation, as a user does
+        page.get_by_role("link", name="Ward vitals").click(timeout=60_000)
+        page.get_by_text("Ward vitals: early warning").wait_for(timeout=60_000)
+        page.get_by_text("Patients alerting now").wait_for(timeout=90_000)
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # trends and the risk curve
+        page.get_by_text("alert threshold").first.wait_for(timeout=30_000)
+        assert page.get_by_text("Decision support, not a diagnosis").count() >= 1
+        assert page.locator("[data-testid='stDataFrame']").count() >= 3  # overview, NEWS2, contributions
+        assert page.locator("[data-testid='stException']").count() == 0
+        page.wait_for_timeout(1500)  # let the data grids paint before the screenshot
+        page.screenshot(path=str(artifacts_dir / "ward_vitals.png"), full_page=True)
+    finally:
+        page.close()
