@@ -231,3 +231,33 @@ def box_area_fraction(boxes_xywh: list[list[float]], height: int, width: int) ->
     for bx, by, bw, bh in boxes_xywh:
         mask[int(by):int(by + bh), int(bx):int(bx + bw)] = True
     return float(mask.mean())
+
+
+def pointing_game(bundle: CxrBundle, dicom_dir, method: str = "GradCAM") -> list[dict]:
+    """Pointing game on the DICOMs of ``dicom_dir/manifest.csv`` that carry ``boxes_xywh``.
+
+    Each file goes through the one preprocessing path; the CAM peak of the squashed ``S x S``
+    input is mapped back to the DICOM's ``Rows x Columns`` (see :func:`cam_peak`).
+
+    Returns:
+        One row per boxed image: file, hit, peak ``(x, y)``, boxes and the boxes' area fraction
+        (the chance hit rate of a uniformly random point).
+    """
+    import csv
+    import json
+    from pathlib import Path
+
+    from cxr_model.imaging.transforms import load_tensor
+
+    rows = []
+    with open(Path(dicom_dir) / "manifest.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            boxes = json.loads(r["boxes_xywh"]) if r.get("boxes_xywh", "").strip() else []
+            if not boxes:
+                continue
+            h, w = int(r["rows"]), int(r["columns"])
+            cam = compute_cam(bundle, load_tensor(Path(dicom_dir) / r["path"], bundle.img_size), method)
+            x, y = cam_peak(cam, h, w)
+            rows.append({"file": r["path"], "hit": pointing_hit(cam, boxes, h, w), "peak_xy": (round(x), round(y)),
+                         "boxes": boxes, "box_fraction": box_area_fraction(boxes, h, w)})
+    return rows

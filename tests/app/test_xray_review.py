@@ -1,0 +1,97 @@
+"""AppTest for the X-ray review page (the app's default page), driven by widget key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path))  # the default SQLite store goes here
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _radiograph(kermany_dir: Path) -> Path:
+    return sorted((kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[0]
+
+
+def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_dir):
+    at = app
+    f = _radiograph(kermany_dir)
+    at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    p = float(metrics["P(pneumonia)"])
+    assert 0.0 <= p <= 1.0
+    assert metrics["Model's call"].startswith(("PNEUMONIA", "NORMAL"))
+    assert any("Decision support, not a diagnosis" in c.value for c in at.caption)
+    assert len(at.image) >= 2  # side by side: radiograph + overlay
+
+    at.selectbox(key="cam_method").set_value("EigenCAM").run()
+    assert not at.exception
+    assert any("EigenCAM overlay" in c for img in at.image for c in [str(img.proto)])
+    at.slider(key="cam_opacity").set_value(0.8).run()
+    at.radio(key="cam_view").set_value("Overlay only").run()
+    assert not at.exception
+    assert len(at.image) == 1
+    assert float({m.label: m.value for m in at.metric}["P(pneumonia)"]) == p  # same study, same number
+
+    at.session_state["reviewer_name"] = "Dr Tester"
+    at.radio(key="review_decision").set_value("disagree")
+    at.text_area(key="review_note").input("opacity is an overlying marker")
+    at.button(key="review_save").click().run()
+    assert not at.exception
+    assert any("Decision saved" in s.value for s in at.success)
+    table = at.dataframe[-1].value
+    assert list(table["decision"]) == ["disagree"]
+    assert table["reviewer"].iloc[0] == "Dr Tester"
+    assert table["cam_method"].iloc[0] == "EigenCAM"
+    assert abs(table["probability"].iloc[0] - p) < 1e-3
+
+
+def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir):
+    at = app
+    f = _radiograph(kermany_dir)
+    up = at.file_uploader(key="xray_upload")
+    up.upload("broken.png", b"\x89PNG\r\n\x1a\n this is not a png", "image/png")
+    up.upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    assert not at.exception
+    assert any(e.value.startswith("broken.png:") for e in at.error)
+    assert "P(pneumonia)" in {m.label for m in at.metric}
+    studies = at.dataframe[0].value
+    assert set(studies["file"]) == {"broken.png", f.name}
+
+
+def test_save_without_reviewer_name_is_refused_with_a_message(app, kermany_dir):
+    at = app
+    f = _radiograph(kermany_dir)
+    at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    at.radio(key="review_decision").set_value("agree")
+    at.button(key="review_save").click().run()
+    assert not at.exception
+    assert any("Reviewer name" in e.value for e in at.error)
+
+
+def test_dicom_shows_window_controls_and_masks_phi(app, dicom_dir):
+    at = app
+    d = sorted((dicom_dir / "rsna").glob("*.dcm"))[0]
+    at.file_uploader(key="xray_upload").upload(d.name, d.read_bytes(), "application/dicom")
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="dicom_window").value in at.selectbox(key="dicom_window").options
+    header = next(df.value for df in at.dataframe if "field" in df.value.columns)
+    row = header[header["field"] == "PatientID"].iloc[0]
+    assert row["value"].startswith("•") and row["PHI"]
+    at.toggle(key="show_phi").set_value(True).run()
+    header = next(df.value for df in at.dataframe if "field" in df.value.columns)
+    assert not header[header["field"] == "PatientID"].iloc[0]["value"].startswith("•")
