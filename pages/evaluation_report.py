@@ -18,7 +18,7 @@ import streamlit as st
 from cxr_model.evaluation import analysis as A
 from cxr_model.evaluation import figures as F
 from cxr_model.evaluation import report as R
-from cxr_model.evaluation.gallery import build_gallery, failure_cases
+from cxr_model.evaluation.gallery import failure_cases, gallery_item
 from cxr_model.registry import BundleError, read_metadata
 from cxr_model.settings import PROJECT_ROOT, get_settings
 
@@ -58,11 +58,18 @@ def cached_at(run_dir: str, stamp: float, threshold: float) -> A.Analysis:
     return A.at_threshold(cached_analysis(run_dir, stamp), cached_run(run_dir, stamp).predictions, threshold)
 
 
-@st.cache_data(show_spinner="Preparing the failure gallery...", max_entries=16)
-def cached_gallery(run_dir: str, stamp: float, threshold: float, with_cam: bool, model_dir: str, k: int = 6):
-    run = cached_run(run_dir, stamp)
-    bundle = load_bundle(model_dir) if with_cam else None
-    return build_gallery(failure_cases(run.predictions, threshold, k), run.image_roots(), bundle=bundle)
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_card(kind: str, path: str, label: int, probability: float, roots: tuple[str, ...], model_dir: str | None):
+    """One gallery card; cached per image, so moving the threshold only draws the new mistakes."""
+    bundle = load_bundle(model_dir) if model_dir else None
+    return gallery_item(kind, path, label, probability, [Path(r) for r in roots], bundle=bundle)
+
+
+def gallery(run: R.EvalRun, threshold: float, with_cam: bool, k: int = 6) -> list:
+    roots = tuple(str(r) for r in run.image_roots())
+    model_dir = str(settings.cxr_model_dir) if with_cam else None
+    return [cached_card(kind, row.path, int(row.label), float(row.probability), roots, model_dir)
+            for kind, df in failure_cases(run.predictions, threshold, k).items() for row in df.itertuples(index=False)]
 
 
 @st.cache_data(show_spinner=False)
@@ -249,8 +256,8 @@ def cxr_tab() -> None:
 
     st.markdown("### Failure gallery")
     with_cam = st.toggle("Grad-CAM overlays", value=same_model, key="eval_cam", disabled=not same_model)
-    show_gallery(cached_gallery(str(run_dir), _stamp(run_dir), float(threshold), with_cam and same_model,
-                                str(settings.cxr_model_dir)))
+    with st.spinner("Preparing the failure gallery..."):
+        show_gallery(gallery(run, float(threshold), with_cam and same_model))
 
     st.markdown("### Unreadable files")
     if run.errors.empty:

@@ -96,6 +96,27 @@ def resolve_image(path: str, roots: list[Path]) -> Path | None:
     return p if p.exists() else None
 
 
+def gallery_item(kind: str, path: str, label: int, probability: float, roots: list[Path], bundle=None,
+                 method: str = "GradCAM", alpha: float = 0.4, px: int = THUMB_PX) -> GalleryItem:
+    """One card of the gallery: thumbnail, Grad-CAM overlay when ``bundle`` is given, or a note."""
+    g = GalleryItem(kind, str(path), int(label), float(probability))
+    found = resolve_image(g.path, roots)
+    if found is None:
+        g.note = "image file not found"
+        return g
+    try:
+        thumb = _thumbnail(read_image(found), px)
+    except ImageReadError as exc:
+        g.note = str(exc)
+        return g
+    g.image_png = png_bytes(thumb)
+    if bundle is not None:
+        g.cam_png, g.note = _cam_overlay(bundle, found, thumb, method, alpha)
+    else:
+        g.note = "no model loaded: radiograph without Grad-CAM"
+    return g
+
+
 def build_gallery(failures: dict[str, pd.DataFrame], roots: list[Path], bundle=None, method: str = "GradCAM",
                   alpha: float = 0.4, px: int = THUMB_PX) -> list[GalleryItem]:
     """Thumbnails (and Grad-CAM overlays when ``bundle`` is given) for :func:`failure_cases`.
@@ -104,25 +125,5 @@ def build_gallery(failures: dict[str, pd.DataFrame], roots: list[Path], bundle=N
         roots: folders that relative paths in predictions.csv may be relative to.
         bundle: a loaded :class:`~cxr_model.registry.CxrBundle`, or ``None`` for no CAM.
     """
-    items = []
-    for kind, df in failures.items():
-        for row in df.itertuples(index=False):
-            g = GalleryItem(kind, str(row.path), int(row.label), float(row.probability))
-            found = resolve_image(g.path, roots)
-            if found is None:
-                g.note = "image file not found"
-                items.append(g)
-                continue
-            try:
-                thumb = _thumbnail(read_image(found), px)
-            except ImageReadError as exc:
-                g.note = str(exc)
-                items.append(g)
-                continue
-            g.image_png = png_bytes(thumb)
-            if bundle is not None:
-                g.cam_png, g.note = _cam_overlay(bundle, found, thumb, method, alpha)
-            else:
-                g.note = "no model loaded: radiograph without Grad-CAM"
-            items.append(g)
-    return items
+    return [gallery_item(kind, row.path, row.label, row.probability, roots, bundle, method, alpha, px)
+            for kind, df in failures.items() for row in df.itertuples(index=False)]

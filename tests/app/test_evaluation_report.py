@@ -36,6 +36,7 @@ def test_saved_run_threshold_slider_updates_sensitivity_and_specificity(run_dir)
     assert shown["Sensitivity"] == f"{saved['sensitivity']:.3f}"  # the run's own operating point
     assert shown["Specificity"] == f"{saved['specificity']:.3f}"
     assert at.slider(key="eval_threshold").value == pytest.approx(saved["threshold"], abs=5e-4)
+    assert len(at.get("image")) >= 1  # the failure gallery's thumbnails
 
     at.slider(key="eval_threshold").set_value(0.0).run()  # everything called pneumonia
     assert not at.exception
