@@ -110,3 +110,13 @@ def _mistakes(run_dir):
     """False negatives and false positives as the pipeline called them (predicted column)."""
     p = pd.read_csv(run_dir / "predictions.csv")
     return int(((p.label == 1) & (p.predicted == 0)).sum()), int(((p.label == 0) & (p.predicted == 1)).sum())
+
+
+def test_a_run_where_every_file_failed_still_reports_the_errors(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "predictions.csv").write_text("path,label,probability,predicted,subtype\n")
+    (folder / "errors.csv").write_text("path,error\na.jpeg,a.jpeg: file is empty (0 bytes)\n")
+    text = write_report(folder, n_resamples=50).read_text()
+    assert "a.jpeg: file is empty (0 bytes)" in text and 'id="roc-curve"' in text
+    assert "n = 0" in text
