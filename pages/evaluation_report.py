@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from cxr_model.evaluation import analysis as A
 from cxr_model.evaluation import figures as F
 from cxr_model.evaluation import report as R
 from cxr_model.evaluation.gallery import failure_cases, gallery_item
+from cxr_model.evaluation.pdf import find_chromium, write_pdf
 from cxr_model.registry import BundleError, read_metadata
 from cxr_model.settings import PROJECT_ROOT, get_settings
 
@@ -269,11 +271,20 @@ def cxr_tab() -> None:
         bundle = load_bundle(str(settings.cxr_model_dir)) if same_model else None
         return R.report_html(run, meta if same_model else None, bundle=bundle, threshold=threshold).encode("utf-8")
 
-    d1, d2 = st.columns(2)
+    def pdf_bytes() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            html_path = Path(tmp) / "report.html"
+            html_path.write_bytes(report_bytes())
+            return write_pdf(html_path).read_bytes()
+
+    d1, d2, d3 = st.columns(3)
     d1.download_button(f"report.html (threshold {threshold:.3f})", report_bytes, file_name="report.html",
                        mime="text/html", key="eval_download_report")
     d2.download_button("predictions.csv", run.predictions.to_csv(index=False), file_name="predictions.csv",
                        mime="text/csv", key="eval_download_predictions")
+    if find_chromium():
+        d3.download_button("report.pdf", pdf_bytes, file_name="report.pdf", mime="application/pdf",
+                           key="eval_download_pdf", help="The HTML report printed by headless Chromium.")
 
 
 def vitals_tab(meta_path: Path) -> None:

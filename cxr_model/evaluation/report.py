@@ -242,6 +242,7 @@ th{background:#f4f6f8} td{white-space:nowrap} .errors td,.metrics td{white-space
 .gallery{display:flex;flex-wrap:wrap;gap:.8rem} .card{margin:0;border:1px solid #ddd;padding:.4rem;max-width:400px}
 .card img{margin-right:4px} .false-negative{border-top:4px solid #d62728} .false-positive{border-top:4px solid #1f77b4}
 figcaption{font-size:.8rem;word-break:break-all}
+@media print{.fig,figure,tr,.banner{break-inside:avoid} h2,h3{break-after:avoid} body{max-width:none}}
 """
 
 

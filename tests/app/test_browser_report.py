@@ -34,3 +34,13 @@ def test_report_renders_its_roc_plot_from_a_file_without_network(browser, report
         context.close()
     assert not errors, errors
     assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests if not u.startswith("file:")]
+
+
+def test_report_prints_to_a_multi_page_pdf(browser, report, tmp_path):
+    import re
+
+    from cxr_model.evaluation.pdf import write_pdf
+
+    pdf = write_pdf(report, tmp_path / "report.pdf", browser=browser).read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf)) >= 2
