@@ -227,8 +227,12 @@ def cxr_tab() -> None:
         else:
             st.caption("Model card not available for this run's model.")
 
+    def reset_threshold() -> None:
+        st.session_state["eval_threshold"] = float(op)
+
+    st.button(f"Back to the operating threshold ({op:.3f})", key="eval_threshold_reset", on_click=reset_threshold)
     threshold = st.slider("Decision threshold: P(pneumonia) at or above it is called pneumonia", 0.0, 1.0,
-                          value=float(round(op, 3)), step=0.005, format="%.3f", key="eval_threshold")
+                          value=float(op), step=0.005, format="%.3f", key="eval_threshold")
     a = cached_at(str(run_dir), _stamp(run_dir), float(threshold))
     metric_cards([a.row(k) for k in ("sensitivity", "specificity", "ppv", "npv", "accuracy")])
 

@@ -35,7 +35,7 @@ def test_saved_run_threshold_slider_updates_sensitivity_and_specificity(run_dir)
     shown = _metrics(at)
     assert shown["Sensitivity"] == f"{saved['sensitivity']:.3f}"  # the run's own operating point
     assert shown["Specificity"] == f"{saved['specificity']:.3f}"
-    assert at.slider(key="eval_threshold").value == pytest.approx(saved["threshold"], abs=5e-4)
+    assert at.slider(key="eval_threshold").value == pytest.approx(saved["threshold"])
     assert len(at.get("image")) >= 1  # the failure gallery's thumbnails
 
     at.slider(key="eval_threshold").set_value(0.0).run()  # everything called pneumonia
@@ -46,6 +46,10 @@ def test_saved_run_threshold_slider_updates_sensitivity_and_specificity(run_dir)
     assert not at.exception
     assert _metrics(at)["Specificity"] == "1.000"
     assert float(_metrics(at)["Sensitivity"]) < saved["sensitivity"]
+
+    at.button(key="eval_threshold_reset").click().run()
+    assert at.slider(key="eval_threshold").value == pytest.approx(saved["threshold"])
+    assert _metrics(at)["Sensitivity"] == f"{saved['sensitivity']:.3f}"
     assert any("broken_bacteria_1.jpeg" in str(df.value) for df in at.dataframe)  # the errors table
 
 
