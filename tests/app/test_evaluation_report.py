@@ -1,6 +1,9 @@
 """AppTest of the evaluation report page: open a saved run folder, move the threshold."""
 import json
+import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -60,11 +63,22 @@ def test_a_folder_that_is_not_a_run_says_so(tmp_path):
     assert any("no predictions.csv" in e.value for e in at.error)
 
 
-def test_scoring_mode_offers_the_labelled_sets_under_the_data_folder(kermany_dir):
+def test_scoring_the_kermany_val_folder_writes_a_run_and_shows_it(kermany_dir):
     at = _page()
     at.radio(key="eval_source").set_value("Score a labelled set").run()
     assert not at.exception
-    assert any(o.startswith("Kermany val") for o in at.selectbox(key="eval_dataset").options)
+    val = next(o for o in at.selectbox(key="eval_dataset").options if o.startswith("Kermany val"))
+    at.selectbox(key="eval_dataset").set_value(val)
+    at.button(key="eval_start").click().run()
+    out = Path(at.session_state["eval_last_run"])
+    try:
+        assert not at.exception and not at.error
+        n_files = sum(1 for f in (kermany_dir / "val").rglob("*.jpeg"))
+        assert len(pd.read_csv(out / "predictions.csv")) == n_files
+        assert any(str(out) in s.value for s in at.success)
+        assert {"Sensitivity", "Specificity"} <= set(_metrics(at))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # runs/ is git-ignored; leave nothing behind anyway
 
 
 def test_vitals_tab_compares_lstm_with_news2_and_saps(settings):
