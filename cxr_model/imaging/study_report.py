@@ -2,7 +2,8 @@
 
 It carries the image, the CAM overlay, the probability and threshold, the OOD check, a model card
 summary and the reviewer's decision, and nothing from the DICOM header (no PHI): the study is
-named by its file name and SHA-256 only.
+named by its SHA-256 only, not by its file name, which often carries a patient ID (the RSNA files
+are named by theirs).
 """
 from __future__ import annotations
 
@@ -79,8 +80,7 @@ table{{border-collapse:collapse}} td,th{{padding:.25rem .75rem;border-bottom:1px
 <p class="note"><strong>Decision support, not a diagnosis.</strong> The probability and map are for a
 clinician to weigh with the image and the patient.</p>
 <table>
-<tr><th>File</th><td>{e(study.name)}</td></tr>
-<tr><th>SHA-256</th><td><code>{e(study.sha256)}</code></td></tr>
+<tr><th>Study (file SHA-256)</th><td><code>{e(study.sha256)}</code></td></tr>
 <tr><th>P(pneumonia)</th><td><strong>{study.probability:.3f}</strong></td></tr>
 <tr><th>Threshold</th><td>{study.threshold:.3f} &rarr; <strong>{e(str(study.label))}</strong></td></tr>
 <tr><th>Out-of-distribution check</th><td>{ood}</td></tr>

@@ -12,7 +12,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path))  # the default SQLite store goes here
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     assert not at.exception
     return at
