@@ -24,6 +24,7 @@ class Settings:
         vitals_model_name: bundle name of the vitals early-warning model.
         db_url: SQLAlchemy URL of the reviewer-decision store.
         device: ``"cuda"`` when available and not disabled, else ``"cpu"``.
+        runs_dir: where the UI writes evaluation runs (``CXR_RUNS_DIR``).
     """
 
     data_dir: Path
@@ -32,6 +33,7 @@ class Settings:
     vitals_model_name: str
     db_url: str
     device: str
+    runs_dir: Path
 
     @property
     def cxr_model_dir(self) -> Path:
@@ -78,4 +80,5 @@ def get_settings() -> Settings:
         vitals_model_name=env.get("CXR_VITALS_MODEL_NAME", "vitals-lstm"),
         db_url=env.get("CXR_DB_URL", db_default),
         device=_default_device(),
+        runs_dir=Path(env.get("CXR_RUNS_DIR", PROJECT_ROOT / "runs")),
     )

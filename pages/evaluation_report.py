@@ -22,7 +22,7 @@ from cxr_model.evaluation import report as R
 from cxr_model.evaluation.gallery import failure_cases, gallery_item
 from cxr_model.evaluation.pdf import find_chromium, write_pdf
 from cxr_model.registry import BundleError, read_metadata
-from cxr_model.settings import PROJECT_ROOT, get_settings
+from cxr_model.settings import get_settings
 
 settings = get_settings()
 SAVED, SCORE = "Open a saved run folder", "Score a labelled set"
@@ -103,7 +103,7 @@ def labelled_sets() -> dict[str, Path]:
 
 
 def runs_root() -> Path:
-    return Path(getattr(settings, "runs_dir", PROJECT_ROOT / "runs")) / "evaluations"
+    return settings.runs_dir / "evaluations"
 
 
 # ------------------------------------------------------------------------------------- widgets

@@ -147,7 +147,8 @@ def run_evaluation(
     base = root.parent if root is not None and root.is_file() else root
     with open(out / "predictions.csv", "w", newline="") as pf, open(out / "errors.csv", "w", newline="") as ef:
         pw, ew = csv.writer(pf), csv.writer(ef)
-        pw.writerow(PRED_COLUMNS)
+        extra = sorted({k for it in items for k in it.extra if k not in PRED_COLUMNS})
+        pw.writerow(PRED_COLUMNS + extra)
         ew.writerow(["path", "error"])
         bar = tqdm(total=len(items), desc="evaluate", unit="img", disable=not show_bar, file=sys.stderr)
         for x, idx, errs, sizes in loader:
@@ -158,7 +159,8 @@ def run_evaluation(
                 for j, i in enumerate(idx):
                     it = items[i]
                     pw.writerow([_rel(it.path, base), it.label, f"{p[j]:.6f}", int(p[j] >= bundle.threshold),
-                                 it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j]])
+                                 it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j],
+                                 *(it.extra.get(k, "") for k in extra)])
             done += len(idx) + len(errs)
             bar.update(len(idx) + len(errs))
             if progress:
@@ -182,7 +184,9 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "") -> dict:
     metrics = {"n": len(preds), "n_errors": n_errors, "model": bundle.model_id, "data": data_label}
     metrics.update(M.summary(preds["label"].to_numpy(), preds["probability"].to_numpy(), bundle.threshold))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _write_report(out, bundle.meta)
+    from cxr_model.evaluation.report import write_report
+
+    write_report(out, bundle.meta, bundle=bundle)  # the same report.html as the evaluation page
     return metrics
 
 
@@ -191,14 +195,6 @@ def _rel(path: Path, base: Path | None) -> str:
         return str(path.relative_to(base)) if base is not None else str(path)
     except ValueError:
         return str(path)
-
-
-def _write_report(out: Path, meta: dict) -> None:
-    try:
-        from cxr_model.evaluation.report import write_report
-    except ImportError:
-        return
-    write_report(out, meta)
 
 
 def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int = 64, workers: int = 2) -> int:

@@ -75,14 +75,14 @@ def test_predict_reports_every_file_and_fails_on_any_bad_one(kermany_dir, tmp_pa
 
 def test_evaluate_writes_metrics_predictions_and_errors(kermany_dir, tmp_path):
     # a CSV set (paths relative to the CSV): the official val films, linked, plus two unreadable files
-    rows = ["path,label"]
+    rows = ["path,label,site"]
     for p in sorted((kermany_dir / "val").rglob("*.jpeg")):
         link = tmp_path / "films" / p.name
         link.parent.mkdir(exist_ok=True)
         link.symlink_to(p)
-        rows.append(f"films/{p.name},{p.parent.name}")
+        rows.append(f"films/{p.name},{p.parent.name},{'A' if len(rows) % 2 else 'B'}")
     (tmp_path / "films" / "empty.png").write_bytes(b"")
-    rows += ["films/empty.png,NORMAL", "films/missing.png,PNEUMONIA"]
+    rows += ["films/empty.png,NORMAL,A", "films/missing.png,PNEUMONIA,B"]
     csv_path = tmp_path / "set.csv"
     csv_path.write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
@@ -94,6 +94,8 @@ def test_evaluate_writes_metrics_predictions_and_errors(kermany_dir, tmp_path):
     assert m["auroc_ci95"][0] <= m["auroc"] <= m["auroc_ci95"][1]
     preds = (out / "predictions.csv").read_text().strip().splitlines()
     assert preds[0].startswith("path,label,probability,predicted") and len(preds) == 17
+    assert preds[0].endswith(",site") and {p.rsplit(",", 1)[1] for p in preds[1:]} == {"A", "B"}  # for subgroups
+    assert (out / "report.html").stat().st_size > 10_000
     errors = (out / "errors.csv").read_text()
     assert "empty.png: file is empty" in errors and "missing.png: file not found" in errors
 
