@@ -121,8 +121,8 @@ def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None 
     """
     from cxr_model.vitals.lstm import load_vitals_bundle
 
-    bundle = load_vitals_bundle(bundle_dir)
     outcomes = load_outcomes(outcomes_file)
+    bundle = load_vitals_bundle(bundle_dir)
     ids = None
     if split and split != "all":
         ids = read_split(Path(bundle_dir) / "splits.csv", split)

@@ -3,7 +3,7 @@
 Inputs per hour (see :meth:`Normaliser.features`): standardised forward-filled values, observation
 masks and time since last observation per channel, and the static descriptors. A unidirectional
 LSTM reads the hours in order, so the risk at hour ``t`` depends only on hours ``<= t``. Logits are
-Platt-scaled on validation stays (``metadata["calibration"]``).
+Platt-scaled per hour on validation stays (``metadata["calibration"]``).
 """
 from __future__ import annotations
 
@@ -87,8 +87,14 @@ class VitalsBundle:
         return torch.from_numpy(np.stack([self.normaliser.features(g) for g in grids]))
 
     def calibrate(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, T]`` -> risk: Platt scaling per hour (``a[t]``, ``b[t]``) or one pair for all."""
         cal = self.meta.get("calibration") or {"a": 1.0, "b": 0.0}
-        return torch.sigmoid(cal["a"] * logits + cal["b"])
+        t = logits.shape[-1]
+        a = torch.as_tensor(cal["a"], dtype=logits.dtype)
+        b = torch.as_tensor(cal["b"], dtype=logits.dtype)
+        if a.ndim:
+            a, b = a[:t], b[:t]
+        return torch.sigmoid(a * logits + b)
 
     def risk_from_features(self, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         """Features ``[N, 48, F]`` -> calibrated risk ``[N, 48]`` float64 in [0, 1]."""

@@ -21,5 +21,11 @@ def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir)
         assert page.locator("[data-testid='stException']").count() == 0
         page.wait_for_timeout(1500)  # let the data grids paint before the screenshot
         page.screenshot(path=str(artifacts_dir / "ward_vitals.png"), full_page=True)
+        page.get_by_text("Simulated demo ward").click()
+        page.get_by_text("SIMULATED DEMO WARD").wait_for(timeout=60_000)
+        page.get_by_text("of 12").wait_for(timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(artifacts_dir / "ward_vitals_demo.png"), full_page=True)
     finally:
         page.close()

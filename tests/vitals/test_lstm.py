@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cxr_model.registry import BundleError
-from cxr_model.vitals.evaluate import event1_threshold, score_grids
+from cxr_model.vitals.evaluate import event1_threshold, metrics_for, read_split, score_grids
 from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM, first_crossing, load_vitals_bundle
 from cxr_model.vitals.physionet import N_HOURS, channel_names, load_outcomes, read_dir, read_record, to_grid
@@ -78,7 +78,7 @@ def test_bundled_model_metadata_and_size(settings):
     d = settings.vitals_model_dir
     meta = json.loads((d / "metadata.json").read_text())
     assert meta["task"] == "vitals-mortality" and meta["threshold"]["split"] == "val"
-    assert 0 < meta["threshold"]["value"] < 1 and meta["calibration"]["a"] > 0
+    assert 0 < meta["threshold"]["value"] < 1 and len(meta["calibration"]["a"]) == N_HOURS  # Platt per hour
     assert meta["validation"]["lstm_48h"]["n"] == meta["training_data"]["n_val"] > 0
     assert (d / "model.pt").stat().st_size < 3_000_000
     assert "Decision support, not a diagnosis" in (d / "MODEL_CARD.md").read_text()
@@ -99,3 +99,30 @@ def test_one_preprocessing_path_for_evaluation_ward_and_explanation(settings, ph
     assert len(contrib) == len(channel_names()) + 1
     never = [c for c in contrib if not c["observed"]]
     assert never and all(c["contribution"] == pytest.approx(0, abs=1e-6) for c in never)
+
+
+def test_bundled_model_is_causal_on_a_real_stay(settings, physionet_dir):
+    from dataclasses import replace
+
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    grid = to_grid(read_record(physionet_dir / "set-a" / "132539.txt"))
+    t = 23
+    values, mask = grid.values.copy(), grid.mask.copy()
+    values[t + 1:] *= 1.5  # a different future
+    mask[t + 1:] = 1.0
+    changed = replace(grid, values=values, mask=mask)
+    a, b = bundle.risk([grid])[0], bundle.risk([changed])[0]
+    assert np.array_equal(a[: t + 1], b[: t + 1])
+    assert not np.allclose(a[t + 1:], b[t + 1:])
+
+
+def test_bundled_model_ranks_held_out_stays_well(settings, physionet_dir):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    ids = read_split(settings.vitals_model_dir / "splits.csv", "test")[:300]
+    records, errors = read_dir(physionet_dir / "set-a", ids)
+    assert errors == [] and len(records) == 300
+    m = metrics_for(score_grids(bundle, [to_grid(r) for r in records], load_outcomes(physionet_dir / "Outcomes-a.txt")),
+                    bundle.meta, n_boot=10)
+    assert m["lstm_48h"]["n"] == 300
+    assert m["lstm_48h"]["auroc"] > 0.75  # far above chance on stays never used for training or thresholds
+    assert m["lstm_48h"]["auroc"] > m["news2_48h"]["auroc"]
