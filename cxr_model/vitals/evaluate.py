@@ -127,6 +127,8 @@ def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None 
     if split and split != "all":
         ids = read_split(Path(bundle_dir) / "splits.csv", split)
     records, errors = read_dir(records_dir, ids)
+    if not records and not errors:
+        raise FileNotFoundError(f"{records_dir}: no <RecordID>.txt records found")
     missing = [r.record_id for r in records if r.record_id not in outcomes]
     errors += [f"{rid}.txt: no row in {Path(outcomes_file).name}" for rid in missing]
     scored = score_grids(bundle, [to_grid(r) for r in records], outcomes)

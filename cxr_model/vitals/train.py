@@ -112,6 +112,9 @@ def train(cfg: VitalsTrainConfig) -> dict:
     for e in errors:
         log.warning("skipped %s", e)
     records = [r for r in records if r.record_id in outcomes]
+    if len(records) < 10:
+        raise FileNotFoundError(f"{cfg.records}: {len(records)} readable records with an outcome in "
+                                f"{Path(cfg.outcomes).name}; training needs at least 10")
     grids = {r.record_id: to_grid(r) for r in records}
     ids = sorted(grids)
     labels = [int(outcomes[i]["In-hospital_death"]) for i in ids]

@@ -50,3 +50,11 @@ def test_cli_train_then_evaluate_writes_metrics(subset, physionet_dir, tmp_path)
 def test_cli_reports_a_missing_outcomes_file(subset, tmp_path):
     r = _cli("evaluate", "--records", str(subset), "--outcomes", str(tmp_path / "nope.txt"), "--out", str(tmp_path))
     assert r.returncode == 2 and "nope.txt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_names_an_empty_records_folder(physionet_dir, tmp_path):
+    outcomes = str(physionet_dir / "Outcomes-a.txt")
+    r = _cli("evaluate", "--records", str(tmp_path), "--outcomes", outcomes, "--out", str(tmp_path / "e"))
+    assert r.returncode == 2 and "no <RecordID>.txt records found" in r.stderr
+    r = _cli("train", "--records", str(tmp_path), "--outcomes", outcomes, "--out", str(tmp_path / "m"))
+    assert r.returncode == 2 and "training needs at least 10" in r.stderr and "Traceback" not in r.stderr
