@@ -168,10 +168,8 @@ else:
     st.image(over, caption=f"{method} overlay (pneumonia)", width="stretch")
 if float(study.cam.max()) <= 0:
     st.caption("The map is empty: no region raises P(pneumonia) for this method.")
-fa = faith(study.sha256, method, study.name, data, study.cam)
-st.metric("Map faithfulness (ROAD)", f"{fa.score:+.3f}",
-          help="ROAD (Rong et al. 2022): removing pixels in map order and imputing them; probability units.")
-st.caption(fa.meaning)
+# Filled at the end of the run: ROAD takes seconds, and the rest of the page should not wait for it.
+faith_box = st.container()
 
 if header is not None:
     with st.expander("DICOM header", expanded=False):
@@ -210,7 +208,14 @@ except Exception:
 d1, d2 = st.columns(2)
 d1.download_button("Download overlay (PNG)", png_bytes(over), f"{study.sha256[:12]}_{method}_overlay.png",
                    "image/png", key="download_overlay")
-d2.download_button("Download study report (HTML)",
-                   render_study_report(study, display, over, bundle.meta, fa, latest).encode("utf-8"),
-                   f"{study.sha256[:12]}_report.html", "text/html", key="download_report")
+report_slot = d2.empty()
 past_decisions()
+
+fa = faith(study.sha256, method, study.name, data, study.cam)
+with faith_box:
+    st.metric("Map faithfulness (ROAD)", f"{fa.score:+.3f}",
+              help="ROAD (Rong et al. 2022): pixels removed in map order and imputed; difference in P(pneumonia).")
+    st.caption(fa.meaning)
+report_slot.download_button("Download study report (HTML)",
+                            render_study_report(study, display, over, bundle.meta, fa, latest).encode("utf-8"),
+                            f"{study.sha256[:12]}_report.html", "text/html", key="download_report")

@@ -43,7 +43,7 @@ SLOW_METHODS = {"ScoreCAM"}
 SCORECAM_BATCH = 16
 #: The model's single output is the pneumonia logit: ``output[0]`` of each sample.
 PNEUMONIA = ClassifierOutputTarget(0)
-ROAD_PERCENTILES = (20, 40, 60, 80)
+ROAD_PERCENTILES = (20, 50, 80)  # 6 imputations (sparse solves): ~1-3 s on CPU at 160 px
 
 _LOCK = threading.RLock()
 
@@ -178,12 +178,14 @@ class _Probability:
 def faithfulness(bundle: CxrBundle, tensor: torch.Tensor, cam: np.ndarray) -> Faithfulness:
     """ROAD (Rong et al., ICML 2022) faithfulness of ``cam`` for this input, via ``grad-cam``.
 
-    Pixels are removed in CAM order (10 %-steps at :data:`ROAD_PERCENTILES`) and filled by noisy
+    Pixels are removed in CAM order (at each of :data:`ROAD_PERCENTILES`) and filled by noisy
     linear imputation, so the removal itself does not leak the mask's shape to the model.
     """
     x = _batch(tensor).to(bundle.device)
     metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
-    with torch.no_grad():
+    # Under the lock: a forward here while another thread's CAM hooks are on the shared model would
+    # feed this image's activations into that CAM.
+    with _LOCK, torch.no_grad():
         score = float(metric(x, np.asarray(cam, dtype=np.float32)[None], [_Probability(bundle)], bundle.model)[0])
     if score > 0.02:
         meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) by {score:.2f} more than removing "
