@@ -213,7 +213,7 @@ past_decisions()
 
 fa = faith(study.sha256, method, study.name, data, study.cam)
 with faith_box:
-    st.metric("Map faithfulness (ROAD)", f"{fa.score:+.3f}",
+    st.metric("Map faithfulness (ROAD)", "n/a" if fa.score != fa.score else f"{fa.score:+.3f}",
               help="ROAD (Rong et al. 2022): pixels removed in map order and imputed; difference in P(pneumonia).")
     st.caption(fa.meaning)
 report_slot.download_button("Download study report (HTML)",

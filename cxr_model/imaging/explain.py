@@ -155,9 +155,10 @@ class Faithfulness:
     """ROAD score of a CAM and its plain meaning.
 
     Attributes:
-        score: mean over percentiles of (drop in P(pneumonia) when the *least* relevant pixels are
-            removed) minus (drop when the *most* relevant are removed), halved; in probability
-            units, range about [-0.5, 0.5]. Above 0: the map points at pixels the model uses.
+        score: ROADCombined, mean over percentiles of (P(pneumonia) after removing the *least*
+            relevant pixels) minus (P after removing the *most* relevant), halved; probability
+            units in [-0.5, 0.5]; above 0: the map points at pixels the model uses. NaN for a
+            flat map.
         meaning: one sentence for the reader.
     """
 
@@ -181,18 +182,27 @@ def faithfulness(bundle: CxrBundle, tensor: torch.Tensor, cam: np.ndarray) -> Fa
     Pixels are removed in CAM order (at each of :data:`ROAD_PERCENTILES`) and filled by noisy
     linear imputation, so the removal itself does not leak the mask's shape to the model.
     """
+    cam = np.asarray(cam, dtype=np.float32)
+    if not np.isfinite(cam).all() or float(cam.max() - cam.min()) <= 1e-6:
+        # A flat map ranks no pixel above another; ROAD would impute the whole image.
+        return Faithfulness(float("nan"), "The map is flat (it highlights nothing), so its faithfulness cannot be "
+                                          "measured.")
     x = _batch(tensor).to(bundle.device)
     metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
     # Under the lock: a forward here while another thread's CAM hooks are on the shared model would
     # feed this image's activations into that CAM.
-    with _LOCK, torch.no_grad():
+    # The imputer adds torch.randn noise: a fixed seed (in a forked RNG, so the caller's stream is
+    # untouched) makes the figure reproducible for the same image and map.
+    with _LOCK, torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
         score = float(metric(x, np.asarray(cam, dtype=np.float32)[None], [_Probability(bundle)], bundle.model)[0])
+    # ROADCombined = (LeRF - MoRF) / 2: half the gap between the two removal orders.
     if score > 0.02:
-        meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) by {score:.2f} more than removing "
-                   "the pixels it ignores: the map points at what the model uses.")
+        meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) by {2 * score:.2f} more than removing "
+                   "as many pixels it ignores: the map points at what the model uses.")
     elif score < -0.02:
-        meaning = (f"Removing the highlighted pixels changes P(pneumonia) {abs(score):.2f} less than removing the "
-                   "ignored ones: this map does not show what the model uses; do not rely on it.")
+        meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) {2 * abs(score):.2f} less than "
+                   "removing pixels it ignores: this map does not show what the model uses; do not rely on it.")
     else:
         meaning = ("Removing highlighted or ignored pixels changes P(pneumonia) about equally: the map says "
                    "little about where the model looked.")

@@ -69,7 +69,7 @@ def render_study_report(study: Study, image: np.ndarray, overlay_rgb: np.ndarray
                + (f"<br>Note: {e(str(decision['note']))}" if decision.get("note") else ""))
     else:
         dec = "No reviewer decision saved yet."
-    faith_html = (f"ROAD faithfulness {faith.score:+.3f}: {e(faith.meaning)}" if faith else "not computed")
+    faith_html = (f"ROAD faithfulness {_num(faith.score)}: {e(faith.meaning)}" if faith else "not computed")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Study report {e(study.sha256[:12])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}}
