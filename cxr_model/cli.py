@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name")
     t.add_argument("--version")
     t.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    t.add_argument("--select-on", dest="select_on", choices=["hard", "clean"],
+                   help="model selection: validation pooled with acquisition shifts (hard, default) or as is")
     t.set_defaults(func=_train)
 
     pr = sub.add_parser("predict", help="P(pneumonia) for image files (PNG/JPEG/DICOM)")

@@ -43,7 +43,8 @@ def fit_platt(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
         return loss
 
     opt.step(closure)
-    return {"a": float(a), "b": float(b)}
+    a, b = a.detach(), b.detach()
+    return {"a": a.item(), "b": b.item()}
 
 
 def _prob(logits: np.ndarray, cal: dict) -> np.ndarray:

@@ -47,6 +47,7 @@ class TrainConfig:
     name: str = "cxr-pneumonia-resnet18"
     version: str = "1.0.0"
     device: str = ""
+    select_on: str = "hard"  # "hard": val pooled with 4 acquisition shifts; "clean": val as is
 
 
 class SourceDataset(Dataset):
@@ -87,6 +88,22 @@ def predict_logits(model: nn.Module, sources: torch.Tensor, img_size: int, devic
             src = torch.stack([shift(s) for s in src])
         out.append(model(tf(src).to(device)).float().squeeze(1).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+SELECTION_SHIFTS = ("darker (exposure -30 %)", "low contrast (x0.6)", "gamma 1.6", "tight crop (80 %)")
+
+
+def validation_auroc(net: nn.Module, src_val: torch.Tensor, y_val: np.ndarray, cfg: TrainConfig, device) -> float:
+    """The model-selection score: AUROC on the validation split, by default pooled with the same
+    images under four acquisition shifts (a validation built to be hard: the clean split's AUROC
+    saturates near 0.995 and cannot tell epochs apart, while shift robustness is what carries
+    to other sites)."""
+    from cxr_model.imaging import calibrate
+
+    logits = [predict_logits(net, src_val, cfg.img_size, device)]
+    if cfg.select_on == "hard":
+        logits += [predict_logits(net, src_val, cfg.img_size, device, shift=SHIFTS[k]) for k in SELECTION_SHIFTS]
+    return calibrate.auroc(np.concatenate([y_val] * len(logits)), np.concatenate(logits))
 
 
 def split_data(cfg: TrainConfig) -> dict[str, list[D.Item]]:
@@ -167,10 +184,9 @@ def train(cfg: TrainConfig) -> dict:
             bar.set_postfix(loss=f"{total / seen:.4f}")
         stop = torch.zeros(1)
         if rank == 0:
-            logits = predict_logits(net, src_val, cfg.img_size, device)
-            auc = calibrate.auroc(y_val, logits)
-            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_auroc": auc, "seconds": time.time() - t0})
-            _log(f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}  val AUROC {auc:.4f}  ({time.time() - t0:.0f} s)")
+            auc = validation_auroc(net, src_val, y_val, cfg, device)
+            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), f"val_auroc_{cfg.select_on}": auc, "seconds": time.time() - t0})
+            _log(f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}  val AUROC ({cfg.select_on}) {auc:.4f}  ({time.time() - t0:.0f} s)")
             if auc > best["auroc"]:
                 best = {"auroc": auc, "epoch": epoch + 1, "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
             elif epoch + 1 - best["epoch"] >= cfg.patience:
