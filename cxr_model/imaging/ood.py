@@ -173,7 +173,7 @@ def fit_gaussian(features: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, floa
 
 
 def fit_ood(bundle: CxrBundle, kermany_dir: str | Path, dicom_dir: str | Path | None = None,
-            max_train: int = 2500, seed: int = 0, log=print) -> dict:
+            max_train: int = 1500, seed: int = 0, log=print) -> dict:
     """Fit the OOD statistics for ``bundle`` and write ``ood.pt`` + ``ood.json`` into its folder.
 
     Args:
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cxr_model.imaging.ood")
     p.add_argument("command", choices=["fit"])
     p.add_argument("--model-dir", default=None)
-    p.add_argument("--max-train", type=int, default=2500)
+    p.add_argument("--max-train", type=int, default=1500)
     args = p.parse_args(argv)
     s = get_settings()
     try:
