@@ -80,6 +80,23 @@ def _head(net: torch.nn.Module, arch: str) -> torch.nn.Module:
     return net.fc if arch.startswith(("resnet", "regnet")) else net.classifier
 
 
+class _FrozenView(torch.nn.Module):
+    """The shared network run with detached weights (``torch.func.functional_call``).
+
+    The backward pass then computes gradients for the activations only, not for the 11 M weights:
+    about a third less work, and nothing is written to the shared model's ``.grad``. The same
+    module objects run, so the CAM's hooks on the target layer still fire.
+    """
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+        self.state = {**{n: p.detach() for n, p in net.named_parameters()}, **dict(net.named_buffers())}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(self.net, self.state, (x,))
+
+
 def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") -> Explanation:
     """One forward (+ one backward for gradient methods): CAM, probability and features together.
 
@@ -94,13 +111,14 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") ->
     """
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
-    x = _batch(tensor).to(bundle.device)
+    # A copy that requires grad: with detached weights, the graph hangs off the input.
+    x = _batch(tensor).to(bundle.device).detach().clone().requires_grad_(True)
     net = bundle.model
     feats: list[torch.Tensor] = []
     with _LOCK:
         handle = _head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
         try:
-            with METHODS[method](model=net, target_layers=[target_layer(net, bundle.arch)]) as cam:
+            with METHODS[method](model=_FrozenView(net), target_layers=[target_layer(net, bundle.arch)]) as cam:
                 if method in SLOW_METHODS:
                     cam.batch_size = SCORECAM_BATCH
                 grayscale = cam(input_tensor=x, targets=[PNEUMONIA])
