@@ -62,8 +62,11 @@ def render_card(meta: dict) -> str:
           for k, v in meta.get("robustness", {}).get("test", {}).items()],
         "",
         "## Training",
-        f"- Command config: `{json.dumps(tr['config'])}`",
-        f"- Best epoch {tr['best_epoch']} by validation AUROC; wall time {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr['date']}).",
+        f"- Config: `{json.dumps(tr['config'])}`",
+        "- Augmentation: random resized crop (50-100 % of the area), rotation +-10 deg, shift +-6 %, "
+        "brightness/contrast/gamma jitter, blur, noise; class weighting (pos_weight = normal/pneumonia).",
+        f"- Best epoch {tr['best_epoch']} by validation AUROC"
+        f"{' (validation pooled with 4 acquisition shifts)' if tr['config'].get('select_on') == 'hard' else ''}; wall time {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr['date']}).",
         "",
         "## Limits",
         "- Paediatric films from one hospital: performance on adults or other sites is unknown and likely lower "

@@ -72,7 +72,7 @@ class EvalTransform:
 class TrainTransform:
     """Random augmentation for training: uint8 ``(1, 224, 224)`` -> float32 ``(1, S, S)``.
 
-    Geometry: random resized crop (70-100 % of the area), rotation +-10 degrees, shift +-6 %,
+    Geometry: random resized crop (50-100 % of the area), rotation +-10 degrees, shift +-6 %,
     mimicking the cropping and positioning differences between acquisition sites. Photometry:
     gamma, contrast and brightness jitter, blur and Gaussian noise; after equalisation only their
     non-monotone parts (noise, blur, clipping) remain, which is what we want the model to ignore.
@@ -83,7 +83,7 @@ class TrainTransform:
         self.img_size = int(img_size)
         self.geometry = v2.Compose(
             [
-                v2.RandomResizedCrop(self.img_size, scale=(0.7, 1.0), ratio=(0.8, 1.25), antialias=True),
+                v2.RandomResizedCrop(self.img_size, scale=(0.5, 1.0), ratio=(0.8, 1.25), antialias=True),
                 v2.RandomAffine(degrees=10, translate=(0.06, 0.06)),
             ]
         )
