@@ -73,7 +73,10 @@ def render_card(meta: dict) -> str:
         "(the official Kermany test split alone already differs in exposure, contrast and cropping).",
         "- Trained on 224 px copies: fine detail is lost; full-size films are squashed to 224 x 224 to match.",
         "- Labels are image-level; no patient IDs exist in the set, so children were grouped by file-name stems.",
-        "- Burned-in markers and text can attract the model's attention: check the Grad-CAM map.",
+        "- Burned-in markers and text can attract the model's attention: check the Grad-CAM map. On the 5 adult "
+        "RSNA films with pneumonia boxes the Grad-CAM peak fell inside a box 0 of 5 times (EigenCAM 1 of 5; chance "
+        "about 11 %; `python benchmarks/pointing_game.py`): on adult films the maps peak at the lower and right "
+        "edges, not on the opacities. Treat a map as a check on the model, not as a localisation.",
         "- The validation and test parts come from the same site as training; the figures above are "
         "optimistic for any other site.",
         "",
