@@ -116,14 +116,14 @@ def trends_figure(p, step: int) -> go.Figure:
     names = channel_names()
     fig = make_subplots(rows=len(TRENDS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
                         subplot_titles=[t[1] for t in TRENDS])
-    hours = list(range(1, 49))
+    hours = list(range(1, step + 2))  # replay: nothing after the cursor is shown
     for i, (chan, title, param) in enumerate(TRENDS, start=1):
         if chan == "SBP":
-            values = [news2_inputs(p.grid, t)["systolic_bp"] for t in range(48)]
-            observed = p.grid.mask[:, names.index("SysABP")] + p.grid.mask[:, names.index("NISysABP")]
+            values = [news2_inputs(p.grid, t)["systolic_bp"] for t in range(step + 1)]
+            observed = p.grid.mask[: step + 1, names.index("SysABP")] + p.grid.mask[: step + 1, names.index("NISysABP")]
         else:
-            values = p.grid.values[:, names.index(chan)]
-            observed = p.grid.mask[:, names.index(chan)]
+            values = p.grid.values[: step + 1, names.index(chan)]
+            observed = p.grid.mask[: step + 1, names.index(chan)]
         seen = [h for h, m in zip(hours, observed) if m > 0]
         y_seen = [v for v, m in zip(values, observed) if m > 0]
         lo, hi = min(list(values) + [b[0] for b in BANDS[param][1:2]]), max(list(values))
@@ -136,20 +136,22 @@ def trends_figure(p, step: int) -> go.Figure:
                                  name="observed", showlegend=i == 1), row=i, col=1)
         fig.add_vline(x=step + 1, line_color="#424242", line_width=1, row=i, col=1)
     fig.update_layout(height=170 * len(TRENDS), margin={"t": 30, "b": 20}, legend={"orientation": "h"})
+    fig.update_xaxes(range=[0, 49])
     fig.update_xaxes(title_text="hour since ICU admission", row=len(TRENDS), col=1)
     return fig
 
 
 def risk_figure(p, step: int) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=list(range(1, 49)), y=100 * p.risk, mode="lines+markers", name="LSTM risk"))
+    fig = go.Figure(go.Scatter(x=list(range(1, step + 2)), y=100 * p.risk[: step + 1], mode="lines+markers",
+                               name="LSTM risk"))
     fig.add_hline(y=100 * bundle.threshold, line_dash="dash", line_color="#c62828",
                   annotation_text=f"alert threshold {100 * bundle.threshold:.1f}%")
-    if p.first_alert is not None:
+    if p.first_alert is not None and p.first_alert <= step:
         fig.add_vline(x=p.first_alert + 1, line_color="#c62828",
                       annotation_text=f"first crossing: hour {p.first_alert + 1}")
     fig.add_vline(x=step + 1, line_color="#424242", line_width=1)
     fig.update_layout(height=280, margin={"t": 30, "b": 20}, xaxis_title="hour since ICU admission",
-                      yaxis_title="risk of in-hospital death (%)", yaxis_range=[0, 100])
+                      yaxis_title="risk of in-hospital death (%)", yaxis_range=[0, 100], xaxis_range=[0, 49])
     return fig
 
 
@@ -161,7 +163,8 @@ def detail(step: int) -> None:
     c1.metric("LSTM risk", f"{100 * p.risk[step]:.1f}%", f"{100 * (p.risk[step] - p.risk[max(0, step - 4)]):+.1f} pts / 4 h",
               delta_color="inverse")
     c2.metric("NEWS2", int(p.news2.total[step]), p.news2.risk[step], delta_color="off")
-    c3.metric("First alert", "none" if p.first_alert is None else f"hour {p.first_alert + 1}")
+    alerted = p.first_alert is not None and p.first_alert <= step
+    c3.metric("First alert", f"hour {p.first_alert + 1}" if alerted else "none yet")
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(trends_figure(p, step), key="ward_trends")
