@@ -171,8 +171,8 @@ def run_evaluation(
     return finalize_run(out, bundle, data_label=str(data if not isinstance(data, list) else f"{len(items)} items"))
 
 
-def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "") -> dict:
-    """Compute ``metrics.json`` (and ``report.html``) from a run folder's streamed CSVs.
+def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "", report: bool = True) -> dict:
+    """Compute ``metrics.json`` (and, if ``report``, ``report.html``) from a run folder's streamed CSVs.
 
     Reads only the label and probability columns, so memory stays at two numbers per image.
     """
@@ -184,9 +184,10 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "") -> dict:
     metrics = {"n": len(preds), "n_errors": n_errors, "model": bundle.model_id, "data": data_label}
     metrics.update(M.summary(preds["label"].to_numpy(), preds["probability"].to_numpy(), bundle.threshold))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    from cxr_model.evaluation.report import write_report
+    if report:
+        from cxr_model.evaluation.report import write_report
 
-    write_report(out, bundle.meta, bundle=bundle)  # the same report.html as the evaluation page
+        write_report(out, bundle.meta, bundle=bundle)  # the same report.html as the evaluation page
     return metrics
 
 
