@@ -25,7 +25,7 @@ from pytorch_grad_cam import (
 from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from cxr_model.imaging.network import target_layer
+from cxr_model.imaging.network import classifier_head, target_layer
 from cxr_model.registry import CxrBundle
 
 #: CAM methods offered, by display name. ScoreCAM runs one forward per channel of the target
@@ -75,11 +75,6 @@ def _batch(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def _head(net: torch.nn.Module, arch: str) -> torch.nn.Module:
-    # Same choice as network.penultimate_features: the head whose input is the pooled feature vector.
-    return net.fc if arch.startswith(("resnet", "regnet")) else net.classifier
-
-
 class _FrozenView(torch.nn.Module):
     """The shared network run with detached weights (``torch.func.functional_call``).
 
@@ -116,7 +111,7 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") ->
     net = bundle.model
     feats: list[torch.Tensor] = []
     with _LOCK:
-        handle = _head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
+        handle = classifier_head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
         try:
             with METHODS[method](model=_FrozenView(net), target_layers=[target_layer(net, bundle.arch)]) as cam:
                 if method in SLOW_METHODS:

@@ -53,11 +53,15 @@ def target_layer(net: nn.Module, arch: str) -> nn.Module:
     raise ValueError(f"no Grad-CAM layer known for {arch!r}")
 
 
+def classifier_head(net: nn.Module, arch: str) -> nn.Module:
+    """The head whose input is the pooled feature vector (hooked for OOD features)."""
+    return net.fc if arch.startswith(("resnet", "regnet")) else net.classifier
+
+
 def penultimate_features(net: nn.Module, arch: str, x: torch.Tensor) -> torch.Tensor:
     """Pooled features feeding the classifier head, ``(N, D)``; used by the OOD check."""
     feats: list[torch.Tensor] = []
-    head = net.fc if arch.startswith(("resnet", "regnet")) else net.classifier
-    handle = head.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
+    handle = classifier_head(net, arch).register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
     try:
         net(x)
     finally:
