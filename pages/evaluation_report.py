@@ -314,6 +314,29 @@ def vitals_tab(meta_path: Path) -> None:
     thr = meta.get("threshold") or {}
     if thr:
         st.caption(f"LSTM alert threshold {R.fmt(thr.get('value'))}: {thr.get('rule', '')}")
+    test_path = meta_path.parent / "test_evaluation" / "metrics.json"
+    if test_path.exists():
+        vitals_test_section(json.loads(test_path.read_text()))
+
+
+def vitals_test_section(m: dict) -> None:
+    """Held-out test metrics (``cxr-model vitals evaluate --split test``), alerts and calibration."""
+    st.subheader(f"Held-out test stays ({m.get('split')}, n = {m.get('n')})")
+    rows = A.vitals_groups({k: v for k, v in m.items() if k not in ("alerts", "calibration_48h")})
+    st.dataframe(pd.DataFrame([{k: R.fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
+                 key="eval_vitals_test_table")
+    al, cal = m.get("alerts") or {}, m.get("calibration_48h") or {}
+    if al:
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Alerts per patient-day", R.fmt(al.get("alerts_per_patient_day")))
+        c2.metric("Deaths alerted", R.fmt(al.get("deaths_alerted")), help="Share of in-hospital deaths with an alert in 48 h")
+        c3.metric("Survivors alerted", R.fmt(al.get("survivors_alerted")))
+        c4.metric("Median lead time (h)", R.fmt(al.get("median_lead_time_h"), 0),
+                  help=f"First alert to death, n = {al.get('n_lead_time')} deaths with a known date; "
+                       "whole days only (PhysioNet 'Survival'), so +-24 h")
+    if cal:
+        st.caption(f"48 h risk calibration on these stays: ECE {R.fmt(cal.get('ece'))}, slope {R.fmt(cal.get('slope'))}, "
+                   f"intercept {R.fmt(cal.get('intercept'))}.")
 
 
 st.title("Evaluation report")

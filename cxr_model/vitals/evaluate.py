@@ -63,6 +63,7 @@ class Scored:
     risk: np.ndarray  # [N, 48] calibrated LSTM risk
     news2_max: dict[int, np.ndarray]  # window hours -> [N] highest NEWS2 so far
     saps1: np.ndarray  # [N], nan when missing
+    survival_days: np.ndarray | None = None  # [N], days from ICU admission to death; nan if unknown
 
 
 def score_grids(bundle, grids: list[Grid], outcomes: dict[int, dict]) -> Scored:
@@ -74,7 +75,53 @@ def score_grids(bundle, grids: list[Grid], outcomes: dict[int, dict]) -> Scored:
     news = {w: totals[:, :w].max(axis=1) if len(grids) else np.zeros(0) for w in WINDOWS}
     saps = np.array([outcomes[g.record_id].get("SAPS-I", -1) for g in grids], dtype=np.float64)
     saps[saps < 0] = np.nan
-    return Scored([g.record_id for g in grids], labels, risk, news, saps)
+    surv = np.array([outcomes[g.record_id].get("Survival", -1) for g in grids], dtype=np.float64)
+    surv[surv < 0] = np.nan  # -1: survived or unknown
+    return Scored([g.record_id for g in grids], labels, risk, news, saps, surv)
+
+
+def alert_summary(risk: np.ndarray, labels: np.ndarray, threshold: float, survival_days: np.ndarray | None = None) -> dict:
+    """Alert burden and lead time of an hourly risk at ``threshold``.
+
+    Args:
+        risk: ``[N, H]`` hourly risk (H hours of stay each, here 48).
+        labels: ``[N]`` 1 = in-hospital death.
+        threshold: alert when ``risk >= threshold``.
+        survival_days: ``[N]`` days from ICU admission to death (PhysioNet ``Survival``; nan
+            when unknown). Whole days only, so lead times are coarse (+-24 h).
+
+    Returns:
+        ``alerts_per_patient_day``: alert episodes (an hour at or above the threshold after an hour
+        below it, or at hour 1) per 24 h of observed stay; ``stays_alerting``: share of stays with
+        any alert; ``deaths_alerted`` and ``survivors_alerted``: the same per outcome;
+        ``median_first_alert_hour_deaths``; ``median_lead_time_h``: for deaths that alerted and
+        whose time of death is known, hours from the first alert to death (``n_lead_time`` of them).
+    """
+    risk = np.asarray(risk, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, hours = risk.shape if risk.ndim == 2 else (0, 0)
+    above = risk >= threshold
+    starts = above & ~np.concatenate([np.zeros((n, 1), bool), above[:, :-1]], axis=1)
+    episodes = int(starts.sum())
+    alerted = above.any(axis=1)
+    first = np.where(alerted, above.argmax(axis=1), -1)
+    deaths = labels == 1
+
+    def share(mask) -> float:
+        return float(alerted[mask].mean()) if mask.any() else float("nan")
+
+    lead = []
+    if survival_days is not None:
+        for i in np.flatnonzero(deaths & alerted & ~np.isnan(survival_days)):
+            lead.append(24.0 * survival_days[i] - (first[i] + 1))
+    return {
+        "threshold": float(threshold), "n": int(n), "patient_days": n * hours / 24.0,
+        "alert_episodes": episodes,
+        "alerts_per_patient_day": episodes / (n * hours / 24.0) if n else float("nan"),
+        "stays_alerting": share(np.ones(n, bool)), "deaths_alerted": share(deaths), "survivors_alerted": share(~deaths),
+        "median_first_alert_hour_deaths": float(np.median(first[deaths & alerted] + 1)) if (deaths & alerted).any() else float("nan"),
+        "median_lead_time_h": float(np.median(lead)) if lead else float("nan"), "n_lead_time": len(lead),
+    }
 
 
 def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
@@ -100,6 +147,13 @@ def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000) -> dict:
     ok = ~np.isnan(scored.saps1)
     if ok.any():
         out["saps1"] = _block(y[ok], scored.saps1[ok], comp.get("saps1_threshold"), False, n_boot)
+    if y.size:
+        out["alerts"] = alert_summary(scored.risk, y, meta["threshold"]["value"], scored.survival_days)
+        from cxr_model.evaluation.calibration import calibration_slope_intercept
+        from cxr_model.evaluation.metrics import compute_ece
+
+        out["calibration_48h"] = {"ece": compute_ece(y, scored.risk[:, -1]),
+                                  **calibration_slope_intercept(y, scored.risk[:, -1])}
     return out
 
 

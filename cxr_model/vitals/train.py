@@ -206,7 +206,7 @@ def model_card(meta: dict) -> str:
     td, val = meta["training_data"], meta["validation"]
     rows = "\n".join(
         f"| {k} | {v['n']} ({v['n_positive']} deaths) | {_fmt(v['auroc'])} | {_fmt(v['auprc'])} | {_fmt(v.get('event1'))} |"
-        for k, v in val.items())
+        for k, v in val.items() if "auroc" in v)
     return f"""# {meta['name']} {meta['version']}: in-hospital mortality early warning from ICU vitals
 
 **Decision support, not a diagnosis.** The risk is a statistical estimate for ward prioritisation; it

@@ -89,3 +89,8 @@ def test_vitals_tab_compares_lstm_with_news2_and_saps(settings):
     table = next(df.value for df in at.dataframe if "group" in df.value.columns)
     groups = " ".join(table["group"])
     assert "lstm" in groups and "news2" in groups
+    # held-out test stays, with the alert burden and lead time at the alert threshold
+    labels = [m.label for m in at.metric]
+    assert {"Alerts per patient-day", "Deaths alerted", "Median lead time (h)"} <= set(labels)
+    burden = float(next(m.value for m in at.metric if m.label == "Alerts per patient-day"))
+    assert 0 < burden < 5
