@@ -11,21 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
-from cxr_model.evaluation.metrics import bootstrap_ci, compute_auroc, compute_threshold_metrics
+from cxr_model.evaluation.curves import compute_auprc
+from cxr_model.evaluation.metrics import bootstrap_ci, compute_auroc, compute_brier, compute_threshold_metrics
 from cxr_model.vitals.news2 import news2_grid
 from cxr_model.vitals.physionet import Grid, load_outcomes, read_dir, to_grid
 
 WINDOWS = (24, 48)
-
-
-def compute_auprc(y_true, y_score) -> float:
-    """Average precision (sklearn); nan when there is no positive."""
-    y = np.asarray(y_true, dtype=np.int64)
-    if y.size == 0 or y.sum() == 0:
-        return float("nan")
-    return float(average_precision_score(y, np.asarray(y_score, dtype=np.float64)))
 
 
 def compute_event1(y_true, y_score, threshold: float) -> float:
@@ -132,7 +124,7 @@ def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
         out["event1"] = compute_event1(y, s, threshold)
         out.update({k: v for k, v in compute_threshold_metrics(y, s, threshold).items() if k in ("sensitivity", "ppv")})
     if brier:
-        out["brier"] = float(np.mean((s - y) ** 2)) if y.size else float("nan")
+        out["brier"] = compute_brier(y, s)
     return out
 
 
