@@ -96,27 +96,23 @@ def window_presets(raw: np.ndarray, ds=None) -> dict[str, Window]:
 
     Args:
         raw: ``(H, W)`` values after the modality LUT (``io.dicom_to_array(..., apply_voi=False)``).
-        ds: the dataset, for its WindowCenter/WindowWidth (first value when several).
+        ds: the dataset, for its WindowCenter/WindowWidth (first value when several; left out when
+            unusable (see ``dicom_pixels.file_window``) or centred far outside the image's values).
     """
+    from cxr_model.imaging.dicom_pixels import file_window
+
     lo, hi = float(np.min(raw)), float(np.max(raw))
     p = np.percentile(raw, [1, 99, 10, 90, 50, 99.5])
     presets: dict[str, Window] = {}
-    if ds is not None and "WindowCenter" in ds and "WindowWidth" in ds:
-        c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
-        if w > 0:
-            presets["File window (header)"] = Window(c, w)
+    window = file_window(ds) if ds is not None else None
+    span = max(hi - lo, 1.0)
+    if window is not None and lo - span / 2 <= window[0] <= hi + span / 2:  # a centre far off the values shows one grey
+        presets["File window (header)"] = Window(*window)
     presets["Full range"] = Window((lo + hi) / 2, max(hi - lo, 1.0))
     presets["Auto (1st-99th percentile)"] = Window((p[0] + p[1]) / 2, max(p[1] - p[0], 1.0))
     presets["High contrast (10th-90th)"] = Window((p[2] + p[3]) / 2, max(p[3] - p[2], 1.0))
     presets["Dense structures (median-99.5th)"] = Window((p[4] + p[5]) / 2, max(p[5] - p[4], 1.0))
     return presets
-
-
-def _first(v) -> float:
-    try:
-        return float(v[0])
-    except (TypeError, IndexError):
-        return float(v)
 
 
 def apply_window(raw: np.ndarray, window: Window, monochrome1: bool = False) -> np.ndarray:

@@ -68,7 +68,10 @@ def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> i
         return 2
     failed = 0
     for f in files:
-        r = predict_source(bundle, f, name=f)
+        try:
+            r = predict_source(bundle, f, name=f)
+        except Exception as exc:  # unforeseen: still one error line, and the files after it are scored
+            r = Prediction(file=f, error=f"{f}: cannot be scored ({type(exc).__name__}: {exc})")
         failed += r.error is not None
         if as_json:
             print(json.dumps(asdict(r)))

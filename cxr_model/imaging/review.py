@@ -13,7 +13,7 @@ import numpy as np
 
 from cxr_model.imaging.data import CLASSES
 from cxr_model.imaging.explain import Faithfulness, explain, faithfulness
-from cxr_model.imaging.io import ImageReadError, is_dicom_bytes, read_image
+from cxr_model.imaging.io import ImageReadError, read_image, sniff_format
 from cxr_model.imaging.ood import OodModel
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import CxrBundle
@@ -64,7 +64,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
         return Study(name, sha, error=str(exc))
     x = EvalTransform(bundle.img_size)(to_source(gray))
     e = explain(bundle, x, method)
-    study = Study(name, sha, is_dicom=is_dicom_bytes(data) or name.lower().endswith((".dcm", ".dicom")), gray=gray,
+    study = Study(name, sha, is_dicom=sniff_format(data) == "DICOM", gray=gray,
                   probability=e.probability, label=CLASSES[int(e.probability >= bundle.threshold)],
                   threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method)
     if ood is not None:

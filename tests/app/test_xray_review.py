@@ -95,3 +95,26 @@ def test_dicom_shows_window_controls_and_masks_phi(app, dicom_dir):
     at.toggle(key="show_phi").set_value(True).run()
     header = next(df.value for df in at.dataframe if "field" in df.value.columns)
     assert not header[header["field"] == "PatientID"].iloc[0]["value"].startswith("•")
+
+
+def test_hostile_dicoms_give_one_error_each_and_the_rest_of_the_upload_works(app, kermany_dir):
+    """A DICOM with a non-numeric RescaleSlope is one plain error; one whose window is unusable
+    (width 0, centre ``x\\y``) is read with the full range and its DICOM view still works."""
+    from tests.imaging.synthetic import dicom_with
+
+    at = app
+    f = _radiograph(kermany_dir)
+    up = at.file_uploader(key="xray_upload")
+    up.upload("bad_slope.dcm", dicom_with({"RescaleSlope": b"abc"}, rescale=(1.0, 0.0)), "application/dicom")
+    up.upload("window0.dcm", dicom_with({"WindowCenter": b"x\\y", "WindowWidth": b"0"}), "application/dicom")
+    up.upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["bad_slope.dcm: DICOM RescaleSlope 'abc' is not a number"]
+    studies = at.dataframe[0].value
+    assert studies.set_index("file")["P(pneumonia)"].notna().to_dict() == {
+        "bad_slope.dcm": False, "window0.dcm": True, f.name: True}
+    at.selectbox(key="xray_study").set_value(0).run()  # window0.dcm, the first readable study
+    assert not at.exception
+    assert "File window (header)" not in at.selectbox(key="dicom_window").options
+    assert "P(pneumonia)" in {m.label for m in at.metric}

@@ -126,3 +126,82 @@ def dicom_bytes(
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def dicom_with(
+    raw: dict[str, bytes | None] | None = None,
+    sequences: dict[str, list] | None = None,
+    pixels: np.ndarray | None = None,
+    preamble: bool = True,
+    **kwargs,
+) -> bytes:
+    """A DICOM from :func:`dicom_bytes` whose header holds values as a broken writer stores them.
+
+    Args:
+        raw: keyword -> the element's raw bytes, written unchecked with the dictionary VR
+            (``{"RescaleSlope": b"abc", "Rows": b"\\x00\\x00"}``); ``None`` deletes the element.
+        sequences: keyword -> list of item Datasets (e.g. a VOI LUT Sequence with a bad descriptor).
+        pixels: stored values; defaults to a 64 x 64 phantom scaled to 0..4000.
+        preamble: ``False`` writes a bare data set without the 128-byte preamble, ``DICM`` and meta.
+        kwargs: passed to :func:`dicom_bytes` (``window``, ``rescale``, ``photometric`` ...).
+    """
+    import pydicom
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+    from pydicom.sequence import Sequence
+    from pydicom.tag import Tag
+
+    if pixels is None:
+        pixels = (phantom(64, 64) * 4000).astype(np.uint16)
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(pixels, **kwargs)))
+    for keyword, value in (raw or {}).items():
+        tag = Tag(tag_for_keyword(keyword))
+        if value is None:
+            if tag in ds:
+                del ds[tag]
+            continue
+        value = value + (b" " if len(value) % 2 else b"")
+        ds[tag] = RawDataElement(tag, dictionary_VR(tag), len(value), value, 0, False, True)
+    for keyword, items in (sequences or {}).items():
+        setattr(ds, keyword, Sequence(items))
+    buf = io.BytesIO()
+    if preamble:
+        ds.save_as(buf, enforce_file_format=True)
+    else:
+        del ds.file_meta
+        ds.preamble = None
+        ds.save_as(buf, implicit_vr=False, little_endian=True)
+    return buf.getvalue()
+
+
+def png16_bytes(values: np.ndarray, colour: bool = False) -> bytes:
+    """A 16-bit PNG holding ``values`` (uint16, unscaled), grey or RGB, written by hand.
+
+    Pillow cannot write 16-bit RGB; PACS exports write 10/12/14-bit values unscaled like this.
+    """
+    h, w = values.shape
+    samples = np.stack([values] * 3, -1) if colour else values
+    data = np.ascontiguousarray(samples.astype(">u2"))
+    raw = b"".join(b"\x00" + data[i].tobytes() for i in range(h))
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2 if colour else 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def oriented(arr: np.ndarray, orientation: int, fmt: str = "JPEG") -> bytes:
+    """``arr`` (upright, [0, 1]) stored as a camera would with EXIF Orientation ``orientation``:
+    the pixels are turned the other way, and the tag says how to turn them upright again."""
+    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+               7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}[orientation]
+    img = Image.fromarray((arr * 255).astype(np.uint8), "L")
+    if inverse is not None:
+        img = img.transpose(inverse)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, exif=exif.tobytes(), **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
