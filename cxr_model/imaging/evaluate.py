@@ -158,7 +158,9 @@ def _refuse_data_inside(out: Path, root: Path | None, items: list[Item]) -> None
     if not out.is_dir():
         return
     o = os.path.abspath(out)
-    paths = [root] if root is not None else [it.path for it in items]
+    paths = [root] if root is not None else []
+    if root is None or not root.is_dir():  # a list or a CSV: the files it names may lie anywhere
+        paths += [it.path for it in items]
     for p in paths:
         a = os.path.abspath(p)
         if a == o or a.startswith(o + os.sep):
@@ -268,10 +270,10 @@ def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"{_stopped(exc)}: {out} is marked incomplete (see {Path(out) / INCOMPLETE})", file=sys.stderr)
+        print(f"{_stopped(exc)}: {_left(out)}", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
     except (OSError, RuntimeError) as exc:  # disk full, a DataLoader worker killed by the OS...
-        print(f"error: {type(exc).__name__}: {exc}; {out} is marked incomplete", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {exc}; {_left(out)}", file=sys.stderr)
         return 1
     if not m["n"]:
         print(f"error: none of the {m['n_errors']} files could be scored; the reasons are in {Path(out) / ERRORS}",
@@ -283,6 +285,11 @@ def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int
           f"at threshold {m['threshold']:.3f}")
     print(f"wrote {Path(out) / 'metrics.json'}, predictions.csv, errors.csv, report.html")
     return 0
+
+
+def _left(out: str | Path) -> str:
+    marker = Path(out) / INCOMPLETE
+    return f"{out} is marked incomplete (see {marker})" if marker.exists() else f"nothing was written to {out}"
 
 
 def _evaluate_distributed(data: str, bundle: CxrBundle, out: Path, batch_size: int, workers: int) -> dict:
