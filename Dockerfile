@@ -11,6 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CXR_DEVICE=cpu \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 
+# tini as PID 1: passes `docker stop`'s SIGTERM on to the app (so an evaluation marks its run
+# folder incomplete and joins its DataLoader workers) and reaps any orphaned process, which a
+# Python PID 1 would leave as a zombie. (`docker run --init` does the same for other images.)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 10001 app
 WORKDIR /home/app/dashboard
 
@@ -28,4 +35,5 @@ USER 10001
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["streamlit", "run", "app.py", "--server.headless", "true", "--server.port", "8501", "--server.address", "0.0.0.0"]

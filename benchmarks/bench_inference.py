@@ -20,7 +20,8 @@ import torch
 from cxr_model.imaging.data import kermany_items
 from pathlib import Path
 
-from cxr_model.imaging.predict import finalize_run, predict_batch, run_evaluation
+from cxr_model.imaging.evaluate import finalize_run, run_evaluation
+from cxr_model.imaging.predict import predict_batch
 from cxr_model.imaging.transforms import load_tensor
 from cxr_model.registry import load_cxr_bundle
 from cxr_model.settings import get_settings

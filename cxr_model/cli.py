@@ -23,7 +23,7 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from cxr_model.imaging.predict import evaluate_command
+    from cxr_model.imaging.evaluate import evaluate_command
 
     return evaluate_command(args.data, args.model, args.out, batch_size=args.batch_size, workers=args.workers)
 

@@ -1,6 +1,6 @@
 """Evaluation run folders and their self-contained ``report.html``.
 
-A run folder is what ``cxr-model evaluate --out DIR`` (``imaging.predict.run_evaluation``)
+A run folder is what ``cxr-model evaluate --out DIR`` (``imaging.evaluate.run_evaluation``)
 writes: ``metrics.json``, ``predictions.csv`` (path, label, probability, predicted, extra columns
 such as subtype, width, height) and ``errors.csv`` (path, error). :func:`load_run` reads one;
 :func:`write_report` turns one into ``report.html``, the same for the CLI and the page.
@@ -23,15 +23,14 @@ from cxr_model.evaluation import figures as F
 from cxr_model.evaluation.analysis import Analysis, analyse, data_summary, training_summary, vitals_groups
 from cxr_model.evaluation.gallery import GalleryItem, build_gallery, data_uri, failure_cases
 
-METRICS, PREDICTIONS, ERRORS, REPORT = "metrics.json", "predictions.csv", "errors.csv", "report.html"
+from cxr_model.evaluation.runfolder import (  # noqa: F401  (RunFolderError, IncompleteRunError: public here too)
+    ERRORS, INCOMPLETE, METRICS, PREDICTIONS, REPORT, IncompleteRunError, RunFolderError, check_complete, write_text,
+)
+
 DISCLAIMER = "Decision support, not a diagnosis."
 MAX_ERROR_ROWS = 200
 FIG_PX = 550
 PAIRED = {"roc-curve", "pr-curve", "confusion-matrix", "probability-histogram"}
-
-
-class RunFolderError(ValueError):
-    """A run folder that cannot be read; the message names the folder and what is wrong."""
 
 
 @dataclass
@@ -80,11 +79,18 @@ class EvalRun:
         return roots
 
 
-def load_run(run_dir: str | Path) -> EvalRun:
-    """Read a run folder; raises :class:`RunFolderError` with an actionable message."""
+def load_run(run_dir: str | Path, allow_incomplete: bool = False) -> EvalRun:
+    """Read a run folder; raises :class:`RunFolderError` with an actionable message.
+
+    A run that has not finished (its ``INCOMPLETE`` marker is present: still running, killed or
+    failed) raises :class:`IncompleteRunError`, unless ``allow_incomplete`` (used only by the run
+    itself, to write its report before it declares itself complete).
+    """
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
         raise RunFolderError(f"{run_dir}: no such folder")
+    if not allow_incomplete:
+        check_complete(run_dir)
     pred_path = run_dir / PREDICTIONS
     if not pred_path.exists():
         raise RunFolderError(f"{run_dir}: no {PREDICTIONS}; is this an evaluation run folder (cxr-model evaluate --out)?")
@@ -329,6 +335,4 @@ def write_report(run_dir: str | Path, bundle_meta: dict | None = None, *, bundle
     run = load_run(run_dir)
     html_text = report_html(run, bundle_meta, bundle=bundle, vitals_metrics=vitals_metrics, threshold=threshold,
                             n_resamples=n_resamples, seed=seed, gallery_k=gallery_k)
-    out = run.run_dir / REPORT
-    out.write_text(html_text, encoding="utf-8")
-    return out
+    return write_text(run.run_dir / REPORT, html_text)  # a kill mid-write never leaves half a report

@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxr_model.imaging.io import DICOM_SUFFIXES, RASTER_SUFFIXES, ImageReadError, read_image
+from cxr_model.imaging.io import ImageReadError, read_image
 from cxr_model.imaging.transforms import SOURCE_SIZE, to_source
 
 CLASSES = ("NORMAL", "PNEUMONIA")
-IMAGE_SUFFIXES = RASTER_SUFFIXES | DICOM_SUFFIXES
 _LABELS = {"normal": 0, "0": 0, "negative": 0, "no_pneumonia": 0, "pneumonia": 1, "1": 1, "positive": 1}
 
 
@@ -70,22 +69,43 @@ def list_labelled(source: str | Path) -> list[Item]:
             the CSV's folder (extra columns are kept in ``Item.extra`` for subgroup tables).
 
     Returns:
-        Items sorted by path. Files are not opened here.
+        Items sorted by path. Files are not opened here; every file under a class folder is an
+        item, whatever its suffix (the reader decides by content, and names what it refuses).
+        Files a folder holds that cannot be labelled are left out here; see :func:`scan_labelled`.
+    """
+    return scan_labelled(source)[0]
+
+
+def scan_labelled(source: str | Path) -> tuple[list[Item], list[tuple[Path, str]]]:
+    """Like :func:`list_labelled`, and also every file of a folder that cannot be labelled.
+
+    Returns:
+        ``(items, unlabelled)``: ``unlabelled`` lists ``(path, message)`` for files outside any
+        ``NORMAL/`` or ``PNEUMONIA/`` folder, or inside both, so that an evaluation accounts for
+        every file it found (empty for a CSV, which names its files).
+
+    Raises:
+        FileNotFoundError: no such folder or file.
+        ValueError: a folder without any class folder or file in one; a malformed CSV.
     """
     source = Path(source)
     if source.is_file():
-        return _list_csv(source)
+        return _list_csv(source), []
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such folder or CSV file")
-    items = []
-    for label, cls in enumerate(CLASSES):
-        for folder in sorted(p for p in source.rglob(cls) if p.is_dir()):
-            for f in sorted(folder.rglob("*")):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-                    items.append(Item(f, label, child_group(f), subtype_of(f)))
+    items, unlabelled = [], []
+    for f in sorted(source.rglob("*")):
+        if f.is_dir():
+            continue  # everything else is a file to account for: any suffix, hidden, a broken link
+        labels = {CLASSES.index(part) for part in f.relative_to(source).parts[:-1] if part in CLASSES}
+        if len(labels) == 1:
+            items.append(Item(f, labels.pop(), child_group(f), subtype_of(f)))
+        else:
+            where = "inside both a NORMAL/ and a PNEUMONIA/ folder" if labels else "not inside a NORMAL/ or PNEUMONIA/ folder"
+            unlabelled.append((f, f"{f.name}: no label ({where})"))
     if not items:
-        raise ValueError(f"{source}: no NORMAL/ or PNEUMONIA/ folder with images found")
-    return sorted(set(items), key=lambda it: str(it.path))
+        raise ValueError(f"{source}: no NORMAL/ or PNEUMONIA/ folder with files found")
+    return sorted(items, key=lambda it: str(it.path)), unlabelled
 
 
 def _list_csv(csv_path: Path) -> list[Item]:

@@ -42,7 +42,8 @@ def _evaluate(args) -> int:
             e1 = g.get("event1")
             print(f"{key:10s} n={g['n']:5d} AUROC {g['auroc']:.4f} AUPRC {g['auprc']:.4f}"
                   + (f" event-1 {e1:.4f}" if e1 is not None else ""))
-    print(f"wrote {args.out}/metrics.json (n={m['n']}, n_errors={m['n_errors']})")
+    print(f"wrote {args.out}/metrics.json (n={m['n']}, n_errors={m['n_errors']}, "
+          f"readings dropped by the cleaning rules={m['n_dropped']})")
     return 0 if m["n"] else 1
 
 

@@ -5,7 +5,6 @@ Event-1 is the 2012 challenge's score: min(sensitivity, positive predictivity) a
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 
 from cxr_model.evaluation.curves import compute_auprc
 from cxr_model.evaluation.metrics import bootstrap_ci, compute_auroc, compute_brier, compute_threshold_metrics
+from cxr_model.evaluation.runfolder import write_json
 from cxr_model.vitals.news2 import news2_grid
 from cxr_model.vitals.physionet import Grid, load_outcomes, read_dir, to_grid
 
@@ -149,16 +149,6 @@ def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000) -> dict:
     return out
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None = None) -> dict:
     """Score every record in ``records_dir`` (or one split of the bundle's ``splits.csv``).
 
@@ -179,12 +169,23 @@ def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None 
     errors += [f"{rid}.txt: no row in {Path(outcomes_file).name}" for rid in missing]
     scored = score_grids(bundle, [to_grid(r) for r in records], outcomes)
     metrics = {"model": bundle.model_id, "records": str(records_dir), "split": split or "all",
-               "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50]}
+               "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50],
+               **dropped_summary(records)}
     metrics.update(metrics_for(scored, bundle.meta))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
+    write_json(out_dir / "metrics.json", metrics)  # strict JSON: undefined metrics are null, never NaN
     return metrics
+
+
+def dropped_summary(records) -> dict:
+    """Readings the reader removed, in total and by reason (``n_dropped``, ``dropped_by_reason``)."""
+    reasons: dict[str, int] = {}
+    for r in records:
+        for why, k in r.drop_reasons.items():
+            reasons[why] = reasons.get(why, 0) + k
+    top = dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:20])
+    return {"n_dropped": sum(r.n_dropped for r in records), "dropped_by_reason": top}
 
 
 def read_split(path: Path, split: str) -> list[int]:

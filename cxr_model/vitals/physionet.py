@@ -53,7 +53,9 @@ class Record:
             Weight (kg); ``nan`` when unknown (-1) or implausible.
         events: ``(minutes since admission, parameter, cleaned value)``, time series only.
         source: the file it came from (for messages).
-        n_dropped: values removed by the cleaning rules.
+        n_dropped: readings removed: values outside the cleaning rules, and rows whose parameter
+            name is not a challenge parameter even after stripping spaces, NUL bytes and BOMs.
+        drop_reasons: ``{reason: count}`` behind ``n_dropped``.
     """
 
     record_id: int
@@ -61,6 +63,7 @@ class Record:
     events: list[tuple[int, str, float]]
     source: str = ""
     n_dropped: int = 0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def clean_value(param: str, value: float) -> float:
@@ -106,21 +109,31 @@ def _minutes(text: str) -> int:
     return h * 60 + m
 
 
+#: Stripped from both ends of every field: whitespace, NUL bytes and byte order marks (exports
+#: from spreadsheets and some hospital systems carry them; " HR" or "\ufeffHR" is still HR).
+_JUNK = " \t\r\n\v\f\x00\ufeff\u00a0"
+
+
+def _whole_number(value: float) -> bool:
+    return math.isfinite(value) and value == int(value) and value > 0
+
+
 def parse_record(lines: list[str], source: str = "<record>") -> Record:
     """Parse the text lines of one record; raises :class:`RecordError` naming ``source:line``."""
     table = channel_table()
     known = set(channel_names())
     desc_names = table["descriptors"]
-    if not lines or lines[0].strip().replace(" ", "") != "Time,Parameter,Value":
+    if not lines or lines[0].strip(_JUNK).replace(" ", "") != "Time,Parameter,Value":
         raise RecordError(f"{source}:1: header is not 'Time,Parameter,Value'")
     descriptors: dict[str, float] = {}
     events: list[tuple[int, str, float]] = []
-    dropped = 0
+    reasons: dict[str, int] = {}
+    id_line, first_id = 0, 0.0
     for lineno, line in enumerate(lines[1:], start=2):
-        line = line.strip()
+        line = line.strip(_JUNK)
         if not line:
             continue
-        parts = line.split(",")
+        parts = [f.strip(_JUNK) for f in line.split(",")]
         if len(parts) != 3:
             raise RecordError(f"{source}:{lineno}: expected 3 comma-separated fields, got {len(parts)}: {line[:60]!r}")
         t_text, param, v_text = parts
@@ -132,14 +145,27 @@ def parse_record(lines: list[str], source: str = "<record>") -> Record:
             value = float(v_text)
         except ValueError:
             raise RecordError(f"{source}:{lineno}: value {v_text!r} of {param} is not a number") from None
+        if param == "RecordID":
+            if not _whole_number(value):
+                raise RecordError(f"{source}:{lineno}: RecordID {v_text!r} is not a positive whole number")
+            if not id_line:
+                id_line, first_id = lineno, value
+            elif value != first_id:
+                raise RecordError(f"{source}:{lineno}: a second RecordID {v_text} (line {id_line} says {int(first_id)})")
         if minutes == 0 and param in desc_names and param not in descriptors:
             descriptors[param] = value
             continue
-        if param not in known or minutes > N_HOURS * 60:
-            continue  # parameters outside the channel table and times past 48 h are not modelled
+        if param not in known:
+            if param not in desc_names:  # not a challenge parameter at all: count it, never drop silently
+                why = f"unknown parameter {param[:40]!r}"
+                reasons[why] = reasons.get(why, 0) + 1
+            continue  # descriptors repeated later in the stay are not modelled
+        if minutes > N_HOURS * 60:
+            continue  # times past 48 h are not modelled
         cleaned = clean_value(param, value)
         if math.isnan(cleaned):
-            dropped += 1
+            why = f"{param}: unknown (-1), non-finite or implausible value"
+            reasons[why] = reasons.get(why, 0) + 1
             continue
         events.append((minutes, param, cleaned))
     if "RecordID" not in descriptors:
@@ -151,17 +177,24 @@ def parse_record(lines: list[str], source: str = "<record>") -> Record:
         v = descriptors.get(name, math.nan)
         lo, hi = valid[name]
         clean_desc[name] = float(v) if (math.isfinite(v) and v != -1 and lo <= v <= hi) else math.nan
-    return Record(record_id, clean_desc, events, source, dropped)
+    return Record(record_id, clean_desc, events, source, sum(reasons.values()), reasons)
 
 
 def read_record(path: str | Path) -> Record:
-    """Read one ``<RecordID>.txt``; raises :class:`RecordError` naming the file and line."""
+    """Read one ``<RecordID>.txt``; raises :class:`RecordError` naming the file and line.
+
+    A file named by a number must hold that RecordID (a copied or renamed file would otherwise
+    be scored against another patient's outcome).
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordError(f"{path.name}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    return parse_record(text.splitlines(), source=path.name)
+    rec = parse_record(text.splitlines(), source=path.name)
+    if path.stem.isdigit() and int(path.stem) != rec.record_id:
+        raise RecordError(f"{path.name}: holds RecordID {rec.record_id}, not {int(path.stem)} as its name says")
+    return rec
 
 
 @dataclass
@@ -222,24 +255,49 @@ def to_grid(record: Record) -> Grid:
 
 
 def load_outcomes(path: str | Path) -> dict[int, dict[str, float]]:
-    """``Outcomes-*.txt`` -> ``{RecordID: {"SAPS-I", "SOFA", "Length_of_stay", "Survival", "In-hospital_death"}}``."""
+    """``Outcomes-*.txt`` -> ``{RecordID: {"SAPS-I", "SOFA", "Length_of_stay", "Survival", "In-hospital_death"}}``.
+
+    Raises:
+        RecordError: naming the file and line, for anything that would make a label wrong: an empty
+            file, a RecordID that is not a positive whole number, a label other than 0/1, a
+            non-finite value, or a RecordID on two lines (both named). Outcomes are labels, so a bad
+            file stops the run instead of being scored in part.
+    """
     path = Path(path)
-    lines = path.read_text().splitlines()
-    header = [h.strip() for h in lines[0].split(",")]
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path.name}: not a text file ({exc})") from None
+    if not any(line.strip(_JUNK) for line in lines):
+        raise RecordError(f"{path.name}: file is empty; expected a header with RecordID and In-hospital_death")
+    header = [h.strip(_JUNK) for h in lines[0].split(",")]
     if "RecordID" not in header or "In-hospital_death" not in header:
         raise RecordError(f"{path.name}:1: header lacks RecordID or In-hospital_death")
-    out = {}
+    out, seen = {}, {}
     for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
+        if not line.strip(_JUNK):
             continue
-        parts = line.split(",")
+        parts = [p.strip(_JUNK) for p in line.split(",")]
         if len(parts) != len(header):
             raise RecordError(f"{path.name}:{lineno}: expected {len(header)} fields, got {len(parts)}")
         try:
             row = {h: float(p) for h, p in zip(header, parts)}
         except ValueError:
             raise RecordError(f"{path.name}:{lineno}: non-numeric field in {line[:60]!r}") from None
-        out[int(row.pop("RecordID"))] = row
+        bad = [h for h, v in row.items() if not math.isfinite(v)]
+        if not _whole_number(row["RecordID"]):
+            raise RecordError(f"{path.name}:{lineno}: RecordID {parts[header.index('RecordID')]!r} is not a positive whole number")
+        if row["In-hospital_death"] not in (0.0, 1.0):
+            raise RecordError(f"{path.name}:{lineno}: In-hospital_death {parts[header.index('In-hospital_death')]!r} is not 0 or 1")
+        if bad:
+            raise RecordError(f"{path.name}:{lineno}: non-finite {', '.join(bad)}")
+        rid = int(row.pop("RecordID"))
+        if rid in seen:
+            raise RecordError(f"{path.name}:{lineno}: RecordID {rid} already has an outcome on line {seen[rid]}")
+        seen[rid] = lineno
+        out[rid] = row
+    if not out:
+        raise RecordError(f"{path.name}: no outcome rows after the header")
     return out
 
 
@@ -248,6 +306,8 @@ def read_dir(records_dir: str | Path, record_ids: list[int] | None = None) -> tu
 
     Returns:
         ``(records, errors)``; each error is ``"<file>:<line>: <problem>"`` and the batch carries on.
+        A RecordID found in more than one file is one error naming every such file, and none of
+        them is scored (which holds the right stay is unknown).
     """
     records_dir = Path(records_dir)
     if record_ids is None:
@@ -260,7 +320,16 @@ def read_dir(records_dir: str | Path, record_ids: list[int] | None = None) -> tu
             records.append(read_record(p))
         except RecordError as exc:
             errors.append(str(exc))
-    return records, errors
+        except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the batch
+            errors.append(f"{p.name}: cannot read ({type(exc).__name__}: {exc})")
+    by_id: dict[int, list[Record]] = {}
+    for r in records:
+        by_id.setdefault(r.record_id, []).append(r)
+    for rid, same in by_id.items():
+        if len(same) > 1:
+            errors.append(f"{', '.join(r.source for r in same)}: the same RecordID {rid} in {len(same)} files; "
+                          "none of them is scored")
+    return [r for r in records if len(by_id[r.record_id]) == 1], errors
 
 
 # --- normaliser -------------------------------------------------------------------------------

@@ -63,6 +63,20 @@ def test_a_folder_that_is_not_a_run_says_so(tmp_path):
     assert any("no predictions.csv" in e.value for e in at.error)
 
 
+def test_an_incomplete_run_is_not_shown_as_a_result(tmp_path):
+    """A run killed at 128 of 300 files keeps its partial predictions; the page must not present them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"path": [f"x{i}.jpeg" for i in range(128)], "label": [i % 2 for i in range(128)],
+                  "probability": 0.7}).to_csv(run / "predictions.csv", index=False)
+    (run / "INCOMPLETE").write_text("interrupted by SIGTERM after 128 of 300 files at 2026-12-01 10:00:00 UTC\n")
+    at = _page()
+    at.text_input(key="eval_run_dir").input(str(run)).run()
+    assert not at.exception
+    assert any("incomplete run (interrupted by SIGTERM after 128 of 300 files" in e.value for e in at.error)
+    assert "Sensitivity" not in _metrics(at) and not at.slider  # no numbers of a partial run
+
+
 def test_scoring_the_kermany_val_folder_writes_a_run_and_shows_it(kermany_dir):
     at = _page()
     at.radio(key="eval_source").set_value("Score a labelled set").run()

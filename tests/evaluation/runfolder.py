@@ -1,7 +1,7 @@
 """A small evaluation run folder scored from real Kermany radiographs by the bundled model.
 
 Shared by the report, page and browser tests. It goes through the real ``evaluate`` pipeline
-(``imaging.predict.run_evaluation``) with a handful of images and one unreadable file, so the
+(``imaging.evaluate.run_evaluation``) with a handful of images and one unreadable file, so the
 report sees every kind of row it must handle: normal, bacterial and viral pneumonia, an error.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def pick_items(kermany_dir: Path, per_group: int = 6) -> list[Item]:
 
 def make_run(out_dir: Path, kermany_dir: Path, bundle, per_group: int = 6) -> Path:
     """Score ``pick_items`` plus a truncated JPEG into ``out_dir`` (which also gets report.html)."""
-    from cxr_model.imaging.predict import run_evaluation
+    from cxr_model.imaging.evaluate import run_evaluation
 
     out_dir.mkdir(parents=True, exist_ok=True)
     items = pick_items(kermany_dir, per_group)

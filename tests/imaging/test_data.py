@@ -48,9 +48,16 @@ def test_list_kaggle_layout_recursively_and_csv(tmp_path):
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
-    items = D.list_labelled(tmp_path)
+    (tmp_path / "chest_xray" / "notes.md").write_bytes(b"x")
+    items, unlabelled = D.scan_labelled(tmp_path)
+    # every file under a class folder is listed, whatever its suffix: the reader refuses readme.txt by
+    # content later, and the evaluation puts it in errors.csv instead of losing it
     assert [(it.path.name, it.label, it.subtype) for it in items] == [
-        ("IM-0001-0001.jpeg", 0, ""), ("person1_virus_2.jpeg", 1, "virus"), ("person2_bacteria_3.png", 1, "bacteria")]
+        ("IM-0001-0001.jpeg", 0, ""), ("readme.txt", 0, ""), ("person1_virus_2.jpeg", 1, "virus"),
+        ("person2_bacteria_3.png", 1, "bacteria")]
+    assert unlabelled == [(tmp_path / "chest_xray" / "notes.md",
+                           "notes.md: no label (not inside a NORMAL/ or PNEUMONIA/ folder)")]
+    assert D.list_labelled(tmp_path) == items
     (tmp_path / "set.csv").write_text("path,label,site\nchest_xray/test/NORMAL/IM-0001-0001.jpeg,NORMAL,A\n"
                                       "chest_xray/test/PNEUMONIA/person1_virus_2.jpeg,1,B\n")
     rows = D.list_labelled(tmp_path / "set.csv")

@@ -10,7 +10,8 @@ import torch
 
 from cxr_model.imaging import data as D
 from cxr_model.imaging.io import read_image
-from cxr_model.imaging.predict import FileDataset, predict_batch, predict_source, run_evaluation
+from cxr_model.imaging.evaluate import FileDataset, run_evaluation
+from cxr_model.imaging.predict import predict_batch, predict_source
 from cxr_model.imaging.shift import SHIFTS
 from cxr_model.imaging.train import SourceDataset, predict_logits
 from cxr_model.imaging.transforms import EvalTransform, TrainTransform, load_tensor, to_source
