@@ -141,7 +141,8 @@ def overlay(gray_image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.n
     """Blend a CAM (jet colour map) over a grey radiograph.
 
     Args:
-        gray_image: ``(H, W)`` float in [0, 1] (the pixel contract, or a windowed view of it).
+        gray_image: ``(H, W)`` float in [0, 1] (the pixel contract, or a windowed view of it), or
+            ``uint8`` (a review study's display copy).
         cam: ``(h, w)`` float in [0, 1]; resized (bilinear) to ``(H, W)``.
         alpha: CAM opacity in [0, 1]; 0 shows the radiograph alone.
 
@@ -153,7 +154,8 @@ def overlay(gray_image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.n
     cam_r = cv2.resize(np.asarray(cam, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     heat = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(cam_r, 0, 1)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     # uint8 blend in OpenCV: ~5x faster than float arrays on a 1024 x 1024 radiograph.
-    base = cv2.cvtColor(np.uint8(np.rint(255 * np.clip(gray_image, 0, 1))), cv2.COLOR_GRAY2RGB)
+    gray8 = gray_image if gray_image.dtype == np.uint8 else np.uint8(np.rint(255 * np.clip(gray_image, 0, 1)))
+    base = cv2.cvtColor(gray8, cv2.COLOR_GRAY2RGB)
     return cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
 
 
