@@ -166,13 +166,15 @@ def declared_pixels(data: bytes) -> int | None:
         return None
 
 
-def admit_uploads(pixels: list[int | None], budget: int = UPLOAD_MAX_PIXELS) -> list[str | None]:
+def admit_uploads(pixels: list[int | None], budget: int | None = None) -> list[str | None]:
     """Which files of an upload are analysed: ``None`` for each admitted file, else why not.
 
     Files are taken in upload order while the running total of declared pixels stays within
     ``budget``; a file above the reader's per-file cap is left to the reader (its own clear error,
     no budget used), and a file whose size is unknown is admitted (it fails cleanly when read).
+    ``budget`` defaults to :data:`UPLOAD_MAX_PIXELS`.
     """
+    budget = UPLOAD_MAX_PIXELS if budget is None else budget
     used, out = 0, []
     for n in pixels:
         if n is None or n > MAX_PIXELS:
