@@ -61,7 +61,7 @@ def bench_bytes_to_overlay(repeats: int) -> None:
 
         def review():
             st = analyse_study(bundle, data, f.name, "GradCAM", ood)
-            overlay(st.gray, st.cam, 0.4)
+            overlay(st.display, st.cam, 0.4)
 
         tb, tr = _median_s(bare, repeats), _median_s(review, repeats)
         print(f"{f.suffix:6s} {len(data) / 1e3:7.0f} kB  bare forward {tb * 1e3:7.1f} ms   "

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -67,19 +69,65 @@ def save_bundle(bundle_dir: str | Path, state_dict: dict, metadata: dict[str, An
     return bundle_dir
 
 
+class SharedModel:
+    """The one network of a bundle, shared by every thread of the process, with its lock.
+
+    Streamlit serves each session in its own thread, all over one cached bundle. A forward pass is
+    not safe beside another thread's hooks: Grad-CAM and the OOD features hook layers of the one
+    module, so a forward run meanwhile by another thread feeds its activations into them (a wrong
+    CAM, another image's OOD score, features of the wrong shape). The lock therefore lives here,
+    with the network, not in the callers:
+
+    * ``shared(x)`` runs one forward under the lock;
+    * ``with shared.hold() as net:`` holds the lock for a whole hook window (register hooks,
+      forward, backward, remove hooks) and yields the raw ``nn.Module``.
+
+    The lock is re-entrant, so a forward inside ``hold()`` on the same thread does not wait.
+    Other attributes (``parameters()``, ``modules()``, ``training``, ...) are the network's.
+    """
+
+    def __init__(self, net: nn.Module):
+        self._net = net
+        self._lock = threading.RLock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._net(*args, **kwargs)
+
+    @contextmanager
+    def hold(self) -> Iterator[nn.Module]:
+        """Hold the lock and yield the raw network (for work that hooks its layers)."""
+        with self._lock:
+            yield self._net
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found on the wrapper: the network's attributes and methods.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._net, name)
+
+    def __repr__(self) -> str:
+        return f"SharedModel({self._net.__class__.__name__})"
+
+
 @dataclass
 class CxrBundle:
     """A loaded chest X-ray classifier. Shared by callers: never mutate ``model``.
 
     Attributes:
-        model: the network in eval mode on ``device``.
+        model: the network in eval mode on ``device``, wrapped in :class:`SharedModel` so that
+            every forward holds the bundle's lock (a bare ``nn.Module`` passed in is wrapped).
         meta: the bundle's metadata (threshold, img_size, calibration, ...).
     """
 
-    model: nn.Module
+    model: SharedModel
     meta: dict[str, Any]
     device: torch.device
     path: Path
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, SharedModel):
+            self.model = SharedModel(self.model)
 
     @property
     def model_id(self) -> str:

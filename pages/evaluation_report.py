@@ -1,9 +1,14 @@
 """Evaluation report: how the models do on a labelled set, with uncertainty, calibration and failures.
 
 Score a labelled set (a Kaggle-layout folder or a ``path,label`` CSV under the data folder) or
-open a saved run folder (``cxr-model evaluate --out``). All numbers come from
-``cxr_model.evaluation``; the threshold slider re-counts the confusion matrix from the cached
-predictions and never re-runs the network.
+open a saved run (``cxr-model evaluate --out``) from the runs folder (``CXR_RUNS_DIR``). All
+numbers come from ``cxr_model.evaluation``; the threshold slider re-counts the confusion matrix
+from the cached predictions and never re-runs the network.
+
+Confinement: a saved run is picked from a list of the runs folder's runs, never typed as a path,
+and the failure gallery reads images inside the data folder or the run folder only, so neither the
+page nor a crafted predictions.csv can show other server files or tell whether they exist. Text
+from run files (paths, names, messages) is shown through ``dashboard.text.plain``.
 """
 from __future__ import annotations
 
@@ -21,8 +26,10 @@ from cxr_model.evaluation import figures as F
 from cxr_model.evaluation import report as R
 from cxr_model.evaluation.gallery import failure_cases, gallery_item
 from cxr_model.evaluation.pdf import find_chromium, write_pdf
+from cxr_model.evaluation.runs import safe_run_name, saved_runs
 from cxr_model.registry import BundleError, read_metadata
 from cxr_model.settings import get_settings
+from dashboard.text import plain
 
 settings = get_settings()
 SAVED, SCORE = "Open a saved run folder", "Score a labelled set"
@@ -61,16 +68,24 @@ def cached_at(run_dir: str, stamp: float, threshold: float) -> A.Analysis:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def cached_card(kind: str, path: str, label: int, probability: float, roots: tuple[str, ...], model_dir: str | None):
+def cached_card(kind: str, path: str, label: int, probability: float, roots: tuple[str, ...], model_dir: str | None,
+                allowed: tuple[str, ...]):
     """One gallery card; cached per image, so moving the threshold only draws the new mistakes."""
     bundle = load_bundle(model_dir) if model_dir else None
-    return gallery_item(kind, path, label, probability, [Path(r) for r in roots], bundle=bundle)
+    return gallery_item(kind, path, label, probability, [Path(r) for r in roots], bundle=bundle,
+                        allowed=[Path(a) for a in allowed])
+
+
+def allowed_roots(run: R.EvalRun) -> list[Path]:
+    """Where the gallery may read images: the data folder and the run's own folder."""
+    return [settings.data_dir, run.run_dir]
 
 
 def gallery(run: R.EvalRun, threshold: float, with_cam: bool, k: int = 6) -> list:
     roots = tuple(str(r) for r in run.image_roots())
+    allowed = tuple(str(a) for a in allowed_roots(run))
     model_dir = str(settings.cxr_model_dir) if with_cam else None
-    return [cached_card(kind, row.path, int(row.label), float(row.probability), roots, model_dir)
+    return [cached_card(kind, row.path, int(row.label), float(row.probability), roots, model_dir, allowed)
             for kind, df in failure_cases(run.predictions, threshold, k).items() for row in df.itertuples(index=False)]
 
 
@@ -111,7 +126,7 @@ def score_set() -> Path | None:
     """The 'score a labelled set' flow; returns the new (or last) run folder."""
     sets = labelled_sets()
     if not sets:
-        st.info(f"No labelled set found under `{settings.data_dir / 'cxr'}`. Open a saved run folder instead.")
+        st.info("No labelled set found in the data folder (CXR_DATA_DIR). Open a saved run instead.")
         return None
     name = st.selectbox("Labelled set", list(sets), key="eval_dataset")
     if st.button("Score this set", key="eval_start", type="primary"):
@@ -120,7 +135,7 @@ def score_set() -> Path | None:
         except ImportError:
             st.error("Scoring is not available in this build (cxr_model.imaging.predict is missing).")
             return None
-        out = runs_root() / f"{Path(name.split(' (')[0]).name.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = runs_root() / safe_run_name(f"{Path(name.split(' (')[0]).name}-{time.strftime('%Y%m%d-%H%M%S')}")
         bar = st.progress(0.0, text="Scoring...")
         bundle = load_bundle(str(settings.cxr_model_dir))
         try:
@@ -128,11 +143,11 @@ def score_set() -> Path | None:
                            progress=lambda done, total: bar.progress(done / max(total, 1), text=f"Scored {done} of {total}"))
         except (ValueError, FileNotFoundError) as exc:
             bar.empty()
-            st.error(f"{name}: {exc}")
+            st.error(plain(f"{name}: {exc}"))
             return None
         bar.empty()
         st.session_state["eval_last_run"] = str(out)
-        st.success(f"Saved to `{out}` (open it again later as a saved run folder).")
+        st.success(plain(f"Saved as {out.relative_to(settings.runs_dir).as_posix()} (open it again later as a saved run)."))
     last = st.session_state.get("eval_last_run")
     return Path(last) if last else None
 
@@ -141,9 +156,15 @@ def pick_run() -> Path | None:
     mode = st.radio("Source", [SAVED, SCORE], key="eval_source", horizontal=True)
     if mode == SCORE:
         return score_set()
-    text = st.text_input("Run folder", key="eval_run_dir", placeholder=str(runs_root() / "<run>"),
-                         help="A folder written by `cxr-model evaluate --out` (metrics.json, predictions.csv).")
-    return Path(text.strip()).expanduser() if text.strip() else None
+    runs = saved_runs(settings.runs_dir)
+    if not runs:
+        st.info("No saved run in the runs folder (CXR_RUNS_DIR) yet. Score a labelled set here, or write one with "
+                "`cxr-model evaluate --out` into that folder.")
+        return None
+    name = st.selectbox("Saved run", list(runs), key="eval_run", index=None, placeholder="Choose a run",
+                        help="Runs in the runs folder (CXR_RUNS_DIR) written by `cxr-model evaluate --out` or by "
+                             "'Score a labelled set'; newest first.")
+    return runs.get(name) if name else None
 
 
 def metric_cards(rows: list[dict]) -> None:
@@ -181,7 +202,8 @@ def show_gallery(items) -> None:
                 imgs = [b for b in (g.image_png, g.cam_png) if b]
                 if imgs:
                     st.image(imgs, width=150)
-                st.caption(f"P(pneumonia) {g.probability:.3f} · `{Path(g.path).name}`" + (f" · {g.note}" if g.note else ""))
+                st.caption(plain(f"P(pneumonia) {g.probability:.3f} · {Path(g.path).name}"
+                                 + (f" · {g.note}" if g.note else "")))
 
 
 def cxr_tab() -> None:
@@ -192,38 +214,38 @@ def cxr_tab() -> None:
     try:
         run = cached_run(str(run_dir), _stamp(run_dir))
     except R.RunFolderError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc).replace(str(run_dir), run_dir.name)))
         return
     meta = model_card(str(settings.cxr_model_dir))
     current_id = f"{meta['name']}@{meta['version']}" if meta else None
     run_model = run.metrics.get("model")
     same_model = bool(meta) and (run_model in (None, current_id))
     if run_model and current_id and run_model != current_id:
-        st.warning(f"This run was scored by `{run_model}`; the installed model is `{current_id}`. "
+        st.warning(f"This run was scored by {plain(run_model)}; the installed model is {plain(current_id)}. "
                    "The training-data panel and Grad-CAM are not shown for a different model.")
     op = run.threshold(meta)
-    st.subheader(f"{run_model or 'model'} on {run.split}")
+    st.subheader(plain(f"{run_model or 'model'} on {run.split}"))
     st.caption(f"n = {len(run.predictions)} scored, {len(run.errors)} unreadable · operating threshold {op:.4f} · "
-               f"`{run.run_dir}`")
+               + plain(run.run_dir.name))
 
     summary = A.data_summary(run.predictions, len(run.errors))
     training = A.training_summary(meta if same_model else None)
     left, right = st.columns(2)
     with left:
-        st.markdown(f"**This set** ({run.split})")
+        st.markdown(f"**This set** ({plain(run.split)})")
         st.dataframe(pd.DataFrame({"class": list(summary["classes"]), "images": list(summary["classes"].values())}),
                      hide_index=True)
         if "subtypes" in summary:
-            st.caption("Subtypes: " + ", ".join(f"{k} {v}" for k, v in summary["subtypes"].items()))
+            st.caption(plain("Subtypes: " + ", ".join(f"{k} {v}" for k, v in summary["subtypes"].items())))
         if "sizes" in summary:
             s = summary["sizes"]
-            st.caption(f"Image sizes: {s['distinct']} distinct; most common "
-                       + ", ".join(f"{k} ({v})" for k, v in s["most_common"].items()))
+            st.caption(plain(f"Image sizes: {s['distinct']} distinct; most common "
+                             + ", ".join(f"{k} ({v})" for k, v in s["most_common"].items())))
     with right:
-        st.markdown(f"**Training data** of {training.get('model', 'the model')}")
+        st.markdown(f"**Training data** of {plain(training.get('model', 'the model'))}")
         if training:
             st.dataframe(pd.DataFrame([{"split": k, **v} for k, v in training["counts"].items()]), hide_index=True)
-            st.caption(f"{training['data']} · {training['split']}")
+            st.caption(plain(f"{training['data']} · {training['split']}"))
         else:
             st.caption("Model card not available for this run's model.")
 
@@ -242,7 +264,7 @@ def cxr_tab() -> None:
     c2.plotly_chart(figs["pr-curve"], key="eval_pr")
     c1.plotly_chart(figs["confusion-matrix"], key="eval_confusion")
     c2.plotly_chart(figs["probability-histogram"], key="eval_hist")
-    st.markdown(f"**Metrics** ({run.split}, n = {a.n}, threshold {threshold:.3f})")
+    st.markdown(f"**Metrics** ({plain(run.split)}, n = {a.n}, threshold {threshold:.3f})")
     st.dataframe(rows_frame(a.rows), hide_index=True)
     st.caption("Wilson score intervals for proportions; seeded percentile bootstrap (2,000 resamples) for AUROC, "
                "AUPRC, ECE, Brier and F1.")
@@ -251,13 +273,13 @@ def cxr_tab() -> None:
     st.plotly_chart(figs["reliability-diagram"], key="eval_reliability")
     cal = a.calibration
     st.caption(f"Calibration slope {R.fmt(cal['slope'], 2)} (ideal 1) · intercept {R.fmt(cal['intercept'], 2)} · "
-               f"calibration-in-the-large {R.fmt(cal['citl'], 2)} (ideal 0); n = {a.n}, {run.split}")
+               f"calibration-in-the-large {R.fmt(cal['citl'], 2)} (ideal 0); n = {a.n}, {plain(run.split)}")
 
     st.markdown("### Subgroups")
     if not a.subgroups:
         st.caption("No categorical column in predictions.csv to form subgroups.")
     for col, rows in a.subgroups.items():
-        st.markdown(f"By `{col}` (threshold {threshold:.3f})")
+        st.markdown(f"By {plain(col)} (threshold {threshold:.3f})")
         st.dataframe(subgroup_frame(rows), hide_index=True)
 
     st.markdown("### Failure gallery")
@@ -273,7 +295,8 @@ def cxr_tab() -> None:
 
     def report_bytes() -> bytes:
         bundle = load_bundle(str(settings.cxr_model_dir)) if same_model else None
-        return R.report_html(run, meta if same_model else None, bundle=bundle, threshold=threshold).encode("utf-8")
+        return R.report_html(run, meta if same_model else None, bundle=bundle, threshold=threshold,
+                             allowed_roots=allowed_roots(run)).encode("utf-8")
 
     def pdf_bytes() -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -295,9 +318,9 @@ def vitals_tab(meta_path: Path) -> None:
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        st.error(f"{meta_path}: cannot be read ({exc})")
+        st.error(plain(f"{meta_path.name}: cannot be read ({exc})"))
         return
-    st.subheader(f"{meta.get('name', 'vitals model')}@{meta.get('version', '?')}")
+    st.subheader(plain(f"{meta.get('name', 'vitals model')}@{meta.get('version', '?')}"))
     split = meta.get("split") or {}
     data = meta.get("training_data") or {}
     st.caption(" · ".join(str(x) for x in (data.get("source"), split.get("name") and f"split {split['name']}",

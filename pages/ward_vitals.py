@@ -20,6 +20,7 @@ from cxr_model.vitals.lstm import load_vitals_bundle
 from cxr_model.vitals.news2 import BANDS, PARAMETERS, POINT_COLOURS, RISK_COLOURS, SUBSTITUTIONS, news2_inputs
 from cxr_model.vitals.physionet import channel_names
 from cxr_model.vitals.ward import build_ward, real_ward_records, snapshot
+from dashboard.text import plain
 
 REAL = "PhysioNet 2012 set A (30 held-out test stays)"
 DEMO = "Simulated demo ward"
@@ -60,7 +61,7 @@ st.caption("**Decision support, not a diagnosis.** Risk of in-hospital death fro
 try:
     bundle = load_bundle(model_dir)
 except (BundleError, OSError, ValueError) as exc:
-    st.error(f"The vitals model cannot be loaded: {exc}")
+    st.error(f"The vitals model cannot be loaded: {plain(exc)}")
     st.stop()
 
 has_data = (Path(physionet_dir) / "set-a").is_dir() and (Path(model_dir) / "splits.csv").exists()
@@ -75,7 +76,7 @@ if source == DEMO:
 
 patients, errors = load_ward(source, physionet_dir, model_dir)
 for e in errors:
-    st.warning(f"Record skipped: {e}")
+    st.warning(f"Record skipped: {plain(e)}")  # the message quotes the record file's content
 if not patients:
     st.error("No stays could be read for this ward.")
     st.stop()

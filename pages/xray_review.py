@@ -3,22 +3,34 @@ and record the reviewer's call.
 
 Layout only. The network runs in ``cxr_model.imaging.review.analyse_study`` (one pass: probability,
 CAM, OOD score), cached by file SHA-256 and CAM method, so moving the opacity slider, changing the
-window or the view never reruns the network.
+window or the view never reruns the network. A cached study holds a bounded display copy and the
+model input, not the full-size image; an upload is capped in total pixels (``review.admit_uploads``).
+
+PHI: studies are named "Study 1 (sha 1a2b3c)" unless the reviewer turns on "Show identifying
+information" (file names often hold a patient's name or record number; the same toggle unmasks the
+DICOM header). A session sees the notes of its own decisions only, unless asked. Text that came
+from a file or a user is shown through ``dashboard.text.plain`` (no Markdown).
 """
 from __future__ import annotations
+
+import logging
 
 import pandas as pd
 import streamlit as st
 
 from cxr_model import review_store
-from cxr_model.imaging.dicom_header import Window, apply_window, header_fields, window_presets
+from cxr_model.imaging.dicom_header import Window, apply_window
 from cxr_model.imaging.explain import METHODS, SLOW_METHODS, overlay
-from cxr_model.imaging.io import ImageReadError, dicom_to_array, read_dicom_dataset
 from cxr_model.imaging.ood import OodError, load_ood
-from cxr_model.imaging.review import analyse_study, file_sha256, study_faithfulness
+from cxr_model.imaging.review import (
+    Study, admit_uploads, analyse_study, declared_pixels, dicom_view, file_sha256, study_faithfulness, study_label,
+)
 from cxr_model.imaging.study_report import png_bytes, render_study_report
 from cxr_model.registry import BundleError, load_cxr_bundle
 from cxr_model.settings import get_settings
+from dashboard.text import plain
+
+log = logging.getLogger(__name__)
 
 VIEWS = ["Side by side", "Overlay only"]
 
@@ -44,17 +56,27 @@ def analysed(sha256: str, method: str, name: str, _data: bytes):
 
 
 @st.cache_data(max_entries=64, show_spinner="Measuring the map's faithfulness (ROAD) ...")
-def faith(sha256: str, method: str, name: str, _data: bytes, _cam):
-    return study_faithfulness(get_bundle(), _data, name, _cam)
+def faith(sha256: str, method: str, _study: Study):
+    return study_faithfulness(get_bundle(), _study)
 
 
-@st.cache_data(max_entries=16)
-def dicom_view(sha256: str, name: str, _data: bytes):
-    """Raw (modality-LUT) pixels, window presets, MONOCHROME1 flag and header rows (PHI and not)."""
-    ds = read_dicom_dataset(_data, name)
-    raw = dicom_to_array(ds, name, apply_voi=False)
-    mono1 = str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1"
-    return raw, window_presets(raw, ds), mono1, header_fields(ds, show_phi=False), header_fields(ds, show_phi=True)
+@st.cache_data(max_entries=8)
+def cached_dicom_view(sha256: str, name: str, _data: bytes):
+    """Shrunk raw pixels, window presets, MONOCHROME1 flag, header rows and the burned-in flag."""
+    return dicom_view(_data, name)
+
+
+def study_of(f, data: bytes, refused: str | None) -> Study:
+    """The analysed study of one upload, or a study holding why it was not analysed; never raises."""
+    sha = file_sha256(data)
+    if refused:
+        return Study(f.name, sha, error=f"{f.name}: {refused}", problem=refused)
+    try:
+        return analysed(sha, "GradCAM", f.name, data)
+    except Exception:  # one bad file must not take the upload down; details go to the server log
+        log.exception("analysing upload sha256=%s failed", sha)
+        problem = "could not be analysed (an internal error; the details are in the server log)"
+        return Study(f.name, sha, error=f"{f.name}: {problem}", problem=problem)
 
 
 st.title("Chest X-ray review")
@@ -63,7 +85,7 @@ st.info("**Decision support, not a diagnosis.** The probability and the map are 
 try:
     bundle = get_bundle()
 except BundleError as exc:
-    st.error(f"The chest X-ray model cannot be loaded: {exc}")
+    st.error(f"The chest X-ray model cannot be loaded: {plain(exc)}")
     st.stop()
 ood, ood_error = get_ood(bundle, bundle.model_id)
 
@@ -71,19 +93,29 @@ files = st.file_uploader("Chest radiographs (PNG, JPEG or DICOM)", type=["png", 
                          accept_multiple_files=True, key="xray_upload")
 
 
+def my_decisions() -> list[int]:
+    """Ids of the decisions saved in this session (whose notes it may see)."""
+    return st.session_state.setdefault("my_decision_ids", [])
+
+
 def past_decisions() -> None:
     st.subheader("Past decisions")
+    all_notes = st.toggle("Show notes saved in other sessions (they may hold identifiers)", value=False,
+                          key="show_all_notes")
+    notes_of = None if all_notes else my_decisions()
     try:
-        df = review_store.list_decisions()
+        df = review_store.list_decisions(notes_of=notes_of)
     except Exception as exc:  # database unreachable: say so, keep the page usable
-        st.error(f"The decision store cannot be read ({get_settings().db_url.split('://')[0]}): {exc}")
+        log.exception("reading the decision store failed")
+        st.error(f"The decision store cannot be read ({get_settings().db_url.split('://')[0]}): "
+                 f"{plain(type(exc).__name__)}")
         return
     if df.empty:
         st.caption("No decisions saved yet.")
         return
     st.dataframe(df, hide_index=True, key="decisions_table")
-    st.download_button("Download decisions (CSV)", review_store.decisions_csv(), "review_decisions.csv",
-                       "text/csv", key="decisions_csv")
+    st.download_button("Download decisions (CSV)", review_store.decisions_csv(notes_of=notes_of),
+                       "review_decisions.csv", "text/csv", key="decisions_csv")
 
 
 if not files:
@@ -92,26 +124,29 @@ if not files:
     st.stop()
 
 # ------------------------------------------------------------------------------------ study list
-studies = []
-for f in files:
-    data = f.getvalue()
-    studies.append((analysed(file_sha256(data), "GradCAM", f.name, data), data))
-rows = [{"file": s.name, "P(pneumonia)": s.probability, "label": s.label or "",
-         "OOD": "" if s.error or s.ood_flag is None else ("unlike training" if s.ood_flag else "ok"),
-         "problem": s.error or ""} for s, _ in studies]
+show_phi = st.toggle("Show identifying information (file names, DICOM header)", value=False, key="show_phi",
+                     help="File names often hold the patient's name or record number. Off: studies are named "
+                          "by their position and the start of their SHA-256.")
+uploads = [(f, f.getvalue()) for f in files]
+verdicts = admit_uploads([declared_pixels(d) for _, d in uploads])
+studies = [(study_of(f, d, why), d) for (f, d), why in zip(uploads, verdicts)]
+labels = [study_label(i, s.sha256) for i, (s, _) in enumerate(studies, start=1)]
+rows = [{"study": label, **({"file": s.name} if show_phi else {}), "P(pneumonia)": s.probability,
+         "label": s.label or "", "OOD": "" if s.error or s.ood_flag is None else ("unlike training" if s.ood_flag else "ok"),
+         "problem": (s.error if show_phi else s.problem) or ""} for (s, _), label in zip(studies, labels)]
 st.subheader("Studies")
-st.dataframe(pd.DataFrame(rows), hide_index=True,
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="studies_table",
              column_config={"P(pneumonia)": st.column_config.NumberColumn(format="%.3f")})
-for s, _ in studies:
+for (s, _), label in zip(studies, labels):
     if s.error:
-        st.error(s.error)
-readable = [(s, d) for s, d in studies if not s.error]
+        st.error(plain(f"{label}: {s.error if show_phi else s.problem}"))
+readable = [(s, d, f"{label} · {s.name}" if show_phi else label)
+            for (s, d), label in zip(studies, labels) if not s.error]
 if not readable:
     past_decisions()
     st.stop()
-names = [s.name for s, _ in readable]
-choice = st.selectbox("Study", range(len(readable)), format_func=lambda i: names[i], key="xray_study")
-base, data = readable[choice if choice is not None and choice < len(readable) else 0]
+choice = st.selectbox("Study", range(len(readable)), format_func=lambda i: readable[i][2], key="xray_study")
+base, data, shown_name = readable[choice if choice is not None and choice < len(readable) else 0]
 
 # ------------------------------------------------------------------------------ selected study
 c1, c2, c3 = st.columns([2, 2, 2])
@@ -123,14 +158,17 @@ view = c3.radio("View", VIEWS, horizontal=True, key="cam_view")
 with st.spinner("ScoreCAM: one forward pass per feature map ..." if method in SLOW_METHODS else "Computing the map ..."):
     study = analysed(base.sha256, method, base.name, data)
 
-display = study.gray
+display = study.display
 header = None
 if study.is_dicom:
     try:
-        raw, presets, mono1, header_masked, header_full = dicom_view(study.sha256, study.name, data)
-    except ImageReadError as exc:
-        st.error(str(exc))
+        dview = cached_dicom_view(study.sha256, study.name, data)
+    except Exception as exc:  # the study was read; only the window/header panel is lost
+        log.warning("DICOM view of sha256=%s failed: %s", study.sha256, exc)
+        st.error(plain(f"{shown_name}: the window controls and header cannot be shown "
+                       f"({getattr(exc, 'problem', type(exc).__name__)})"))
     else:
+        raw, presets = dview.raw, dview.presets
         w1, w2, w3 = st.columns([2, 2, 2])
         preset = w1.selectbox("Window preset", list(presets), key="dicom_window")
         p = presets[preset]
@@ -140,8 +178,12 @@ if study.is_dicom:
                            key=f"dicom_center_{preset}")
         width = w3.slider("Window width", 1.0, 2 * span, float(min(max(p.width, 1.0), 2 * span)),
                           key=f"dicom_width_{preset}")
-        display = apply_window(raw, Window(center, width), mono1)
-        header = (header_masked, header_full)
+        display = apply_window(raw, Window(center, width), dview.monochrome1)
+        header = (dview.header_masked, dview.header_full)
+if study.burned_in:
+    st.warning("This DICOM declares **burned-in annotation** (BurnedInAnnotation = YES): text in the image may "
+               "identify the patient. The study report leaves the images out, and the overlay download needs "
+               "'Show identifying information'.")
 
 over = overlay(display, study.cam, alpha)
 unreliable = bool(study.ood_flag)
@@ -151,7 +193,7 @@ m2.metric("Threshold", f"{study.threshold:.3f}", help=bundle.meta["threshold"]["
 m3.metric("Model's call", f"{study.label}" + (" (unreliable)" if unreliable else ""))
 st.caption(f"Decision support, not a diagnosis · model `{study.model_id}` · file SHA-256 `{study.sha256[:16]}…`")
 if ood_error:
-    st.info(f"Out-of-distribution check unavailable: {ood_error}")
+    st.info(f"Out-of-distribution check unavailable: {plain(ood_error)}")
 elif unreliable:
     st.warning(f"**This image is unlike the radiographs the model was trained on** (OOD distance "
                f"{study.ood_score:.1f} > threshold {study.ood_threshold:.1f}). The prediction is unreliable: the "
@@ -173,8 +215,9 @@ faith_box = st.container()
 
 if header is not None:
     with st.expander("DICOM header", expanded=False):
-        show = st.toggle("Show identifying fields (PHI)", value=False, key="show_phi")
-        rows = header[1] if show else header[0]
+        st.caption("Identifying fields (DICOM PS3.15 Annex E basic profile) are hidden unless 'Show identifying "
+                   "information' is on.")
+        rows = header[1] if show_phi else header[0]
         st.dataframe(pd.DataFrame([{"tag": r.tag, "field": r.keyword or r.name, "value": r.value, "PHI": r.phi}
                                    for r in rows]), hide_index=True, key="phi_table")
 
@@ -193,29 +236,33 @@ if st.button("Save decision", key="review_save", type="primary"):
                 model_id=bundle.meta["name"], model_version=str(bundle.meta["version"]),
                 probability=study.probability, threshold=study.threshold, cam_method=method,
                 decision=decision, note=note)
+            my_decisions().append(rid)
             st.success(f"Decision saved (#{rid}).")
         except ValueError as exc:
-            st.error(f"Not saved: {exc}")
-        except Exception as exc:  # database errors: a message, never a traceback
-            st.error(f"Not saved: the decision store failed ({type(exc).__name__}: {exc})")
+            st.error(f"Not saved: {plain(exc)}")
+        except Exception as exc:  # database errors: a message, never a traceback (the SQL may quote the note)
+            log.exception("saving a decision failed")
+            st.error(f"Not saved: the decision store failed ({plain(type(exc).__name__)}; details in the server log)")
 
 latest = None
 try:
-    mine = review_store.list_decisions(image_sha256=study.sha256)
-    latest = None if mine.empty else mine.iloc[0].to_dict()
+    previous = review_store.list_decisions(image_sha256=study.sha256, notes_of=my_decisions())
+    latest = None if previous.empty else previous.iloc[0].to_dict()
 except Exception:
     pass
 d1, d2 = st.columns(2)
 d1.download_button("Download overlay (PNG)", png_bytes(over), f"{study.sha256[:12]}_{method}_overlay.png",
-                   "image/png", key="download_overlay")
+                   "image/png", key="download_overlay", disabled=study.burned_in and not show_phi,
+                   help="Off for images with burned-in annotation unless 'Show identifying information' is on."
+                   if study.burned_in else None)
 report_slot = d2.empty()
 past_decisions()
 
-fa = faith(study.sha256, method, study.name, data, study.cam)
+fa = faith(study.sha256, method, study)
 with faith_box:
     st.metric("Map faithfulness (ROAD)", "n/a" if fa.score != fa.score else f"{fa.score:+.3f}",
               help="ROAD (Rong et al. 2022): pixels removed in map order and imputed; difference in P(pneumonia).")
-    st.caption(fa.meaning)
+    st.caption(plain(fa.meaning))
 report_slot.download_button("Download study report (HTML)",
                             render_study_report(study, display, over, bundle.meta, fa, latest).encode("utf-8"),
                             f"{study.sha256[:12]}_report.html", "text/html", key="download_report")

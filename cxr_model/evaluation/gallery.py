@@ -85,22 +85,41 @@ def _cam_overlay(bundle, path: Path, thumb: np.ndarray, method: str, alpha: floa
         return None, f"Grad-CAM failed: {exc}"
 
 
-def resolve_image(path: str, roots: list[Path]) -> Path | None:
-    """Find a predictions.csv path: as given, else relative to each root in turn."""
+def resolve_image(path: str, roots: list[Path], allowed: list[Path] | None = None) -> Path | None:
+    """Find a predictions.csv path: as given, else relative to each root in turn.
+
+    Args:
+        allowed: when given, only a file whose real path (symbolic links and ``..`` resolved) lies
+            inside one of these folders is returned. predictions.csv is a file anyone who can
+            write a run folder controls; without this, a row naming ``/etc/...`` or
+            ``../../secret.png`` would put that file on the page.
+
+    Returns:
+        The file, or ``None`` when it is missing *or* not allowed (the caller cannot tell which,
+        so the page does not reveal what exists outside the allowed folders).
+    """
     p = Path(path)
-    if p.is_absolute():
-        return p if p.exists() else None
-    for root in roots:
-        if (root / p).exists():
-            return root / p
-    return p if p.exists() else None
+    candidates = [p] if p.is_absolute() else [root / p for root in roots] + [p]
+    fences = None if allowed is None else [Path(a).resolve() for a in allowed]
+    for c in candidates:
+        if fences is not None:
+            real = c.resolve()
+            if not any(real.is_relative_to(f) for f in fences):
+                continue
+        if c.is_file():
+            return c
+    return None
 
 
 def gallery_item(kind: str, path: str, label: int, probability: float, roots: list[Path], bundle=None,
-                 method: str = "GradCAM", alpha: float = 0.4, px: int = THUMB_PX) -> GalleryItem:
-    """One card of the gallery: thumbnail, Grad-CAM overlay when ``bundle`` is given, or a note."""
+                 method: str = "GradCAM", alpha: float = 0.4, px: int = THUMB_PX,
+                 allowed: list[Path] | None = None) -> GalleryItem:
+    """One card of the gallery: thumbnail, Grad-CAM overlay when ``bundle`` is given, or a note.
+
+    ``allowed`` confines the images read to these folders (see :func:`resolve_image`).
+    """
     g = GalleryItem(kind, str(path), int(label), float(probability))
-    found = resolve_image(g.path, roots)
+    found = resolve_image(g.path, roots, allowed)
     if found is None:
         g.note = "image file not found"
         return g
@@ -118,12 +137,13 @@ def gallery_item(kind: str, path: str, label: int, probability: float, roots: li
 
 
 def build_gallery(failures: dict[str, pd.DataFrame], roots: list[Path], bundle=None, method: str = "GradCAM",
-                  alpha: float = 0.4, px: int = THUMB_PX) -> list[GalleryItem]:
+                  alpha: float = 0.4, px: int = THUMB_PX, allowed: list[Path] | None = None) -> list[GalleryItem]:
     """Thumbnails (and Grad-CAM overlays when ``bundle`` is given) for :func:`failure_cases`.
 
     Args:
         roots: folders that relative paths in predictions.csv may be relative to.
         bundle: a loaded :class:`~cxr_model.registry.CxrBundle`, or ``None`` for no CAM.
+        allowed: folders the images must lie in (``None``: any; the CLI reading its own run).
     """
-    return [gallery_item(kind, row.path, row.label, row.probability, roots, bundle, method, alpha, px)
+    return [gallery_item(kind, row.path, row.label, row.probability, roots, bundle, method, alpha, px, allowed)
             for kind, df in failures.items() for row in df.itertuples(index=False)]

@@ -304,12 +304,18 @@ def render_html(run: EvalRun, a: Analysis, bundle_meta: dict | None = None, gall
 
 def report_html(run: EvalRun, bundle_meta: dict | None = None, *, bundle=None,
                 vitals_metrics: dict | str | Path | None = None, threshold: float | None = None,
-                n_resamples: int = 2000, seed: int = 0, gallery_k: int = 6) -> str:
-    """The report of a loaded run as an HTML string (see :func:`write_report` for the arguments)."""
+                n_resamples: int = 2000, seed: int = 0, gallery_k: int = 6,
+                allowed_roots: list[Path] | None = None) -> str:
+    """The report of a loaded run as an HTML string (see :func:`write_report` for the arguments).
+
+    ``allowed_roots``: the gallery reads images inside these folders only (the dashboard passes
+    the data folder and the run folder; see ``gallery.resolve_image``).
+    """
     if bundle_meta is None and bundle is not None:
         bundle_meta = bundle.meta
     a = analyse_run(run, threshold, bundle_meta, n_resamples=n_resamples, seed=seed)
-    gallery = build_gallery(failure_cases(run.predictions, a.threshold, gallery_k), run.image_roots(), bundle=bundle)
+    gallery = build_gallery(failure_cases(run.predictions, a.threshold, gallery_k), run.image_roots(), bundle=bundle,
+                            allowed=allowed_roots)
     if isinstance(vitals_metrics, (str, Path)):
         vitals_metrics = json.loads(Path(vitals_metrics).read_text())
     return render_html(run, a, bundle_meta, gallery, vitals_metrics)

@@ -1,9 +1,17 @@
 """DICOM viewing helpers: the header panel with PHI masked, and window/level for display.
 
-PHI: every element whose keyword is in :data:`PHI_KEYWORDS` (names, IDs, dates, addresses,
-institution, UIDs; after DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile),
-and every element with value representation PN (person name), DA, DT or TM, is masked unless
-the caller asks to show it. Masking happens here, not in the page, so no other view can forget it.
+PHI follows DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile (Table E.1-1):
+every attribute that profile removes, empties or replaces is masked unless the caller asks to show
+it. That is the keywords in :data:`PHI_KEYWORDS` (names, IDs, age, sex, size, weight, addresses,
+institution, devices, descriptions and comments), plus, whatever the keyword:
+
+* value representations PN (person name), DA, DT, TM (dates and times), LT, ST, UT (free text);
+* UIDs (VR UI), except the class and syntax UIDs in :data:`NON_PHI_UIDS`, which name a kind of
+  object and no instance;
+* private elements (odd group) and overlay/curve groups (60xx, 50xx), which may carry anything.
+
+Masking happens here, not in the page, so no other view can forget it. Text burned into the
+pixels is not in the header: :func:`burned_in_annotation` reads the flag that declares it.
 
 Window/level is for display only: the model always sees the reader's output (the file's own VOI
 LUT, see ``io.read_image``), whatever window the reviewer picks.
@@ -15,21 +23,68 @@ from dataclasses import dataclass
 import numpy as np
 
 MASK = "•••••• (hidden)"
-PHI_KEYWORDS = frozenset({
-    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
-    "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
-    "PatientAddress", "PatientTelephoneNumbers", "PatientInsurancePlanCodeSequence", "MedicalRecordLocator",
-    "EthnicGroup", "PatientReligiousPreference", "MilitaryRank", "BranchOfService", "CountryOfResidence",
-    "RegionOfResidence", "PatientComments", "AdditionalPatientHistory", "IssuerOfPatientID",
-    "AccessionNumber", "StudyID", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
-    "ReferringPhysicianName", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
-    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician",
-    "PhysiciansOfRecord", "StationName", "DeviceSerialNumber", "StudyInstanceUID", "SeriesInstanceUID",
-    "SOPInstanceUID", "MediaStorageSOPInstanceUID", "FrameOfReferenceUID", "StudyDate", "SeriesDate",
-    "AcquisitionDate", "ContentDate", "StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime",
-    "InstanceCreationDate", "InstanceCreationTime", "RequestAttributesSequence", "ReferencedPatientSequence",
-})
-_PHI_VR = frozenset({"PN", "DA", "DT", "TM"})
+#: Attributes that PS3.15 Table E.1-1 (Basic Profile) removes, empties or replaces (D, Z, X, U and
+#: their combinations), by keyword. Sequences are never shown at all (see :func:`header_fields`).
+PHI_KEYWORDS = frozenset("""
+AccessionNumber AcquisitionComments AcquisitionContextSequence AcquisitionDate AcquisitionDateTime
+AcquisitionDeviceProcessingDescription AcquisitionProtocolDescription AcquisitionTime ActualHumanPerformersSequence
+AdditionalPatientHistory AdmissionID AdmittingDate AdmittingDiagnosesCodeSequence AdmittingDiagnosesDescription
+AdmittingTime Allergies AuthorObserverSequence BranchOfService CassetteID CommentsOnThePerformedProcedureStep
+ConcatenationUID ConfidentialityConstraintOnPatientDataDescription ContentCreatorName
+ContentCreatorIdentificationCodeSequence ContentDate ContentSequence ContentTime ContextGroupExtensionCreatorUID
+ContrastBolusAgent ContributionDescription CountryOfResidence CreatorVersionUID CurrentPatientLocation CurveDate
+CurveTime CustodialOrganizationSequence DataSetTrailingPadding DerivationDescription DetectorID DeviceSerialNumber
+DeviceUID DigitalSignatureUID DigitalSignaturesSequence DimensionOrganizationUID DischargeDiagnosisDescription
+DistributionAddress DistributionName DoseReferenceUID EndAcquisitionDateTime EthnicGroup FailedSOPInstanceUIDList
+FiducialUID FillerOrderNumberImagingServiceRequest FrameComments FrameOfReferenceUID GantryID GeneratorID
+GraphicAnnotationSequence HumanPerformerName HumanPerformerOrganization IconImageSequence IdentifyingComments
+ImageComments ImagePresentationComments ImagingServiceRequestComments Impressions InstanceCreationDate
+InstanceCreationTime InstanceCreatorUID InstanceCoercionDateTime InstitutionAddress InstitutionCodeSequence
+InstitutionName InstitutionalDepartmentName InsurancePlanIdentification
+IntendedRecipientsOfResultsIdentificationSequence InterpretationApproverSequence InterpretationAuthor
+InterpretationDiagnosisDescription InterpretationIDIssuer InterpretationRecorder InterpretationText
+InterpretationTranscriber IrradiationEventUID IssuerOfAdmissionID IssuerOfPatientID IssuerOfServiceEpisodeID
+LargePaletteColorLookupTableUID LastMenstrualDate MAC MediaStorageSOPInstanceUID MedicalAlerts MedicalRecordLocator
+MilitaryRank ModifiedAttributesSequence ModifiedImageDescription ModifyingDeviceID NameOfPhysiciansReadingStudy
+NamesOfIntendedRecipientsOfResults Occupation OperatorIdentificationSequence OperatorsName OriginalAttributesSequence
+OrderCallbackPhoneNumber OrderEnteredBy OrderEntererLocation OtherPatientIDs OtherPatientIDsSequence OtherPatientNames
+OverlayDate OverlayTime PaletteColorLookupTableUID ParticipantSequence PatientAddress PatientAge PatientBirthDate
+PatientBirthName PatientBirthTime PatientComments PatientID PatientInstitutionResidence PatientInsurancePlanCodeSequence
+PatientMotherBirthName PatientName PatientPrimaryLanguageCodeSequence PatientPrimaryLanguageModifierCodeSequence
+PatientReligiousPreference PatientSex PatientSexNeutered PatientSize PatientState PatientTelephoneNumbers
+PatientTransportArrangements PatientWeight PerformedLocation PerformedProcedureStepDescription
+PerformedProcedureStepEndDate PerformedProcedureStepEndTime PerformedProcedureStepID PerformedProcedureStepStartDate
+PerformedProcedureStepStartTime PerformedStationAETitle PerformedStationGeographicLocationCodeSequence
+PerformedStationName PerformedStationNameCodeSequence PerformingPhysicianIdentificationSequence PerformingPhysicianName
+PersonAddress PersonIdentificationCodeSequence PersonName PersonTelephoneNumbers PhysicianApprovingInterpretation
+PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence PhysiciansReadingStudyIdentificationSequence
+PlacerOrderNumberImagingServiceRequest PlateID PreMedication PregnancyStatus ProtocolName
+ReasonForTheImagingServiceRequest ReasonForStudy ReferencedDigitalSignatureSequence ReferencedFrameOfReferenceUID
+ReferencedImageSequence ReferencedPatientAliasSequence ReferencedPatientSequence
+ReferencedPerformedProcedureStepSequence ReferencedSOPInstanceMACSequence ReferencedSOPInstanceUID
+ReferencedSOPInstanceUIDInFile ReferencedStudySequence ReferringPhysicianAddress
+ReferringPhysicianIdentificationSequence ReferringPhysicianName ReferringPhysicianTelephoneNumbers RegionOfResidence
+RelatedFrameOfReferenceUID RequestAttributesSequence RequestedContrastAgent RequestedProcedureComments
+RequestedProcedureDescription RequestedProcedureID RequestedProcedureLocation RequestedSOPInstanceUID
+RequestingPhysician RequestingService ResponsibleOrganization ResponsiblePerson ResultsComments
+ResultsDistributionListSequence ResultsIDIssuer ReviewerName ScheduledHumanPerformersSequence
+ScheduledPatientInstitutionResidence ScheduledPerformingPhysicianIdentificationSequence
+ScheduledPerformingPhysicianName ScheduledProcedureStepEndDate ScheduledProcedureStepEndTime
+ScheduledProcedureStepDescription ScheduledProcedureStepLocation ScheduledProcedureStepStartDate
+ScheduledProcedureStepStartTime ScheduledStationAETitle ScheduledStationGeographicLocationCodeSequence
+ScheduledStationName ScheduledStationNameCodeSequence ScheduledStudyLocation ScheduledStudyLocationAETitle SeriesDate
+SeriesDescription SeriesInstanceUID SeriesTime ServiceEpisodeDescription ServiceEpisodeID SmokingStatus SOPInstanceUID
+SourceImageSequence SpecialNeeds StationName StorageMediaFileSetUID StudyComments StudyDate StudyDescription StudyID
+StudyIDIssuer StudyInstanceUID StudyTime SynchronizationFrameOfReferenceUID TemplateExtensionCreatorUID
+TemplateExtensionOrganizationUID TextComments TextString TimezoneOffsetFromUTC TopicAuthor TopicKeywords TopicSubject
+TopicTitle TransactionUID UID VerifyingObserverIdentificationCodeSequence VerifyingObserverName
+VerifyingObserverSequence VerifyingOrganization VisitComments
+""".split())
+#: UIDs that name a kind of object (SOP class, transfer syntax, implementation), not an instance.
+NON_PHI_UIDS = frozenset({"SOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID", "ImplementationClassUID",
+                          "ReferencedSOPClassUID", "AffectedSOPClassUID", "RequestedSOPClassUID",
+                          "ReferencedSOPClassUIDInFile", "CodingSchemeUID", "ContextUID", "MappingResourceUID"})
+_PHI_VR = frozenset({"PN", "DA", "DT", "TM", "LT", "ST", "UT"})
 _SKIP_VR = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ"})
 
 
@@ -44,8 +99,22 @@ class HeaderField:
     phi: bool
 
 
-def is_phi(keyword: str, vr: str) -> bool:
-    return keyword in PHI_KEYWORDS or vr in _PHI_VR
+def is_phi(keyword: str, vr: str, group: int | None = None) -> bool:
+    """Whether an element identifies the patient (or may), per the module's rules; ``group`` is the tag's."""
+    if group is not None and (group % 2 == 1 or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF):
+        return True  # private, curve and overlay groups
+    if vr == "UI":
+        return keyword not in NON_PHI_UIDS
+    return keyword in PHI_KEYWORDS or vr in _PHI_VR or not keyword
+
+
+def burned_in_annotation(ds) -> bool:
+    """True when the dataset declares text burned into its pixels (BurnedInAnnotation ``YES``).
+
+    Such text (name, ID, date) cannot be masked in the header: whoever exports the image must
+    know it identifies the patient.
+    """
+    return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
 
 
 def header_fields(ds, show_phi: bool = False, max_len: int = 80) -> list[HeaderField]:
@@ -64,7 +133,7 @@ def header_fields(ds, show_phi: bool = False, max_len: int = 80) -> list[HeaderF
     for el in elements:
         if el.keyword == "PixelData" or el.VR in _SKIP_VR:
             continue
-        phi = is_phi(el.keyword, el.VR)
+        phi = is_phi(el.keyword, el.VR, el.tag.group)
         value = MASK if phi and not show_phi and not _empty(el.value) else _text(el.value, max_len)
         rows.append(HeaderField(f"({el.tag.group:04X},{el.tag.element:04X})", el.keyword, el.name, value, phi))
     return rows

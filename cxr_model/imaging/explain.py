@@ -3,17 +3,16 @@
 All CAM methods come from the ``grad-cam`` package (jacobgil/pytorch-grad-cam). The bundled model
 is shared by every caller (the Streamlit app caches one copy per process), so this module never
 changes it: no ``requires_grad`` edits, no ``train()``. Two things the package does touch are put
-back under a lock:
+back while the bundle's lock is held (``bundle.model.hold()``, see ``registry.SharedModel``):
 
 * forward hooks on the target layer: registered and released by ``with Method(...) as cam:``;
 * parameter ``.grad`` buffers filled by its ``loss.backward()``: reset to ``None`` afterwards.
 
 The lock also keeps two concurrent sessions from seeing each other's activations through the
-hooks, which live on the one shared module.
+hooks, which live on the one shared module: every forward of the model takes the same lock.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import cv2
@@ -44,8 +43,6 @@ SCORECAM_BATCH = 16
 #: The model's single output is the pneumonia logit: ``output[0]`` of each sample.
 PNEUMONIA = ClassifierOutputTarget(0)
 ROAD_PERCENTILES = (20, 50, 80)  # 6 imputations (sparse solves): ~1-3 s on CPU at 160 px
-
-_LOCK = threading.RLock()
 
 
 @dataclass
@@ -108,9 +105,8 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") ->
         raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
     # A copy that requires grad: with detached weights, the graph hangs off the input.
     x = _batch(tensor).to(bundle.device).detach().clone().requires_grad_(True)
-    net = bundle.model
     feats: list[torch.Tensor] = []
-    with _LOCK:
+    with bundle.model.hold() as net:
         handle = classifier_head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
         try:
             with METHODS[method](model=_FrozenView(net), target_layers=[target_layer(net, bundle.arch)]) as cam:
@@ -145,7 +141,8 @@ def overlay(gray_image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.n
     """Blend a CAM (jet colour map) over a grey radiograph.
 
     Args:
-        gray_image: ``(H, W)`` float in [0, 1] (the pixel contract, or a windowed view of it).
+        gray_image: ``(H, W)`` float in [0, 1] (the pixel contract, or a windowed view of it), or
+            ``uint8`` (a review study's display copy).
         cam: ``(h, w)`` float in [0, 1]; resized (bilinear) to ``(H, W)``.
         alpha: CAM opacity in [0, 1]; 0 shows the radiograph alone.
 
@@ -157,7 +154,8 @@ def overlay(gray_image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.n
     cam_r = cv2.resize(np.asarray(cam, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     heat = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(cam_r, 0, 1)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     # uint8 blend in OpenCV: ~5x faster than float arrays on a 1024 x 1024 radiograph.
-    base = cv2.cvtColor(np.uint8(np.rint(255 * np.clip(gray_image, 0, 1))), cv2.COLOR_GRAY2RGB)
+    gray8 = gray_image if gray_image.dtype == np.uint8 else np.uint8(np.rint(255 * np.clip(gray_image, 0, 1)))
+    base = cv2.cvtColor(gray8, cv2.COLOR_GRAY2RGB)
     return cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
 
 
@@ -201,13 +199,13 @@ def faithfulness(bundle: CxrBundle, tensor: torch.Tensor, cam: np.ndarray) -> Fa
                                           "measured.")
     x = _batch(tensor).to(bundle.device)
     metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
-    # Under the lock: a forward here while another thread's CAM hooks are on the shared model would
-    # feed this image's activations into that CAM.
+    # Under the bundle's lock: a forward here while another thread's CAM hooks are on the shared
+    # model would feed this image's activations into that CAM.
     # The imputer adds torch.randn noise: a fixed seed (in a forked RNG, so the caller's stream is
     # untouched) makes the figure reproducible for the same image and map.
-    with _LOCK, torch.no_grad(), torch.random.fork_rng(devices=[]):
+    with bundle.model.hold() as net, torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        score = float(metric(x, np.asarray(cam, dtype=np.float32)[None], [_Probability(bundle)], bundle.model)[0])
+        score = float(metric(x, np.asarray(cam, dtype=np.float32)[None], [_Probability(bundle)], net)[0])
     # ROADCombined = (LeRF - MoRF) / 2: half the gap between the two removal orders.
     if score > 0.02:
         meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) by {2 * score:.2f} more than removing "

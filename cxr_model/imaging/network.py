@@ -5,6 +5,8 @@ The output is the logit of P(pneumonia); ``torch.sigmoid`` of it is the probabil
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 from torchvision import models
@@ -59,13 +61,19 @@ def classifier_head(net: nn.Module, arch: str) -> nn.Module:
 
 
 def penultimate_features(net: nn.Module, arch: str, x: torch.Tensor) -> torch.Tensor:
-    """Pooled features feeding the classifier head, ``(N, D)``; used by the OOD check."""
-    feats: list[torch.Tensor] = []
-    handle = classifier_head(net, arch).register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
-    try:
-        net(x)
-    finally:
-        handle.remove()
+    """Pooled features feeding the classifier head, ``(N, D)``; used by the OOD check.
+
+    ``net`` may be a bundle's shared model (``registry.SharedModel``): its lock is then held from
+    hooking the head to removing the hook, so no other thread's forward runs through the hook.
+    """
+    hold = getattr(net, "hold", None)
+    with (hold() if hold is not None else nullcontext(net)) as raw:
+        feats: list[torch.Tensor] = []
+        handle = classifier_head(raw, arch).register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
+        try:
+            raw(x)
+        finally:
+            handle.remove()
     return feats[0]
 
 

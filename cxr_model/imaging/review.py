@@ -2,39 +2,65 @@
 
 The X-ray review page calls :func:`analyse_study`; it holds no model math itself. The tensor comes
 from the one preprocessing path (``read_image`` -> ``to_source`` -> ``EvalTransform``, the pieces
-of ``transforms.load_tensor``; the decoded image is kept for display instead of decoding twice).
+of ``transforms.load_tensor``).
+
+Memory: the page caches one :class:`Study` per file and CAM method, so a study keeps only what the
+page shows and reuses: a ``uint8`` display copy at most :data:`DISPLAY_MAX_SIDE` pixels on its long
+side and the model input, never the full-size float image (a 39 MP film is 156 MB as float32; its
+display copy is at most 4 MB). An upload is admitted file by file up to :data:`UPLOAD_MAX_PIXELS`
+(:func:`admit_uploads`), from the sizes the files declare, before anything is decoded.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
+import torch
 
 from cxr_model.imaging.data import CLASSES
+from cxr_model.imaging.dicom_header import HeaderField, Window, burned_in_annotation, header_fields, window_presets
 from cxr_model.imaging.explain import Faithfulness, explain, faithfulness
-from cxr_model.imaging.io import ImageReadError, read_image, sniff_format
+from cxr_model.imaging.io import (
+    MAX_PIXELS, ImageReadError, dicom_to_array, is_dicom_bytes, read_dicom_dataset, read_image, sniff_format,
+)
 from cxr_model.imaging.ood import OodModel
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import CxrBundle
 
+#: Longest side of the cached display image, in pixels (a review screen shows ~1,000-2,000).
+DISPLAY_MAX_SIDE = 2048
+#: Pixels one upload may hold in total (e.g. ten 18.5 MP full-detector films, or five 39 MP ones).
+#: Each file is also capped at ``io.MAX_PIXELS`` (40 MP) by the reader.
+UPLOAD_MAX_PIXELS = 200_000_000
+
 
 @dataclass
 class Study:
-    """A reviewed file. When ``error`` is set (unreadable file) only ``name`` and ``sha256`` are set.
+    """A reviewed file. When ``error`` is set (unreadable file) only ``name``, ``sha256`` and the error are set.
 
     Attributes:
-        gray: the decoded image, pixel contract ``float32 (H, W)`` in [0, 1] (bone bright).
+        error: ``"<file name>: <problem>"``; ``problem`` is the same without the file name (which
+            may identify the patient, so the page shows it only on request).
+        display: the decoded image for display, ``uint8 (h, w)``, bone bright, long side at most
+            :data:`DISPLAY_MAX_SIDE` (aspect kept).
+        x: the model input ``float32 (1, 1, S, S)`` (for ROAD, without decoding the file again).
         cam: ``float32 (S, S)`` map of ``method`` for the pneumonia logit.
         ood_score: Mahalanobis distance of the features; ``None`` when no OOD model is available.
         ood_flag: ``True`` when ``ood_score`` is above ``ood_threshold`` (prediction unreliable).
+        burned_in: the DICOM declares ``BurnedInAnnotation = YES`` (text in the pixels that may
+            identify the patient); ``False`` for other files and DICOMs that do not say so.
     """
 
     name: str
     sha256: str
     error: str | None = None
+    problem: str | None = None
     is_dicom: bool = False
-    gray: np.ndarray | None = None
+    display: np.ndarray | None = None
+    x: torch.Tensor | None = field(default=None, repr=False)
     probability: float | None = None
     label: str | None = None
     threshold: float | None = None
@@ -44,10 +70,41 @@ class Study:
     ood_score: float | None = None
     ood_threshold: float | None = None
     ood_flag: bool | None = None
+    burned_in: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the study's arrays (what a cache of it keeps, besides a few numbers)."""
+        return sum(int(a.nbytes) for a in (self.display, self.cam) if a is not None) + \
+            (self.x.numel() * self.x.element_size() if self.x is not None else 0)
 
 
 def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def study_label(index: int, sha256: str) -> str:
+    """A neutral name for the ``index``-th study of an upload (1-based): ``"Study 1 (sha 1a2b3c)"``.
+
+    Shown instead of the file name, which often holds the patient's name or record number.
+    """
+    return f"Study {index} (sha {sha256[:6]})"
+
+
+def shrink(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """``image`` resized (area averaging, aspect kept) so that its long side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def display_copy(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """The pixel contract image (float ``[0, 1]``) as a bounded ``uint8`` display image."""
+    small = shrink(np.asarray(gray, dtype=np.float32), max_side)
+    return np.uint8(np.rint(255 * np.clip(small, 0, 1)))
 
 
 def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "GradCAM",
@@ -61,12 +118,16 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     try:
         gray = read_image(data, name)
     except ImageReadError as exc:
-        return Study(name, sha, error=str(exc))
-    x = EvalTransform(bundle.img_size)(to_source(gray))
+        return Study(name, sha, error=str(exc), problem=exc.problem)
+    x = EvalTransform(bundle.img_size)(to_source(gray)).unsqueeze(0)
+    display = display_copy(gray)
+    del gray  # the full-size float image is not kept (see the module docstring)
     e = explain(bundle, x, method)
-    study = Study(name, sha, is_dicom=sniff_format(data) == "DICOM", gray=gray,
+    is_dicom = sniff_format(data) == "DICOM"  # by content: a PNG named .dcm is no DICOM
+    study = Study(name, sha, is_dicom=is_dicom, display=display, x=x,
                   probability=e.probability, label=CLASSES[int(e.probability >= bundle.threshold)],
-                  threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method)
+                  threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method,
+                  burned_in=is_dicom and _burned_in(data, name))
     if ood is not None:
         study.ood_score = float(ood.score(e.features)[0])
         study.ood_threshold = ood.threshold
@@ -74,7 +135,88 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     return study
 
 
-def study_faithfulness(bundle: CxrBundle, data: bytes, name: str, cam: np.ndarray) -> Faithfulness:
-    """ROAD faithfulness of ``cam`` for this file (re-derives the model input; a few seconds on CPU)."""
-    x = EvalTransform(bundle.img_size)(to_source(read_image(data, name)))
-    return faithfulness(bundle, x, cam)
+def _burned_in(data: bytes, name: str) -> bool:
+    try:
+        return burned_in_annotation(read_dicom_dataset(data, name))
+    except ImageReadError:
+        return False
+
+
+def study_faithfulness(bundle: CxrBundle, study: Study) -> Faithfulness:
+    """ROAD faithfulness of the study's CAM on its model input (a few seconds on CPU)."""
+    return faithfulness(bundle, study.x, study.cam)
+
+
+# ------------------------------------------------------------------------------------ uploads
+def declared_pixels(data: bytes) -> int | None:
+    """Pixels a PNG/JPEG/DICOM file says it holds, read from its header (nothing is decoded).
+
+    Returns ``None`` when the header cannot be read; the reader then reports the file's problem.
+    """
+    try:
+        if is_dicom_bytes(data):
+            import pydicom
+
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+            frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+            return int(ds.Rows) * int(ds.Columns) * max(frames, 1)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:  # lazy: reads the header only
+            return int(img.width) * int(img.height)
+    except Exception:  # any unreadable header: the reader gives the clear message later
+        return None
+
+
+def admit_uploads(pixels: list[int | None], budget: int | None = None) -> list[str | None]:
+    """Which files of an upload are analysed: ``None`` for each admitted file, else why not.
+
+    Files are taken in upload order while the running total of declared pixels stays within
+    ``budget``; a file above the reader's per-file cap is left to the reader (its own clear error,
+    no budget used), and a file whose size is unknown is admitted (it fails cleanly when read).
+    ``budget`` defaults to :data:`UPLOAD_MAX_PIXELS`.
+    """
+    budget = UPLOAD_MAX_PIXELS if budget is None else budget
+    used, out = 0, []
+    for n in pixels:
+        if n is None or n > MAX_PIXELS:
+            out.append(None)
+        elif used + n > budget:
+            out.append(f"not analysed: this upload already holds {used / 1e6:.0f} MP of images and this file adds "
+                       f"{n / 1e6:.1f} MP, above the {budget / 1e6:.0f} MP limit per upload; review it in a "
+                       "separate upload")
+        else:
+            used += n
+            out.append(None)
+    return out
+
+
+# ------------------------------------------------------------------------------------ DICOM view
+@dataclass
+class DicomView:
+    """What the page's DICOM panel shows (bounded like :class:`Study`).
+
+    Attributes:
+        raw: modality-LUT values ``float32 (h, w)``, long side at most :data:`DISPLAY_MAX_SIDE`.
+        presets: window presets computed on the full-size values.
+        monochrome1: the file is MONOCHROME1 (low values white).
+        header_masked, header_full: header rows with PHI masked / shown.
+        burned_in: ``BurnedInAnnotation = YES``.
+    """
+
+    raw: np.ndarray
+    presets: dict[str, Window]
+    monochrome1: bool
+    header_masked: list[HeaderField]
+    header_full: list[HeaderField]
+    burned_in: bool
+
+
+def dicom_view(data: bytes, name: str) -> DicomView:
+    """Raw pixels for window/level, presets, MONOCHROME1 flag and header rows; raises ImageReadError."""
+    ds = read_dicom_dataset(data, name)
+    raw = dicom_to_array(ds, name, apply_voi=False)
+    presets = window_presets(raw, ds)
+    mono1 = str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1"
+    return DicomView(np.ascontiguousarray(shrink(raw)), presets, mono1, header_fields(ds, show_phi=False),
+                     header_fields(ds, show_phi=True), burned_in_annotation(ds))

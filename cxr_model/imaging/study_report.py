@@ -3,7 +3,8 @@
 It carries the image, the CAM overlay, the probability and threshold, the OOD check, a model card
 summary and the reviewer's decision, and nothing from the DICOM header (no PHI): the study is
 named by its SHA-256 only, not by its file name, which often carries a patient ID (the RSNA files
-are named by theirs).
+are named by theirs). When the DICOM declares burned-in annotation (text in the pixels that may
+name the patient, ``Study.burned_in``), the images are left out and the report says why.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def render_study_report(study: Study, image: np.ndarray, overlay_rgb: np.ndarray
 
     Args:
         study: the analysed study (no error).
-        image: the radiograph as shown (grey ``(H, W)`` [0, 1]).
+        image: the radiograph as shown (grey ``(H, W)``: float in [0, 1] or ``uint8``).
         overlay_rgb: the CAM overlay as shown, ``uint8 (H, W, 3)``.
         meta: the model bundle's metadata (for the model card summary).
         faith: the CAM's faithfulness, if computed.
@@ -70,6 +71,11 @@ def render_study_report(study: Study, image: np.ndarray, overlay_rgb: np.ndarray
     else:
         dec = "No reviewer decision saved yet."
     faith_html = (f"ROAD faithfulness {_num(faith.score)}: {e(faith.meaning)}" if faith else "not computed")
+    if study.burned_in:
+        images = ("<p>The images are left out of this report: the DICOM declares burned-in annotation "
+                  "(BurnedInAnnotation = YES), text in the pixels that may identify the patient.</p>")
+    else:
+        images = _img(image, "Radiograph") + _img(overlay_rgb, f"{study.method} overlay (pneumonia logit)")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Study report {e(study.sha256[:12])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}}
@@ -88,7 +94,7 @@ clinician to weigh with the image and the patient.</p>
 <tr><th>Reviewer decision</th><td>{dec}</td></tr>
 </table>
 <h2>Images</h2>
-{_img(image, "Radiograph")}{_img(overlay_rgb, f"{study.method} overlay (pneumonia logit)")}
+{images}
 <h2>Model card summary</h2>
 <table>
 <tr><th>Model</th><td>{e(str(meta.get('name')))} {e(str(meta.get('version')))} ({e(str(meta.get('architecture')))})</td></tr>

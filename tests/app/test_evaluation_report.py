@@ -1,4 +1,4 @@
-"""AppTest of the evaluation report page: open a saved run folder, move the threshold."""
+"""AppTest of the evaluation report page: open a saved run (picked from CXR_RUNS_DIR), move the threshold."""
 import json
 import shutil
 from pathlib import Path
@@ -8,12 +8,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxr_model.settings import PROJECT_ROOT
+from dashboard.text import unescape
 from tests.evaluation.runfolder import make_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, kermany_dir, cxr_bundle):
-    return make_run(tmp_path_factory.mktemp("eval-page") / "run", kermany_dir, cxr_bundle, per_group=4)
+    return make_run(tmp_path_factory.mktemp("eval-runs") / "run", kermany_dir, cxr_bundle, per_group=4)
+
+
+@pytest.fixture(autouse=True)
+def runs_folder(run_dir, monkeypatch):
+    """The page lists the runs of CXR_RUNS_DIR: the one made above (and what a test scores)."""
+    monkeypatch.setenv("CXR_RUNS_DIR", str(run_dir.parent))
+    return run_dir.parent
 
 
 def _page() -> AppTest:
@@ -32,7 +40,8 @@ def _metrics(at) -> dict[str, str]:
 def test_saved_run_threshold_slider_updates_sensitivity_and_specificity(run_dir):
     at = _page()
     at.radio(key="eval_source").set_value("Open a saved run folder")
-    at.text_input(key="eval_run_dir").input(str(run_dir)).run()
+    assert "run" in at.selectbox(key="eval_run").options
+    at.selectbox(key="eval_run").set_value("run").run()
     assert not at.exception and not at.error
     saved = json.loads((run_dir / "metrics.json").read_text())
     shown = _metrics(at)
@@ -56,11 +65,20 @@ def test_saved_run_threshold_slider_updates_sensitivity_and_specificity(run_dir)
     assert any("broken_bacteria_1.jpeg" in str(df.value) for df in at.dataframe)  # the errors table
 
 
-def test_a_folder_that_is_not_a_run_says_so(tmp_path):
-    at = _page()
-    at.text_input(key="eval_run_dir").input(str(tmp_path)).run()
-    assert not at.exception
-    assert any("no predictions.csv" in e.value for e in at.error)
+def test_a_run_with_a_broken_predictions_csv_says_so_without_server_paths(runs_folder):
+    broken = runs_folder / "broken-run"
+    broken.mkdir(exist_ok=True)
+    (broken / "predictions.csv").write_text("path,probability\na.png,0.5\n")  # no label column
+    try:
+        at = _page()
+        at.selectbox(key="eval_run").set_value("broken-run").run()
+        assert not at.exception
+        shown = [unescape(e.value) for e in at.error]
+        assert any("missing column(s) label" in m for m in shown)
+        assert not any(str(runs_folder) in m for m in shown)  # the run is named, not the server's folders
+    finally:
+        (broken / "predictions.csv").unlink()
+        broken.rmdir()
 
 
 def test_an_incomplete_run_is_not_shown_as_a_result(tmp_path):
@@ -89,8 +107,10 @@ def test_scoring_the_kermany_val_folder_writes_a_run_and_shows_it(kermany_dir):
         assert not at.exception and not at.error
         n_files = sum(1 for f in (kermany_dir / "val").rglob("*.jpeg"))
         assert len(pd.read_csv(out / "predictions.csv")) == n_files
-        assert any(str(out) in s.value for s in at.success)
+        assert any(f"evaluations/{out.name}" in unescape(s.value) for s in at.success)
         assert {"Sensitivity", "Specificity"} <= set(_metrics(at))
+        at.radio(key="eval_source").set_value("Open a saved run folder").run()  # the new run is offered
+        assert f"evaluations/{out.name}" in at.selectbox(key="eval_run").options
     finally:
         shutil.rmtree(out, ignore_errors=True)  # runs/ is git-ignored; leave nothing behind anyway
 

@@ -1,10 +1,13 @@
 """AppTest for the X-ray review page (the app's default page), driven by widget key."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from dashboard.text import unescape
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -65,10 +68,18 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     up.upload(f.name, f.read_bytes(), "image/jpeg")
     at.run()
     assert not at.exception
-    assert any(e.value.startswith("broken.png:") for e in at.error)
+    errors = [unescape(e.value) for e in at.error]
+    assert len(errors) == 1 and re.fullmatch(r"Study 1 \(sha [0-9a-f]{6}\): .+", errors[0])
+    assert "broken.png" not in errors[0]  # file names are identifying: hidden by default
     assert "P(pneumonia)" in {m.label for m in at.metric}
     studies = at.dataframe[0].value
-    assert set(studies["file"]) == {"broken.png", f.name}
+    assert "file" not in studies.columns and list(studies["study"].str[:7]) == ["Study 1", "Study 2"]
+    assert studies["P(pneumonia)"].notna().tolist() == [False, True]  # the bad file lost nothing else
+
+    at.toggle(key="show_phi").set_value(True).run()
+    assert not at.exception
+    assert unescape(at.error[0].value).startswith("Study 1 (sha ") and "broken.png: " in unescape(at.error[0].value)
+    assert set(at.dataframe[0].value["file"]) == {"broken.png", f.name}
 
 
 def test_save_without_reviewer_name_is_refused_with_a_message(app, kermany_dir):

@@ -73,3 +73,27 @@ def test_a_failing_grad_cam_leaves_the_radiograph_and_says_why(predictions, tmp_
     _fake_explain(monkeypatch, compute_cam)
     items = build_gallery(failure_cases(predictions, 0.5), [tmp_path], bundle=types.SimpleNamespace(img_size=16))
     assert all(g.image_png and g.cam_png is None and g.note == "Grad-CAM failed: no target layer" for g in items)
+
+
+def test_images_outside_the_allowed_folders_are_never_read(tmp_path):
+    """A crafted predictions.csv cannot put server files on the page (absolute, '..' or via a link)."""
+    from cxr_model.evaluation.gallery import gallery_item, resolve_image
+
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    data.mkdir(), outside.mkdir()
+    rng = np.random.default_rng(1)
+    for folder in (data, outside):
+        Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(folder / "film.png")
+    (data / "link.png").symlink_to(outside / "film.png")
+    allowed = [data]
+    assert resolve_image("film.png", [data], allowed) == data / "film.png"
+    assert resolve_image(str(data / "film.png"), [data], allowed) == data / "film.png"
+    for crafted in (str(outside / "film.png"), "../outside/film.png", "link.png", "/etc/passwd", "/etc",
+                    "/proc/self/environ", str(data)):
+        assert resolve_image(crafted, [data], allowed) is None, crafted
+        g = gallery_item("false positive", crafted, 0, 0.9, [data], allowed=allowed)
+        assert g.image_png is None and g.note == "image file not found", crafted  # same words as a missing file
+    missing = gallery_item("false positive", "nope.png", 0, 0.9, [data], allowed=allowed)
+    assert missing.note == "image file not found"
+    # without a fence (the CLI reading its own run) the file outside is still found
+    assert resolve_image(str(outside / "film.png"), [data]) == outside / "film.png"

@@ -64,3 +64,63 @@ def test_real_dicom_header_masks_patient_fields(dicom_dir):
     fields = {f.keyword: f for f in header_fields(ds)}
     assert fields["PatientID"].value == MASK and fields["PatientName"].value == MASK
     assert str(ds.PatientID) not in " ".join(f.value for f in fields.values())
+
+
+# PS3.15 Annex E basic profile: attributes that are not in the first list above, some not PN/DA/TM.
+ANNEX_E = {"PatientAge": "034Y", "PatientSex": "F", "PatientSize": "1.62", "PatientWeight": "58",
+           "StudyDescription": "CHEST PA Doe", "SeriesDescription": "PA erect ward 7", "ProtocolName": "Chest Jane",
+           "StationName": "XR-WARD7", "DeviceSerialNumber": "SN-99812", "InstitutionalDepartmentName": "Paediatrics",
+           "StudyID": "S-1234", "ImageComments": "portable, Jane Doe bed 4", "PatientComments": "allergic to latex",
+           "EthnicGroup": "GroupX", "Occupation": "Teacher", "AdditionalPatientHistory": "asthma since 2001",
+           "MedicalRecordLocator": "BOX-7", "OperatorsName": "Tech^Tom", "SeriesInstanceUID": "1.2.3.4.5.6",
+           "SOPInstanceUID": "1.2.3.4.5.7", "StudyInstanceUID": "1.2.3.4.5.8", "FrameOfReferenceUID": "1.2.3.4.5.9"}
+
+
+def test_annex_e_basic_profile_fields_are_masked_including_patient_age():
+    ds = _dataset()
+    for k, v in ANNEX_E.items():
+        setattr(ds, k, v)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray: a kind of object, not an instance
+    fields = {f.keyword: f for f in header_fields(ds)}
+    shown = " ".join(f.value for f in fields.values())
+    for k, v in ANNEX_E.items():
+        assert fields[k].value == MASK and fields[k].phi, k
+        assert v not in shown, k
+    assert fields["SOPClassUID"].value == "1.2.840.10008.5.1.4.1.1.1.1" and not fields["SOPClassUID"].phi
+    assert fields["TransferSyntaxUID"].value == str(ExplicitVRLittleEndian)
+    assert fields["MediaStorageSOPInstanceUID"].value == MASK
+    for kept in ("Modality", "ViewPosition", "Rows", "PhotometricInterpretation"):
+        assert not fields[kept].phi, kept
+    full = {f.keyword: f.value for f in header_fields(ds, show_phi=True)}
+    assert full["PatientAge"] == "034Y"
+
+
+def test_private_overlay_and_free_text_elements_are_masked():
+    ds = _dataset()
+    ds.add_new(0x00091010, "LO", "Jane Doe MRN-0042")  # a private element (odd group)
+    ds.add_new(0x60000022, "LO", "overlay by Dr Who")  # OverlayDescription (60xx group)
+    ds.add_new(0x00204000, "LT", "free text naming the patient")  # ImageComments as LT
+    ds.add_new(0x00081030, "LO", "Doe chest study")  # StudyDescription
+    values = " ".join(f.value for f in header_fields(ds))
+    for secret in ("Jane Doe", "Dr Who", "naming the patient", "Doe chest"):
+        assert secret not in values, secret
+
+
+def test_every_listed_keyword_is_a_dicom_keyword():
+    from pydicom.datadict import tag_for_keyword
+
+    from cxr_model.imaging.dicom_header import NON_PHI_UIDS, PHI_KEYWORDS
+
+    assert len(PHI_KEYWORDS) > 200
+    assert [k for k in PHI_KEYWORDS | NON_PHI_UIDS if tag_for_keyword(k) is None] == []
+
+
+def test_burned_in_annotation_flag():
+    from cxr_model.imaging.dicom_header import burned_in_annotation
+
+    ds = _dataset()
+    assert not burned_in_annotation(ds)  # absent: not declared
+    ds.BurnedInAnnotation = "NO"
+    assert not burned_in_annotation(ds)
+    ds.BurnedInAnnotation = "YES"
+    assert burned_in_annotation(ds)
