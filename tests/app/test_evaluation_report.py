@@ -81,17 +81,18 @@ def test_a_run_with_a_broken_predictions_csv_says_so_without_server_paths(runs_f
         broken.rmdir()
 
 
-def test_an_incomplete_run_is_not_shown_as_a_result(tmp_path):
+def test_an_incomplete_run_is_not_shown_as_a_result(tmp_path, monkeypatch):
     """A run killed at 128 of 300 files keeps its partial predictions; the page must not present them."""
+    monkeypatch.setenv("CXR_RUNS_DIR", str(tmp_path))
     run = tmp_path / "run"
     run.mkdir()
     pd.DataFrame({"path": [f"x{i}.jpeg" for i in range(128)], "label": [i % 2 for i in range(128)],
                   "probability": 0.7}).to_csv(run / "predictions.csv", index=False)
     (run / "INCOMPLETE").write_text("interrupted by SIGTERM after 128 of 300 files at 2026-12-01 10:00:00 UTC\n")
     at = _page()
-    at.text_input(key="eval_run_dir").input(str(run)).run()
+    at.selectbox(key="eval_run").set_value("run").run()
     assert not at.exception
-    assert any("incomplete run (interrupted by SIGTERM after 128 of 300 files" in e.value for e in at.error)
+    assert any("incomplete run (interrupted by SIGTERM after 128 of 300 files" in unescape(e.value) for e in at.error)
     assert "Sensitivity" not in _metrics(at) and not at.slider  # no numbers of a partial run
 
 
