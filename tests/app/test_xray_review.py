@@ -121,7 +121,10 @@ def test_hostile_dicoms_give_one_error_each_and_the_rest_of_the_upload_works(app
     up.upload(f.name, f.read_bytes(), "image/jpeg")
     at.run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["bad_slope.dcm: DICOM RescaleSlope 'abc' is not a number"]
+    errors = [unescape(e.value) for e in at.error]  # file names stay hidden until the PHI toggle
+    assert len(errors) == 1 and re.fullmatch(r"Study 1 \(sha [0-9a-f]{6}\): DICOM RescaleSlope 'abc' is not a number", errors[0])
+    at.toggle(key="show_phi").set_value(True).run()
+    assert [unescape(e.value) for e in at.error][0].endswith("bad_slope.dcm: DICOM RescaleSlope 'abc' is not a number")
     studies = at.dataframe[0].value
     assert studies.set_index("file")["P(pneumonia)"].notna().to_dict() == {
         "bad_slope.dcm": False, "window0.dcm": True, f.name: True}
