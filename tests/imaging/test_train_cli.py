@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cxr_model.cli import main
+from cxr_model.imaging.predict import predict_source
 from cxr_model.registry import BundleError, load_cxr_bundle, read_state
 from cxr_model.settings import PROJECT_ROOT
 from tests.imaging.synthetic import jpeg_bytes, phantom
@@ -92,14 +93,16 @@ def test_bundled_model_is_small_verified_and_documented(settings):
     assert (d / "MODEL_CARD.md").exists()
 
 
-def test_predict_reports_every_file_and_fails_on_any_bad_one(kermany_dir, tmp_path, capsys):
+def test_predict_reports_every_file_and_fails_on_any_bad_one(kermany_dir, tmp_path, capsys, cxr_bundle):
     good = next((kermany_dir / "train" / "PNEUMONIA").glob("*.jpeg"))
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(jpeg_bytes(phantom())[:300])
     assert main(["predict", str(good), str(bad), "--json"]) == 1
     lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
     assert len(lines) == 2
-    assert 0 <= lines[0]["probability"] <= 1 and lines[0]["label"] in ("NORMAL", "PNEUMONIA") and lines[0]["model"]
+    expected = predict_source(cxr_bundle, good)
+    assert lines[0]["probability"] == pytest.approx(expected.probability, abs=1e-6)
+    assert (lines[0]["label"], lines[0]["model"]) == (expected.label, cxr_bundle.model_id)
     assert lines[1]["error"].startswith(f"{bad}: ") and lines[1]["probability"] is None
     assert main(["predict", str(good)]) == 0
     assert "P(pneumonia)=" in capsys.readouterr().out

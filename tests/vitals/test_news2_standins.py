@@ -6,6 +6,7 @@ invasive and non-invasive systolic pressure), each on both sides of its edge, th
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from cxr_model.vitals import news2 as N
@@ -55,11 +56,28 @@ def test_never_measured_gcs_and_fio2_score_as_alert_on_air(record_writer):
     assert breakdown == {p: 0 for p in N.PARAMETERS}
 
 
-def test_the_more_recent_systolic_pressure_is_used(record_writer):
-    rows = [("01:30", "NISysABP", 85), ("02:30", "SysABP", 150), ("03:30", "NISysABP", 105)]
+def test_the_more_recent_systolic_pressure_is_used_and_invasive_wins_a_tie(record_writer):
+    rows = [("01:30", "NISysABP", 85), ("02:30", "SysABP", 150), ("03:30", "NISysABP", 105),
+            ("04:30", "SysABP", 95), ("04:30", "NISysABP", 160)]
     grid = to_grid(read_record(record_writer(8, BASE + rows)))
-    assert [N.news2_inputs(grid, t)["systolic_bp"] for t in range(4)] == [130, 85, 150, 105]
-    assert [N.news2_grid(grid).breakdown(t)["systolic_bp"] for t in range(4)] == [0, 3, 0, 1]
+    assert [N.news2_inputs(grid, t)["systolic_bp"] for t in range(5)] == [130, 85, 150, 105, 95]
+    assert [N.news2_grid(grid).breakdown(t)["systolic_bp"] for t in range(5)] == [0, 3, 0, 1, 2]
+
+
+def test_grid_scores_every_hour_as_integers_with_its_risk_band(record_writer):
+    # hour 0 normal; hour 1 pulse 35 alone (a single 3: low-medium); hour 2 pulse 120 (2: low)
+    rows = [("01:30", "HR", 35), ("02:30", "HR", 120)]
+    n = N.news2_grid(to_grid(read_record(record_writer(9, BASE + rows))))
+    assert n.points.shape == (48, len(N.PARAMETERS)) and n.points.dtype == np.int64
+    assert n.total.shape == (48,) and len(n.risk) == 48
+    assert n.total[:3].tolist() == [0, 3, 2]
+    assert n.risk[:3] == ["low", "low-medium", "low"]
+    assert n.risk[47] == "low" and n.total[47] == 2  # the last value is carried forward
+
+
+@pytest.mark.parametrize("value,points", [(35.04, 3), (35.06, 1), (36.04, 1), (38.04, 0), (38.96, 1), (39.04, 1)])
+def test_temperature_is_rounded_to_the_charts_tenths_before_banding(value, points):
+    assert N.score_temperature(value) == points
 
 
 def test_the_other_inputs_pass_their_channel_values_through(record_writer):
