@@ -42,7 +42,10 @@ mutation: install
 	for m in $(MUTATION_MODULES); do \
 	  CXR_DATA_DIR=$(abspath $(or $(CXR_DATA_DIR),../shared/data)) CXR_MODELS_DIR=$(abspath assets/models) \
 	  nice -n 10 $(BIN)/mutmut run --max-children $(or $(JOBS),1) "cxr_model.$$m.*" || exit 1; done
-	$(BIN)/python benchmarks/mutation_scores.py
+	@echo "module  killed / total  (survived, no tests, timeout)"
+	@$(BIN)/mutmut results --all true | awk -F': ' '{m=$$1; sub(/^ +/, "", m); sub(/\.x(_|ǁ).*/, "", m); \
+	  t[m]++; s[m, $$2]++} END {for (m in t) printf "%-36s %4d / %4d  (%d, %d, %d)\n", m, s[m, "killed"], t[m], \
+	  s[m, "survived"], s[m, "no tests"], s[m, "timeout"]}' | sort
 
 lint-docker:
 	hadolint Dockerfile
