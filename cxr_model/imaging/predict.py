@@ -22,7 +22,12 @@ from cxr_model.settings import get_settings
 
 @dataclass
 class Prediction:
-    """One file's result. ``error`` is set (and the rest empty) when the file could not be read."""
+    """One file's result. ``error`` is set (and the rest empty) when the file could not be read.
+
+    ``ood_flag`` is ``True`` when the image is unlike the training radiographs (OOD distance above
+    the bundle's threshold: the probability is unreliable); both OOD fields are ``None`` when the
+    bundle has no OOD statistics.
+    """
 
     file: str
     probability: float | None = None
@@ -30,6 +35,8 @@ class Prediction:
     threshold: float | None = None
     model: str | None = None
     error: str | None = None
+    ood_score: float | None = None
+    ood_flag: bool | None = None
 
 
 @torch.inference_mode()
@@ -39,15 +46,24 @@ def predict_batch(bundle: CxrBundle, x: torch.Tensor) -> np.ndarray:
     return bundle.probability(logits).double().cpu().numpy()
 
 
-def predict_source(bundle: CxrBundle, source: Source, name: str | None = None) -> Prediction:
-    """Predict one file (path, bytes or file object); unreadable files give ``error``, not an exception."""
+def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, ood=None) -> Prediction:
+    """Predict one file (path, bytes or file object); unreadable files give ``error``, not an exception.
+
+    With ``ood`` (an :class:`~cxr_model.imaging.ood.OodModel`) the image is also OOD-scored.
+    """
     name = name or (Path(source).name if isinstance(source, (str, Path)) else getattr(source, "name", "<upload>"))
     try:
         x = EvalTransform(bundle.img_size)(to_source(read_image(source, name))).unsqueeze(0)
     except ImageReadError as exc:
         return Prediction(file=name, error=str(exc))
     p = float(predict_batch(bundle, x)[0])
-    return Prediction(name, p, CLASSES[int(p >= bundle.threshold)], bundle.threshold, bundle.model_id)
+    pred = Prediction(name, p, CLASSES[int(p >= bundle.threshold)], bundle.threshold, bundle.model_id)
+    if ood is not None:
+        from cxr_model.imaging.ood import batch_features
+
+        pred.ood_score = float(ood.score(batch_features(bundle, x))[0])
+        pred.ood_flag = pred.ood_score > ood.threshold
+    return pred
 
 
 def resolve_bundle(model_dir: str | Path | None) -> CxrBundle:
@@ -55,16 +71,23 @@ def resolve_bundle(model_dir: str | Path | None) -> CxrBundle:
 
 
 def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> int:
-    """``cxr-model predict``: one line per file; exit 1 if any file failed."""
+    """``cxr-model predict``: one line per file, with the OOD check; exit 1 if any file failed."""
+    from cxr_model.imaging.ood import OodError, load_ood
+
     try:
         bundle = resolve_bundle(model_dir)
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        ood = load_ood(bundle)
+    except OodError as exc:
+        ood = None
+        print(f"note: out-of-distribution check unavailable: {exc}", file=sys.stderr)
     failed = 0
     for f in files:
         try:
-            r = predict_source(bundle, f, name=f)
+            r = predict_source(bundle, f, name=f, ood=ood)
         except Exception as exc:  # unforeseen: still one error line, and the files after it are scored
             r = Prediction(file=f, error=f"{f}: cannot be scored ({type(exc).__name__}: {exc})")
         failed += r.error is not None
@@ -73,7 +96,10 @@ def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> i
         elif r.error:
             print(f"ERROR {r.error}")
         else:
-            print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label} (threshold {r.threshold:.3f})\t{r.model}")
+            check = "" if r.ood_flag is None else (
+                f"\tOOD: unlike the training radiographs (distance {r.ood_score:.1f} > {ood.threshold:.1f}), unreliable"
+                if r.ood_flag else f"\tOOD ok (distance {r.ood_score:.1f})")
+            print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label} (threshold {r.threshold:.3f})\t{r.model}{check}")
     return 1 if failed else 0
 
 

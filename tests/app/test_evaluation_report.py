@@ -117,8 +117,8 @@ def test_scoring_the_kermany_val_folder_writes_a_run_and_shows_it(kermany_dir):
 
 
 def test_vitals_tab_compares_lstm_with_news2_and_saps(settings):
-    if not (settings.vitals_model_dir / "metadata.json").exists():
-        pytest.skip("no vitals model bundled")
+    # the vitals model is bundled in the repository: its absence is a failure, never a skip
+    assert (settings.vitals_model_dir / "metadata.json").exists(), f"{settings.vitals_model_dir}: no vitals bundle"
     at = _page()
     assert [t.label for t in at.tabs] == ["Chest X-ray model", "Ward vitals model"]
     table = next(df.value for df in at.dataframe if "group" in df.value.columns)

@@ -1,13 +1,18 @@
 """AppTest for the X-ray review page (the app's default page), driven by widget key."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cxr_model.imaging.predict import predict_source
 from dashboard.text import unescape
+from tests.imaging.synthetic import png_bytes
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -25,7 +30,7 @@ def _radiograph(kermany_dir: Path) -> Path:
     return sorted((kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[0]
 
 
-def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_dir):
+def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_dir, settings, cxr_bundle):
     at = app
     f = _radiograph(kermany_dir)
     at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
@@ -33,10 +38,12 @@ def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_di
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     p = float(metrics["P(pneumonia)"])
-    assert 0.0 <= p <= 1.0
+    assert p == pytest.approx(predict_source(cxr_bundle, f).probability, abs=6e-4)  # the CLI's number, shown to 3 dp
     assert metrics["Model's call"].startswith(("PNEUMONIA", "NORMAL"))
     assert any("Decision support, not a diagnosis" in c.value for c in at.caption)
     assert len(at.image) >= 2  # side by side: radiograph + overlay
+    assert any(c.value.startswith("Out-of-distribution check: distance") for c in at.caption)
+    assert not any("unlike the radiographs" in w.value for w in at.warning)  # a real radiograph
 
     at.selectbox(key="cam_method").set_value("EigenCAM").run()
     assert not at.exception
@@ -58,6 +65,13 @@ def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_di
     assert table["reviewer"].iloc[0] == "Dr Tester"
     assert table["cam_method"].iloc[0] == "EigenCAM"
     assert abs(table["probability"].iloc[0] - p) < 1e-3
+    # the row that was stored, field by field, against the file and the bundle
+    meta = json.loads((settings.cxr_model_dir / "metadata.json").read_text())
+    row = table.iloc[0]
+    assert row["image_sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert row["threshold"] == pytest.approx(meta["threshold"]["value"], abs=1e-12)
+    assert (row["model_id"], row["model_version"]) == (meta["name"], str(meta["version"]))
+    assert row["note"] == "opacity is an overlying marker"
 
 
 def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir):
@@ -66,6 +80,7 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     up = at.file_uploader(key="xray_upload")
     up.upload("broken.png", b"\x89PNG\r\n\x1a\n this is not a png", "image/png")
     up.upload(f.name, f.read_bytes(), "image/jpeg")
+    up.upload("noise.png", png_bytes(np.random.default_rng(5).random((300, 400))), "image/png")
     at.run()
     assert not at.exception
     errors = [unescape(e.value) for e in at.error]
@@ -73,13 +88,20 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     assert "broken.png" not in errors[0]  # file names are identifying: hidden by default
     assert "P(pneumonia)" in {m.label for m in at.metric}
     studies = at.dataframe[0].value
-    assert "file" not in studies.columns and list(studies["study"].str[:7]) == ["Study 1", "Study 2"]
-    assert studies["P(pneumonia)"].notna().tolist() == [False, True]  # the bad file lost nothing else
+    assert "file" not in studies.columns
+    assert list(studies["study"].str[:7]) == ["Study 1", "Study 2", "Study 3"]
+    assert studies["P(pneumonia)"].notna().tolist() == [False, True, True]  # the bad file lost nothing else
+    # the OOD check on both sides: the radiograph is "ok", the generated noise is flagged
+    assert list(studies["OOD"]) == ["", "ok", "unlike training"]
 
     at.toggle(key="show_phi").set_value(True).run()
     assert not at.exception
     assert unescape(at.error[0].value).startswith("Study 1 (sha ") and "broken.png: " in unescape(at.error[0].value)
-    assert set(at.dataframe[0].value["file"]) == {"broken.png", f.name}
+    assert set(at.dataframe[0].value["file"]) == {"broken.png", f.name, "noise.png"}
+    at.selectbox(key="xray_study").set_value(1).run()  # readable studies: the radiograph, then the noise
+    assert not at.exception
+    assert any("unlike the radiographs" in unescape(w.value) for w in at.warning)
+    assert {m.label: m.value for m in at.metric}["Model's call"].endswith("(unreliable)")
 
 
 def test_save_without_reviewer_name_is_refused_with_a_message(app, kermany_dir):

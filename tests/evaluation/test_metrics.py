@@ -122,3 +122,37 @@ def test_ece_hand_computed():
     # bin 0.1-0.2: p 0.1, 0.1 with outcomes 0, 1 -> |0.5 - 0.1| * 2/4; bin 0.9-1.0: p 0.9, 1.0, outcomes 1, 1
     y, p = [0, 1, 1, 1], [0.1, 0.1, 0.9, 1.0]
     assert M.compute_ece(y, p) == pytest.approx(0.5 * 0.4 + 0.5 * abs(1 - 0.95))
+
+
+# ---- edges that mutation testing found unpinned: ECE bins at 0 and 1, one case, reproducible defaults
+@pytest.mark.parametrize("y,p,expected", [
+    ([0, 1], [0.05, 0.15], 0.5 * 0.05 + 0.5 * 0.85),   # bins 0 and 1 stay apart
+    ([1, 0], [0.85, 0.95], 0.5 * 0.15 + 0.5 * 0.95),   # bins 8 and 9 stay apart
+    ([1, 0], [0.9, 1.0], abs(0.5 - 0.95)),             # 1.0 falls in the last bin with 0.9
+    ([1], [0.7], 0.3),                                 # a single case
+])
+def test_ece_bins_by_hand(y, p, expected):
+    assert M.compute_ece(y, p) == pytest.approx(expected)
+
+
+def test_ece_of_nothing_is_nan():
+    assert math.isnan(M.compute_ece([], []))
+
+
+@pytest.fixture(scope="module")
+def scored():
+    rng = np.random.default_rng(12)
+    y = rng.integers(0, 2, 80)
+    return y, np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1)
+
+
+def test_summary_interval_is_the_documented_2000_resample_seed_0_bootstrap(scored):
+    y, p = scored
+    ci = M.bootstrap_ci(M.compute_auroc, y, p, n_resamples=2000, seed=0)
+    assert M.summary(y, p, 0.5)["auroc_ci95"] == ci
+    assert M.bootstrap_ci(M.compute_auroc, y, p) == ci
+
+
+def test_threshold_cis_default_to_2000_draws_seed_0_at_95_percent(scored):
+    y, p = scored
+    assert M.threshold_metric_cis(y, p, 0.5) == M.threshold_metric_cis(y, p, 0.5, n_resamples=2000, seed=0, alpha=0.05)

@@ -44,7 +44,8 @@ def test_cli_train_then_evaluate_writes_metrics(subset, physionet_dir, tmp_path)
     for g in ("news2_24h", "news2_48h", "saps1"):
         assert {"auroc", "auprc", "n"} <= m[g].keys()
     assert m["saps1"]["n"] <= 120
-    assert 0 <= m["lstm_48h"]["auroc"] <= 1 and 0 <= m["lstm_48h"]["brier"] <= 1
+    assert m["alerts"]["n"] == 120 and m["alerts"]["threshold"] == m["lstm_48h"]["threshold"]
+    assert {"ece", "slope", "intercept", "citl"} <= m["calibration_48h"].keys()
 
 
 def test_cli_reports_a_missing_outcomes_file(subset, tmp_path):

@@ -94,7 +94,6 @@ def test_one_preprocessing_path_for_evaluation_ward_and_explanation(settings, ph
     single = bundle.risk([to_grid(read_record(physionet_dir / "set-a" / "132540.txt"))])
     assert np.allclose(scored.risk, np.stack([p.risk for p in ward]))
     assert np.allclose(single[0], scored.risk[1])
-    assert ((scored.risk >= 0) & (scored.risk <= 1)).all()
     contrib = occlusion(bundle, ward[0].grid, 30)
     assert len(contrib) == len(channel_names()) + 1
     never = [c for c in contrib if not c["observed"]]

@@ -1,0 +1,91 @@
+"""Floors for the bundled chest X-ray model, and metrics.json checked against predictions.csv.
+
+The bundle's own held-out test split (``splits.csv``, part ``test``: children never used for
+training, calibration or the threshold) and the 16 official Kaggle val films are scored through
+the ``evaluate`` pipeline (``run_evaluation``). The floors sit a little below the figures measured
+when this test was written (own test, n = 782: AUROC 0.993, sensitivity 0.962, specificity 0.940;
+official val, n = 16: AUROC 0.953, sensitivity 8/8, specificity 6/8), so a model that is flipped,
+uncalibrated at its threshold, or fed the wrong preprocessing falls through them.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from cxr_model.imaging.data import kermany_items
+from cxr_model.imaging.ood import split_items
+from cxr_model.imaging.predict import finalize_run, run_evaluation
+
+pytestmark = pytest.mark.slow
+
+
+def _score(bundle, items, out):
+    run_evaluation(items, bundle, out, batch_size=64, workers=0, show_bar=False, finalize=False)
+    finalize_run(out, bundle, report=False)
+    return pd.read_csv(out / "predictions.csv"), json.loads((out / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def own_test(cxr_bundle, kermany_dir, tmp_path_factory):
+    items = split_items(cxr_bundle, kermany_dir, "test")
+    return _score(cxr_bundle, items, tmp_path_factory.mktemp("own-test"))
+
+
+@pytest.fixture(scope="module")
+def official_val(cxr_bundle, kermany_dir, tmp_path_factory):
+    return _score(cxr_bundle, kermany_items(kermany_dir, "val"), tmp_path_factory.mktemp("official-val"))
+
+
+def test_floor_on_the_bundles_own_held_out_test_split(own_test):
+    preds, m = own_test
+    assert (m["n"], m["n_positive"], m["n_negative"], m["n_errors"]) == (782, 581, 201, 0)
+    assert m["auroc"] >= 0.985
+    assert m["sensitivity"] >= 0.95
+    assert m["specificity"] >= 0.92
+    assert m["auroc_ci95"][0] >= 0.975
+
+
+def test_floor_on_the_16_official_val_films(official_val):
+    preds, m = official_val
+    assert (m["n"], m["n_positive"], m["n_negative"], m["n_errors"]) == (16, 8, 8, 0)
+    assert m["auroc"] >= 0.92
+    assert m["sensitivity"] >= 7 / 8
+    assert m["specificity"] >= 5 / 8
+
+
+def test_pneumonia_films_get_higher_probabilities_than_normal_films(official_val):
+    preds, _ = official_val
+    p_pneu = preds.loc[preds["label"] == 1, "probability"]
+    p_norm = preds.loc[preds["label"] == 0, "probability"]
+    assert p_pneu.median() > p_norm.median() + 0.3
+    assert p_pneu.max() > 0.9 and p_norm.min() < 0.5
+
+
+def test_bundle_metadata_reports_what_the_test_split_gives(own_test, cxr_bundle):
+    _, m = own_test
+    reported = cxr_bundle.meta["metrics"]["test"]
+    assert reported["n"] == m["n"]
+    for k in ("auroc", "sensitivity", "specificity", "accuracy"):
+        assert reported[k] == pytest.approx(m[k], abs=2e-3), k
+
+
+@pytest.mark.parametrize("run", ["own_test", "official_val"])
+def test_metrics_json_values_are_recomputed_from_predictions_csv(run, request, cxr_bundle):
+    preds, m = request.getfixturevalue(run)
+    y, p = preds["label"].to_numpy(), preds["probability"].to_numpy()
+    called = (p >= cxr_bundle.threshold).astype(int)
+    assert m["threshold"] == cxr_bundle.threshold and m["model"] == cxr_bundle.model_id
+    assert np.array_equal(preds["predicted"].to_numpy(), called)
+    assert m["n"] == len(preds) and m["n_positive"] == int(y.sum())
+    assert m["auroc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-9)
+    assert m["sensitivity"] == pytest.approx(skm.recall_score(y, called))
+    assert m["specificity"] == pytest.approx(skm.recall_score(1 - y, 1 - called))
+    assert m["ppv"] == pytest.approx(skm.precision_score(y, called))
+    assert m["npv"] == pytest.approx(skm.precision_score(1 - y, 1 - called))
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, called))
+    assert m["f1"] == pytest.approx(skm.f1_score(y, called))
+    assert m["auroc_ci95"][0] < m["auroc"] <= m["auroc_ci95"][1] or m["auroc"] == 1.0

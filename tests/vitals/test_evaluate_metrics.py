@@ -1,0 +1,83 @@
+"""``vitals evaluate``'s metrics.json: the alert and calibration blocks are there and their values
+are what the stays' hourly risks give, recomputed here without the module's own helpers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from cxr_model.vitals.evaluate import evaluate, read_split
+from cxr_model.vitals.lstm import load_vitals_bundle
+from cxr_model.vitals.physionet import load_outcomes, read_dir, to_grid
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(settings, physionet_dir, tmp_path_factory):
+    """200 held-out test stays of the bundled model, linked (not copied), evaluated as the CLI does."""
+    d = tmp_path_factory.mktemp("vitals-eval")
+    ids = read_split(settings.vitals_model_dir / "splits.csv", "test")[:200]
+    (d / "records").mkdir()
+    for i in ids:
+        (d / "records" / f"{i}.txt").symlink_to(physionet_dir / "set-a" / f"{i}.txt")
+    outcomes_file = physionet_dir / "Outcomes-a.txt"
+    evaluate(d / "records", outcomes_file, settings.vitals_model_dir, d / "out")
+    metrics = json.loads((d / "out" / "metrics.json").read_text())
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    records, errors = read_dir(d / "records")
+    assert not errors
+    outcomes = load_outcomes(outcomes_file)
+    rids = [r.record_id for r in records]
+    risk = bundle.risk([to_grid(r) for r in records])
+    y = np.array([int(outcomes[i]["In-hospital_death"]) for i in rids])
+    survival = np.array([outcomes[i].get("Survival", -1) for i in rids], dtype=float)
+    return metrics, risk, y, np.where(survival < 0, np.nan, survival), bundle.threshold
+
+
+def test_metrics_json_has_the_alert_and_calibration_blocks(run):
+    m, risk, y, _, threshold = run
+    assert {"alerts", "calibration_48h", "lstm_24h", "lstm_48h", "news2_24h", "news2_48h"} <= m.keys()
+    assert m["n"] == len(y) == 200 and m["n_errors"] == 0
+    assert m["lstm_48h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, -1]), abs=1e-9)
+    assert m["lstm_24h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, 23]), abs=1e-9)
+    assert m["lstm_48h"]["brier"] == pytest.approx(np.mean((risk[:, -1] - y) ** 2))
+    assert m["lstm_48h"]["threshold"] == threshold
+
+
+def test_alert_block_recomputed_from_the_hourly_risk(run):
+    m, risk, y, survival, threshold = run
+    a = m["alerts"]
+    above = risk >= threshold
+    episodes = int(above[:, 0].sum() + (above[:, 1:] & ~above[:, :-1]).sum())
+    days = risk.size / 24
+    assert a["threshold"] == threshold and a["n"] == len(y)
+    assert a["alert_episodes"] == episodes and a["patient_days"] == pytest.approx(days)
+    assert a["alerts_per_patient_day"] == pytest.approx(episodes / days)
+    alerted = above.any(axis=1)
+    assert a["stays_alerting"] == pytest.approx(alerted.mean())
+    assert a["deaths_alerted"] == pytest.approx(alerted[y == 1].mean())
+    assert a["survivors_alerted"] == pytest.approx(alerted[y == 0].mean())
+    first = np.array([np.flatnonzero(row)[0] + 1 if row.any() else 0 for row in above])  # 1-based hour
+    dead_alerted = (y == 1) & alerted
+    assert a["median_first_alert_hour_deaths"] == pytest.approx(np.median(first[dead_alerted]))
+    known = dead_alerted & ~np.isnan(survival)
+    assert a["n_lead_time"] == int(known.sum()) > 0
+    assert a["median_lead_time_h"] == pytest.approx(np.median(24 * survival[known] - first[known]))
+
+
+def test_calibration_block_recomputed_from_the_48h_risk(run):
+    m, risk, y, _, _ = run
+    c = m["calibration_48h"]
+    p = np.clip(risk[:, -1], 1e-6, 1 - 1e-6)
+    logit = np.log(p / (1 - p))
+    lr = LogisticRegression(C=1e10, tol=1e-12, max_iter=10_000).fit(logit[:, None], y)
+    assert c["slope"] == pytest.approx(lr.coef_[0, 0], abs=1e-4)
+    assert c["intercept"] == pytest.approx(lr.intercept_[0], abs=1e-4)
+    bins = np.minimum((p * 10).astype(int), 9)
+    ece = sum((bins == b).mean() * abs(y[bins == b].mean() - p[bins == b].mean()) for b in np.unique(bins))
+    assert c["ece"] == pytest.approx(ece, abs=1e-6)
+    assert np.isfinite(c["citl"])
