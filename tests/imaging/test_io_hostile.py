@@ -359,10 +359,10 @@ def test_predict_cli_keeps_going_after_an_unforeseen_fault(tmp_path, kermany_dir
     films = sorted((kermany_dir / "val" / "NORMAL").glob("*.jpeg"))[:3]
     real = P.predict_source
 
-    def flaky(bundle, source, name=None):
+    def flaky(bundle, source, name=None, **kwargs):
         if name == str(films[1]):
             raise RuntimeError("simulated fault")
-        return real(bundle, source, name)
+        return real(bundle, source, name, **kwargs)
 
     monkeypatch.setattr(P, "predict_source", flaky)
     code = main(["predict", "--json", *map(str, films)])
