@@ -50,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     t.add_argument("--select-on", dest="select_on", choices=["hard", "clean"],
                    help="model selection: validation pooled with acquisition shifts (hard, default) or as is")
+    t.add_argument("--adult-data", dest="adult_data", help="nih_adult folder: train on children and adults (model 2)")
+    t.add_argument("--init-from", dest="init_from", help="bundle folder whose weights start the run")
+    t.add_argument("--kermany-splits", dest="kermany_splits", help="a bundle's splits.csv: reuse its Kermany split")
+    t.add_argument("--mix", type=int, help="with --adult-data: films per population per epoch (default 1500)")
+    t.add_argument("--site-augment", dest="site_augment", action="store_true", default=None,
+                   help="add JPEG-quality and burned-in marker augmentation")
+    t.add_argument("--threads", type=int, help="torch intra-op threads")
+    t.add_argument("--finish-only", dest="finish_only", action="store_true", default=None,
+                   help="with --adult-data: build the bundle from OUT/checkpoints/best.pt without training")
+    t.add_argument("--time-budget-min", dest="time_budget_min", type=float,
+                   help="with --adult-data: stop after this many minutes of training; LR follows a cosine of elapsed time")
+    t.add_argument("--select-child-n", dest="select_child_n", type=int,
+                   help="with --adult-data: per-epoch selection on this many child val films (seeded, stratified)")
     t.set_defaults(func=_train)
 
     pr = sub.add_parser("predict", help="P(pneumonia) for image files (PNG/JPEG/DICOM)")

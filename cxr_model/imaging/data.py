@@ -220,3 +220,65 @@ def fingerprint(items: list[Item]) -> str:
     for it in items:
         h.update(f"{it.path.name},{it.label}\n".encode())
     return h.hexdigest()[:16]
+
+
+def nih_items(nih_dir: str | Path) -> list[Item]:
+    """Items of the adult NIH ChestX-ray14 set from ``nih_adult/manifest.csv``.
+
+    ``group`` is ``nih<patient_id>`` (one patient's films stay on one side of a split);
+    ``extra`` keeps ``confirmed_by``, ``boxes_xywh`` (JSON, pixels of the 512 px copy), ``age``,
+    ``sex``, ``view`` and ``population = "adult"`` for subgroup tables.
+    """
+    manifest = Path(nih_dir) / "manifest.csv"
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest}: NIH adult manifest not found")
+    keep = ("confirmed_by", "boxes_xywh", "age", "sex", "view", "patient_id")
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        Item(Path(nih_dir) / r["path"], parse_label(r["label"], f"{manifest.name} line {i}"), f"nih{r['patient_id']}",
+             "", dict({k: r.get(k, "") for k in keep}, population="adult"))
+        for i, r in enumerate(rows, start=2)
+    ]
+
+
+def split_by_patient(items: list[Item], fractions: dict[str, float], seed: int = 0) -> dict[str, list[Item]]:
+    """Split items by ``Item.group`` (patient), all of a patient's films in one part.
+
+    Unlike :func:`split_by_child`, a patient with films of both labels is never cut in two.
+    Patients are stratified by whether they have any pneumonia film, shuffled with ``seed`` and
+    dealt out until each part holds its fraction of that stratum's images.
+    """
+    by_patient: dict[str, list[Item]] = defaultdict(list)
+    for it in items:
+        by_patient[it.group].append(it)
+    names = list(fractions)
+    parts: dict[str, list[Item]] = {n: [] for n in names}
+    rng = np.random.default_rng(seed)
+    for stratum in (0, 1):
+        keys = sorted(k for k, v in by_patient.items() if max(i.label for i in v) == stratum)
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+        total = sum(len(by_patient[k]) for k in keys)
+        bounds = np.cumsum([fractions[n] for n in names]) * total
+        done = 0
+        for k in keys:
+            part = names[int(np.searchsorted(bounds, done, side="right"))] if done < total else names[-1]
+            parts[part].extend(by_patient[k])
+            done += len(by_patient[k])
+    return {n: sorted(v, key=lambda it: str(it.path)) for n, v in parts.items()}
+
+
+def read_splits(splits_csv: str | Path, data_dir: str | Path) -> dict[str, list[Item]]:
+    """Parts recorded in a bundle's ``splits.csv`` (``path,label,split[,population]``).
+
+    Paths are relative to ``data_dir``. With a ``population`` column (model-2 bundles) only the
+    ``child`` rows are read, as ``data_dir`` is then the Kermany folder.
+    """
+    parts: dict[str, list[Item]] = defaultdict(list)
+    with open(splits_csv, newline="") as fh:
+        for i, r in enumerate(csv.DictReader(fh), start=2):
+            if r.get("population", "child") != "child":
+                continue
+            p = Path(data_dir) / r["path"]
+            parts[r["split"]].append(Item(p, parse_label(r["label"], f"{Path(splits_csv).name} line {i}"), child_group(p), subtype_of(p)))
+    return {k: sorted(v, key=lambda it: str(it.path)) for k, v in parts.items()}

@@ -48,6 +48,16 @@ class TrainConfig:
     version: str = "1.0.0"
     device: str = ""
     select_on: str = "hard"  # "hard": val pooled with 4 acquisition shifts; "clean": val as is
+    # Model 2 (children and adults; see train_mixed.py). All off by default: 1.1.0's recipe.
+    adult_data: str = ""  # nih_adult folder; when set, train on both populations
+    init_from: str = ""  # bundle folder whose weights start the run
+    kermany_splits: str = ""  # a bundle's splits.csv: reuse its child-level split
+    mix: int = 0  # films per population per epoch (0: 1500)
+    site_augment: bool = False  # JPEG quality and burned-in marker augmentation
+    threads: int = 0  # >0: torch.set_num_threads
+    finish_only: bool = False  # build the bundle from out/checkpoints/best.pt, no training
+    time_budget_min: float = 0.0  # >0: train until this many minutes, LR on a cosine of elapsed time
+    select_child_n: int = 0  # >0: per-epoch selection on a seeded subset of this many child val films
 
 
 class SourceDataset(Dataset):
@@ -123,6 +133,10 @@ def train(cfg: TrainConfig) -> dict:
     """
     from cxr_model.imaging import calibrate
 
+    if cfg.adult_data:
+        from cxr_model.imaging.train_mixed import train_mixed
+
+        return train_mixed(cfg)
     started = time.time()
     if _is_dist() and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"

@@ -79,8 +79,11 @@ class TrainTransform:
     No horizontal flip: the heart's side is real anatomy.
     """
 
-    def __init__(self, img_size: int):
+    def __init__(self, img_size: int, site_augment: bool = False):
         self.img_size = int(img_size)
+        # Opt-in (model 2): JPEG re-compression and burned-in markers/text, before the geometry
+        # so they are cropped and rotated like the film. Off by default: 1.1.0 trained without.
+        self.site = SiteArtifacts() if site_augment else None
         self.geometry = v2.Compose(
             [
                 v2.RandomResizedCrop(self.img_size, scale=(0.5, 1.0), ratio=(0.8, 1.25), antialias=True),
@@ -91,7 +94,8 @@ class TrainTransform:
         self.blur = v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.3)
 
     def __call__(self, src: torch.Tensor) -> torch.Tensor:
-        x = self.geometry(src)
+        x = self.site(src) if self.site is not None else src
+        x = self.geometry(x)
         x = self.photometric(x)
         if torch.rand(()) < 0.5:
             gamma = float(torch.empty(()).uniform_(0.6, 1.6))
@@ -101,6 +105,48 @@ class TrainTransform:
             noise = torch.randn_like(x, dtype=torch.float32) * float(torch.empty(()).uniform_(2, 10))
             x = (x.float() + noise).clamp(0, 255).to(torch.uint8)
         return _finish(x)
+
+
+class SiteArtifacts:
+    """Acquisition artefacts that differ between sites, on a uint8 ``(1, H, W)`` source.
+
+    JPEG re-compression at quality 30-95 (p = ``p_jpeg``) and a burned-in marker (p = ``p_marker``):
+    a bright or dark block with short text (side marker "L"/"R", "AP", "PORTABLE", a date) in a
+    random corner, as portable adult films carry and the Kermany copies mostly do not, so the
+    marker cannot stand for a population or a class.
+    """
+
+    TEXTS = ("L", "R", "AP", "PA", "PORTABLE", "SUPINE", "12/03", "ERECT")
+
+    def __init__(self, p_jpeg: float = 0.5, p_marker: float = 0.4):
+        self.p_jpeg, self.p_marker = p_jpeg, p_marker
+
+    def __call__(self, src: torch.Tensor) -> torch.Tensor:
+        import io
+
+        from PIL import ImageDraw
+
+        do_jpeg, do_marker = torch.rand(()) < self.p_jpeg, torch.rand(()) < self.p_marker
+        if not (do_jpeg or do_marker):
+            return src
+        pil = Image.fromarray(src[0].numpy(), mode="L")
+        if do_marker:
+            h, w = src.shape[-2:]
+            r = torch.rand(4).tolist()
+            text = self.TEXTS[int(r[0] * len(self.TEXTS))]
+            x0 = int((0.02 + 0.06 * r[1]) * w) if r[2] < 0.5 else int((0.75 + 0.1 * r[1]) * w)
+            y0 = int((0.02 + 0.06 * r[3]) * h) if r[2] < 0.25 or r[2] >= 0.75 else int((0.85 + 0.05 * r[3]) * h)
+            fg = 255 if r[3] < 0.8 else 0
+            draw = ImageDraw.Draw(pil)
+            if r[1] < 0.4:  # a lead-marker block behind the text
+                draw.rectangle([x0 - 2, y0 - 2, x0 + 6 * len(text) + 3, y0 + 12], fill=255 - fg)
+            draw.text((x0, y0), text, fill=fg)
+        if do_jpeg:
+            buf = io.BytesIO()
+            pil.save(buf, format="JPEG", quality=int(30 + 65 * float(torch.rand(()))))
+            buf.seek(0)
+            pil = Image.open(buf).convert("L")
+        return torch.from_numpy(np.array(pil)).unsqueeze(0)
 
 
 def load_tensor(source: Source, img_size: int, name: str | None = None) -> torch.Tensor:
