@@ -28,7 +28,7 @@ def _child(mode: str, n: int, batch: int, workers: int) -> dict:
     from cxr_model.imaging.evaluate import run_evaluation
     from cxr_model.imaging.predict import predict_batch
     from cxr_model.imaging.transforms import load_tensor
-    from cxr_model.registry import load_cxr_bundle
+    from cxr_model.imaging.bundle import load_cxr_bundle
     from cxr_model.settings import get_settings
 
     s = get_settings()
@@ -51,7 +51,7 @@ def _child(mode: str, n: int, batch: int, workers: int) -> dict:
         with tempfile.TemporaryDirectory() as out:
             t = time.perf_counter()
             run_evaluation(items, bundle, out, batch_size=batch, workers=workers, show_bar=False, finalize=False)
-            from cxr_model.evaluation import metrics as M
+            from cxr_model.metrics import classification as M
             import pandas as pd
 
             preds = pd.read_csv(f"{out}/predictions.csv", usecols=["label", "probability"])

@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.data import kermany_items
-from pathlib import Path
-
 from cxr_model.imaging.evaluate import finalize_run, run_evaluation
 from cxr_model.imaging.predict import predict_batch
 from cxr_model.imaging.transforms import load_tensor
-from cxr_model.registry import load_cxr_bundle
 from cxr_model.settings import get_settings
 
 
@@ -57,7 +56,7 @@ def main() -> None:
             finalize_run(Path(out), bundle, report=False)
             ips = len(items) / (time.perf_counter() - t)
             t = time.perf_counter()
-            from cxr_model.evaluation.report import write_report
+            from cxr_model.imaging.report.html import write_report
 
             write_report(out, bundle.meta, bundle=bundle)
             report_s.append(time.perf_counter() - t)

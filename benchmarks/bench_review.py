@@ -38,7 +38,7 @@ def bench_bytes_to_overlay(repeats: int) -> None:
     from cxr_model.imaging.ood import OodError, load_ood
     from cxr_model.imaging.review import analyse_study
     from cxr_model.imaging.transforms import load_tensor
-    from cxr_model.registry import load_cxr_bundle
+    from cxr_model.imaging.bundle import load_cxr_bundle
     from cxr_model.settings import get_settings
 
     s = get_settings()

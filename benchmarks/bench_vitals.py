@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from cxr_model.settings import get_settings
-from cxr_model.vitals.lstm import load_vitals_bundle
-from cxr_model.vitals.physionet import read_record, to_grid
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.reader import read_record
 
 
 def main() -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxr_model.evaluation import metrics as M
 from cxr_model.imaging import data as D
-from cxr_model.imaging.train import predict_logits
-from cxr_model.registry import load_cxr_bundle
+from cxr_model.imaging.bundle import load_cxr_bundle
+from cxr_model.imaging.labels import parse_label
+from cxr_model.imaging.predict import predict_logits
+from cxr_model.metrics import classification as M
 from cxr_model.settings import get_settings
 
 
@@ -30,7 +31,7 @@ def read_population_splits(path: Path, roots: dict[str, Path]) -> dict[str, list
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
             pop = r.get("population", "child")
-            parts.setdefault(f"{pop}_{r['split']}", []).append(D.Item(roots[pop] / r["path"], D.parse_label(r["label"], path.name)))
+            parts.setdefault(f"{pop}_{r['split']}", []).append(D.Item(roots[pop] / r["path"], parse_label(r["label"], path.name)))
     return parts
 
 

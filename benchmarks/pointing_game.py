@@ -11,8 +11,9 @@ import argparse
 
 import numpy as np
 
-from cxr_model.imaging.explain import METHODS, SLOW_METHODS, pointing_game
-from cxr_model.registry import load_cxr_bundle
+from cxr_model.imaging.bundle import load_cxr_bundle
+from cxr_model.imaging.explain import METHODS, SLOW_METHODS
+from cxr_model.imaging.pointing import pointing_game
 from cxr_model.settings import get_settings
 
 

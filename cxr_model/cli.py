@@ -6,7 +6,8 @@ import sys
 
 
 def _train(args) -> int:
-    from cxr_model.imaging.train import TrainConfig, train
+    from cxr_model.imaging.config import TrainConfig
+    from cxr_model.imaging.train import train
 
     fields = TrainConfig.__dataclass_fields__
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})

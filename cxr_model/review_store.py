@@ -20,6 +20,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from cxr_model.settings import get_settings
+
 DECISIONS = ("agree", "disagree", "uncertain")
 NOTE_MAX = 2000
 #: Shown instead of a note saved by another session (notes may hold PHI despite the warning).
@@ -90,7 +92,6 @@ def engine_for(url: str) -> Engine:
 def _url(url: str | None) -> str:
     if url:
         return url
-    from cxr_model.settings import get_settings
 
     return get_settings().db_url
 

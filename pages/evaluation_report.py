@@ -21,12 +21,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cxr_model.evaluation import analysis as A
-from cxr_model.evaluation import figures as F
-from cxr_model.evaluation import report as R
-from cxr_model.evaluation.gallery import failure_cases, gallery_item
-from cxr_model.evaluation.pdf import find_chromium, write_pdf
-from cxr_model.evaluation.runs import safe_run_name, saved_runs
+from cxr_model.imaging.report import analysis as A, figures as F, html as R
+from cxr_model.imaging.report.gallery import failure_cases, gallery_item
+from cxr_model.imaging.report.pdf import find_chromium, write_pdf
+from cxr_model.imaging.report.run import EvalRun, analyse_run, load_run
+from cxr_model.imaging.runfolder import PREDICTIONS, RunFolderError, safe_run_name, saved_runs
+from cxr_model.metrics.format import fmt, vitals_groups
 from cxr_model.registry import BundleError, read_metadata
 from cxr_model.settings import get_settings
 from dashboard.text import plain
@@ -39,26 +39,26 @@ SAVED, SCORE = "Open a saved run folder", "Score a labelled set"
 @st.cache_resource(show_spinner="Loading the chest X-ray model...")
 def load_bundle(model_dir: str):
     """The shared model (one per process; never mutated)."""
-    from cxr_model.registry import load_cxr_bundle
+    from cxr_model.imaging.bundle import load_cxr_bundle
 
     return load_cxr_bundle(model_dir, device=settings.device)
 
 
 def _stamp(run_dir: Path) -> float:
     """Cache key part that changes when the run folder's predictions are rewritten."""
-    p = run_dir / R.PREDICTIONS
+    p = run_dir / PREDICTIONS
     return p.stat().st_mtime if p.exists() else 0.0
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cached_run(run_dir: str, stamp: float) -> R.EvalRun:
-    return R.load_run(run_dir)
+def cached_run(run_dir: str, stamp: float) -> EvalRun:
+    return load_run(run_dir)
 
 
 @st.cache_data(show_spinner="Computing curves, calibration and bootstrap intervals...", max_entries=8)
 def cached_analysis(run_dir: str, stamp: float) -> A.Analysis:
     """Everything at the run's own threshold (the expensive, threshold-free part is here)."""
-    return R.analyse_run(cached_run(run_dir, stamp))
+    return analyse_run(cached_run(run_dir, stamp))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -76,12 +76,12 @@ def cached_card(kind: str, path: str, label: int, probability: float, roots: tup
                         allowed=[Path(a) for a in allowed])
 
 
-def allowed_roots(run: R.EvalRun) -> list[Path]:
+def allowed_roots(run: EvalRun) -> list[Path]:
     """Where the gallery may read images: the data folder and the run's own folder."""
     return [settings.data_dir, run.run_dir]
 
 
-def gallery(run: R.EvalRun, threshold: float, with_cam: bool, k: int = 6) -> list:
+def gallery(run: EvalRun, threshold: float, with_cam: bool, k: int = 6) -> list:
     roots = tuple(str(r) for r in run.image_roots())
     allowed = tuple(str(a) for a in allowed_roots(run))
     model_dir = str(settings.cxr_model_dir) if with_cam else None
@@ -131,7 +131,7 @@ def score_set() -> Path | None:
     name = st.selectbox("Labelled set", list(sets), key="eval_dataset")
     if st.button("Score this set", key="eval_start", type="primary"):
         try:
-            from cxr_model.imaging.predict import run_evaluation
+            from cxr_model.imaging.evaluate import run_evaluation
         except ImportError:
             st.error("Scoring is not available in this build (cxr_model.imaging.predict is missing).")
             return None
@@ -170,13 +170,13 @@ def pick_run() -> Path | None:
 def metric_cards(rows: list[dict]) -> None:
     cols = st.columns(len(rows))
     for col, r in zip(cols, rows):
-        ci = f"95% CI {R.fmt(r['ci95'])} ({r['ci_method'].split(',')[0]}); n = {r['n']} {r['n_of']}"
-        col.metric(r["metric"], R.fmt(r["value"]), help=ci)
-        col.caption(f"{R.fmt(r['ci95'])} · n = {r['n']}")
+        ci = f"95% CI {fmt(r['ci95'])} ({r['ci_method'].split(',')[0]}); n = {r['n']} {r['n_of']}"
+        col.metric(r["metric"], fmt(r["value"]), help=ci)
+        col.caption(f"{fmt(r['ci95'])} · n = {r['n']}")
 
 
 def rows_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{"metric": r["metric"], "value": R.fmt(r["value"]), "95% CI": R.fmt(r["ci95"]) if r["ci95"] else "",
+    return pd.DataFrame([{"metric": r["metric"], "value": fmt(r["value"]), "95% CI": fmt(r["ci95"]) if r["ci95"] else "",
                           "CI method": r["ci_method"], "n": r["n"], "n counts": r["n_of"], "split": r["split"]}
                          for r in rows])
 
@@ -186,7 +186,7 @@ def subgroup_frame(rows: list[dict]) -> pd.DataFrame:
              "auroc": "AUROC", "auroc_ci95": "AUROC 95% CI", "sensitivity": "sensitivity",
              "sensitivity_ci95": "sensitivity 95% CI", "specificity": "specificity",
              "specificity_ci95": "specificity 95% CI", "accuracy": "accuracy", "accuracy_ci95": "accuracy 95% CI"}
-    return pd.DataFrame([{"group": r["group"], **{v: R.fmt(r[k]) for k, v in names.items()}} for r in rows])
+    return pd.DataFrame([{"group": r["group"], **{v: fmt(r[k]) for k, v in names.items()}} for r in rows])
 
 
 def show_gallery(items) -> None:
@@ -213,7 +213,7 @@ def cxr_tab() -> None:
         return
     try:
         run = cached_run(str(run_dir), _stamp(run_dir))
-    except R.RunFolderError as exc:
+    except RunFolderError as exc:
         st.error(plain(str(exc).replace(str(run_dir), run_dir.name)))
         return
     meta = model_card(str(settings.cxr_model_dir))
@@ -272,8 +272,8 @@ def cxr_tab() -> None:
     st.markdown("### Calibration")
     st.plotly_chart(figs["reliability-diagram"], key="eval_reliability")
     cal = a.calibration
-    st.caption(f"Calibration slope {R.fmt(cal['slope'], 2)} (ideal 1) · intercept {R.fmt(cal['intercept'], 2)} · "
-               f"calibration-in-the-large {R.fmt(cal['citl'], 2)} (ideal 0); n = {a.n}, {plain(run.split)}")
+    st.caption(f"Calibration slope {fmt(cal['slope'], 2)} (ideal 1) · intercept {fmt(cal['intercept'], 2)} · "
+               f"calibration-in-the-large {fmt(cal['citl'], 2)} (ideal 0); n = {a.n}, {plain(run.split)}")
 
     st.markdown("### Subgroups")
     if not a.subgroups:
@@ -325,18 +325,18 @@ def vitals_tab(meta_path: Path) -> None:
     data = meta.get("training_data") or {}
     st.caption(" · ".join(str(x) for x in (data.get("source"), split.get("name") and f"split {split['name']}",
                                             data.get("n_val") and f"validation n = {data['n_val']}") if x))
-    rows = A.vitals_groups({k: v for k, v in meta.items() if k not in ("history", "normaliser", "hyperparameters")})
+    rows = vitals_groups({k: v for k, v in meta.items() if k not in ("history", "normaliser", "hyperparameters")})
     if not rows:
         st.info("The vitals model card holds no metrics with an AUROC.")
         return
-    st.dataframe(pd.DataFrame([{k: R.fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
+    st.dataframe(pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
                  key="eval_vitals_table")
     st.plotly_chart(F.vitals_figure(rows), key="eval_vitals_chart")
     st.caption("LSTM against NEWS2 and SAPS-I on the same held-out stays; event-1 = min(sensitivity, positive "
                "predictivity) at each model's alert threshold, as in the PhysioNet/CinC 2012 challenge.")
     thr = meta.get("threshold") or {}
     if thr:
-        st.caption(f"LSTM alert threshold {R.fmt(thr.get('value'))}: {thr.get('rule', '')}")
+        st.caption(f"LSTM alert threshold {fmt(thr.get('value'))}: {thr.get('rule', '')}")
     test_path = meta_path.parent / "test_evaluation" / "metrics.json"
     if test_path.exists():
         vitals_test_section(json.loads(test_path.read_text()))
@@ -345,21 +345,21 @@ def vitals_tab(meta_path: Path) -> None:
 def vitals_test_section(m: dict) -> None:
     """Held-out test metrics (``cxr-model vitals evaluate --split test``), alerts and calibration."""
     st.subheader(f"Held-out test stays ({m.get('split')}, n = {m.get('n')})")
-    rows = A.vitals_groups({k: v for k, v in m.items() if k not in ("alerts", "calibration_48h")})
-    st.dataframe(pd.DataFrame([{k: R.fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
+    rows = vitals_groups({k: v for k, v in m.items() if k not in ("alerts", "calibration_48h")})
+    st.dataframe(pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
                  key="eval_vitals_test_table")
     al, cal = m.get("alerts") or {}, m.get("calibration_48h") or {}
     if al:
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Alerts per patient-day", R.fmt(al.get("alerts_per_patient_day")))
-        c2.metric("Deaths alerted", R.fmt(al.get("deaths_alerted")), help="Share of in-hospital deaths with an alert in 48 h")
-        c3.metric("Survivors alerted", R.fmt(al.get("survivors_alerted")))
-        c4.metric("Median lead time (h)", R.fmt(al.get("median_lead_time_h"), 0),
+        c1.metric("Alerts per patient-day", fmt(al.get("alerts_per_patient_day")))
+        c2.metric("Deaths alerted", fmt(al.get("deaths_alerted")), help="Share of in-hospital deaths with an alert in 48 h")
+        c3.metric("Survivors alerted", fmt(al.get("survivors_alerted")))
+        c4.metric("Median lead time (h)", fmt(al.get("median_lead_time_h"), 0),
                   help=f"First alert to death, n = {al.get('n_lead_time')} deaths with a known date; "
                        "whole days only (PhysioNet 'Survival'), so +-24 h")
     if cal:
-        st.caption(f"48 h risk calibration on these stays: ECE {R.fmt(cal.get('ece'))}, slope {R.fmt(cal.get('slope'))}, "
-                   f"intercept {R.fmt(cal.get('intercept'))}.")
+        st.caption(f"48 h risk calibration on these stays: ECE {fmt(cal.get('ece'))}, slope {fmt(cal.get('slope'))}, "
+                   f"intercept {fmt(cal.get('intercept'))}.")
 
 
 st.title("Evaluation report")

@@ -14,11 +14,11 @@ from plotly.subplots import make_subplots
 
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
+from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
-from cxr_model.vitals.lstm import load_vitals_bundle
 from cxr_model.vitals.news2 import BANDS, PARAMETERS, POINT_COLOURS, RISK_COLOURS, SUBSTITUTIONS, news2_inputs
-from cxr_model.vitals.physionet import channel_names
+from cxr_model.vitals.reader import channel_names
 from cxr_model.vitals.ward import build_ward, real_ward_records, snapshot
 from dashboard.text import plain
 

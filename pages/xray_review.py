@@ -19,14 +19,15 @@ import pandas as pd
 import streamlit as st
 
 from cxr_model import review_store
+from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.dicom_header import Window, apply_window
 from cxr_model.imaging.explain import METHODS, SLOW_METHODS, overlay
 from cxr_model.imaging.ood import OodError, load_ood
+from cxr_model.imaging.report.study import png_bytes, render_study_report
 from cxr_model.imaging.review import (
     Study, admit_uploads, analyse_study, declared_pixels, dicom_view, file_sha256, study_faithfulness, study_label,
 )
-from cxr_model.imaging.study_report import png_bytes, render_study_report
-from cxr_model.registry import BundleError, load_cxr_bundle
+from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
 from dashboard.text import plain
 

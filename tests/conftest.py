@@ -83,7 +83,7 @@ def physionet_dir(settings) -> Path:
 @pytest.fixture(scope="session")
 def cxr_bundle(settings):
     """The bundled chest X-ray model, loaded once for the session (never mutate it)."""
-    from cxr_model.registry import load_cxr_bundle
+    from cxr_model.imaging.bundle import load_cxr_bundle
 
     return load_cxr_bundle(settings.cxr_model_dir, device="cpu")
 

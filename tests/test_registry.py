@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from cxr_model.registry import (
-    METADATA, WEIGHTS, BundleError, CxrBundle, load_cxr_bundle, read_metadata, read_state, save_bundle, sha256_file,
-)
+from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.network import build_model
+from cxr_model.registry import METADATA, WEIGHTS, BundleError, read_metadata, read_state, save_bundle, sha256_file
 
 
 def test_sha256_file_matches_hashlib_across_chunks(tmp_path):

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from cxr_model.imaging.bundle import CxrBundle
 from cxr_model.imaging.ood import batch_features, load_ood
 from cxr_model.imaging.predict import predict_batch
 from cxr_model.imaging.review import analyse_study
 from cxr_model.imaging.transforms import load_tensor
-from cxr_model.registry import CxrBundle, SharedModel
+from cxr_model.registry import SharedModel
 
 THREADS, CALLS, N_IMAGES = 4, 20, 8
 TOL = 1e-5

@@ -90,3 +90,100 @@ def write_card(bundle_dir: str | Path) -> Path:
     path = bundle_dir / "MODEL_CARD.md"
     path.write_text(render_card(meta))
     return path
+
+
+def render_mixed_card(meta: dict) -> str:
+    tr, thr = meta["training"], meta["threshold"]
+    mv = thr.get("per_population_youden", {})
+    cal = meta["calibration"]
+    lines = [
+        f"# Model card: {meta['name']} {meta['version']}",
+        "",
+        "**Decision support, not a diagnosis.** The output is a probability for a clinician to weigh "
+        "with the image and the patient; it is not a diagnosis and must not be acted on alone.",
+        "",
+        "## Intended use",
+        "Flag frontal (PA/AP) chest radiographs of children (Kermany, 1-5 years) and adults (NIH, 18-85 years) "
+        "for possible pneumonia during review. Not for lateral views, CT, or any other finding; not validated "
+        "prospectively. One threshold serves both populations (no age input is needed).",
+        "",
+        "## Model",
+        f"- Architecture: torchvision `{meta['architecture']}`, 1 grey input channel, one output logit; "
+        f"fine-tuned from `{tr.get('init_from') or 'scratch'}` (no external pretrained weights).",
+        f"- Input: {meta['input']['pipeline']}.",
+        f"- Output: calibrated P(pneumonia) ({cal['method']}: a = {cal['a']:.3f}, b = {cal['b']:.3f}).",
+        f"- Operating threshold: **{thr['value']:.3f}**. Rule: {thr['rule']}",
+        "",
+        "## Data",
+        f"{tr['data']}. Split: {tr['split']}.",
+        "",
+        "| population | part | images | pneumonia | normal | children / patients |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {pop} | {k} | {v['n']} | {v['pneumonia']} | {v['normal']} | {v['groups']} |"
+          for pop, parts in tr["counts"].items() for k, v in parts.items()],
+        "",
+        "## Performance (each population separately)",
+        "Probability >= threshold is called pneumonia. AUROC with a seeded bootstrap 95 % CI (2,000 resamples). "
+        "Calibration slope 1 is ideal.",
+        "",
+        "| split | n (pneumonia / normal) | AUROC [95 % CI] | sensitivity | specificity | accuracy | ECE |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[_row(v.get("split", k), v) for k, v in meta["metrics"].items()],
+        "",
+        "| split | calibration slope |",
+        "| --- | --- |",
+        *[f"| {k} | {_fmt(v.get('calibration_slope'))} |" for k, v in meta["metrics"].items()],
+        "",
+        "### Cross-source: one population's validation threshold on the other's test films",
+        "",
+        "| check | threshold | n | AUROC | sensitivity | specificity | accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {k} | {_fmt(v['threshold'])} | {v['n']} | {_fmt(v['auroc'])} | {_fmt(v['sensitivity'])} | "
+          f"{_fmt(v['specificity'])} | {_fmt(v['accuracy'])} |" for k, v in meta.get("cross_source", {}).items()],
+        "",
+        "### How the threshold moves (Youden's J per population on validation, after calibration)",
+        "",
+        "| condition | " + " | ".join(mv) + " |",
+        "| --- | " + " | ".join("---" for _ in mv) + " |",
+        *[f"| {cond} | " + " | ".join(_fmt(mv[p][cond]) for p in mv) + " |" for cond in (next(iter(mv.values()), {}))],
+        "",
+        "### Adults' test films under simulated acquisition shifts",
+        "",
+        "| shift | n | AUROC | sensitivity | specificity | accuracy |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {k} | {v['n']} | {_fmt(v['auroc'])} | {_fmt(v['sensitivity'])} | {_fmt(v['specificity'])} | {_fmt(v['accuracy'])} |"
+          for k, v in meta.get("robustness", {}).get("adult_test", {}).items()],
+        "",
+        "### Adults' test films by subgroup (small n: read as a sanity check)",
+        "",
+        "| subgroup | n | AUROC | sensitivity | specificity | accuracy |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {k} | {v['n']} | {_fmt(v['auroc'])} | {_fmt(v['sensitivity'])} | {_fmt(v['specificity'])} | {_fmt(v['accuracy'])} |"
+          for k, v in meta.get("subgroups", {}).get("adult_test", {}).items()],
+        "",
+        "## Training",
+        f"- Config: `{json.dumps(tr['config'])}`",
+        "- Each epoch draws the same number of films from each population, half of each class (adults with "
+        "replacement); unweighted loss. Augmentation: random resized crop (50-100 %), rotation +-10 deg, shift +-6 %, "
+        "brightness/contrast/gamma jitter, blur, noise" + (", JPEG quality 30-95 and burned-in markers/text"
+                                                           if tr["config"].get("site_augment") else "") + ".",
+        f"- Best epoch {tr['best_epoch']} of {len(tr['history'])} by {tr['selection']}; "
+        f"wall time {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr.get('threads', '?')} threads, shared), {tr['date']}.",
+        "",
+        "## Limits",
+        "- Adults: 538 training films of one hospital (NIH Clinical Center); the adult validation and test parts are "
+        "small (about 115 films each), so their CIs are wide. NIH-only labels are text-mined and partly wrong.",
+        "- Every film is squashed to 224 x 224 (the Kermany copies' form); the NIH 512 px detail is not used.",
+        "- The validation and test parts come from the training sites; figures are optimistic for other sites.",
+        "- OOD statistics and Grad-CAM localisation were not refitted or measured for this version in this run.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_mixed_card(bundle_dir: str | Path) -> Path:
+    bundle_dir = Path(bundle_dir)
+    meta = json.loads((bundle_dir / "metadata.json").read_text())
+    path = bundle_dir / "MODEL_CARD.md"
+    path.write_text(render_mixed_card(meta))
+    return path

@@ -7,18 +7,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from cxr_model.imaging.io import ImageReadError, read_image
+from cxr_model.imaging.formats import ImageReadError
+from cxr_model.imaging.io import read_image
+from cxr_model.imaging.labels import CLASSES, parse_label
 from cxr_model.imaging.transforms import SOURCE_SIZE, to_source
-
-CLASSES = ("NORMAL", "PNEUMONIA")
-_LABELS = {"normal": 0, "0": 0, "negative": 0, "no_pneumonia": 0, "pneumonia": 1, "1": 1, "positive": 1}
 
 
 @dataclass(frozen=True)
@@ -30,13 +27,6 @@ class Item:
     group: str = ""
     subtype: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
-
-
-def parse_label(value: str, where: str) -> int:
-    key = str(value).strip().lower()
-    if key not in _LABELS:
-        raise ValueError(f"{where}: unknown label {value!r} (expected NORMAL/PNEUMONIA or 0/1)")
-    return _LABELS[key]
 
 
 def child_group(path: str | Path) -> str:
@@ -139,61 +129,6 @@ def kermany_items(kermany_dir: str | Path, split: str = "train") -> list[Item]:
     ]
 
 
-def duplicate_groups(kermany_dir: str | Path) -> dict[str, str]:
-    """Map ``file name -> duplicate group id`` from ``duplicates.csv`` (empty when absent)."""
-    path = Path(kermany_dir) / "duplicates.csv"
-    if not path.exists():
-        return {}
-    with open(path, newline="") as fh:
-        return {Path(r["path"]).name: f"dup{r['group']}" for r in csv.DictReader(fh)}
-
-
-def split_by_child(
-    items: list[Item], fractions: dict[str, float], seed: int = 0, duplicates: dict[str, str] | None = None
-) -> dict[str, list[Item]]:
-    """Split items into named parts by child group, stratified by label.
-
-    Children (``Item.group``) and pixel-identical duplicate groups are merged (union-find), so
-    no child and no duplicate straddles two parts. Within each label the merged groups are
-    shuffled with ``seed`` and dealt out until each part holds its fraction of images.
-
-    Args:
-        fractions: e.g. ``{"train": 0.7, "val": 0.15, "test": 0.15}`` (summing to 1).
-    """
-    duplicates = duplicates or {}
-    parent: dict[str, str] = {}
-
-    def find(a: str) -> str:
-        while parent.setdefault(a, a) != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for it in items:
-        find(it.group)
-        dup = duplicates.get(it.path.name)
-        if dup:
-            parent[find(dup)] = find(it.group)
-    clusters: dict[tuple[int, str], list[Item]] = defaultdict(list)
-    for it in items:
-        clusters[(it.label, find(it.group))].append(it)
-
-    names = list(fractions)
-    parts: dict[str, list[Item]] = {n: [] for n in names}
-    rng = np.random.default_rng(seed)
-    for label in sorted({k[0] for k in clusters}):
-        keys = sorted(k for k in clusters if k[0] == label)
-        keys = [keys[i] for i in rng.permutation(len(keys))]
-        total = sum(len(clusters[k]) for k in keys)
-        bounds = np.cumsum([fractions[n] for n in names]) * total
-        done = 0
-        for k in keys:
-            part = names[int(np.searchsorted(bounds, done, side="right"))] if done < total else names[-1]
-            parts[part].extend(clusters[k])
-            done += len(clusters[k])
-    return {n: sorted(v, key=lambda it: str(it.path)) for n, v in parts.items()}
-
-
 def load_sources(items: list[Item], progress: bool = False) -> tuple[torch.Tensor, list[tuple[Item, str]]]:
     """Decode items into the 224 x 224 uint8 source form, in memory.
 
@@ -242,43 +177,3 @@ def nih_items(nih_dir: str | Path) -> list[Item]:
     ]
 
 
-def split_by_patient(items: list[Item], fractions: dict[str, float], seed: int = 0) -> dict[str, list[Item]]:
-    """Split items by ``Item.group`` (patient), all of a patient's films in one part.
-
-    Unlike :func:`split_by_child`, a patient with films of both labels is never cut in two.
-    Patients are stratified by whether they have any pneumonia film, shuffled with ``seed`` and
-    dealt out until each part holds its fraction of that stratum's images.
-    """
-    by_patient: dict[str, list[Item]] = defaultdict(list)
-    for it in items:
-        by_patient[it.group].append(it)
-    names = list(fractions)
-    parts: dict[str, list[Item]] = {n: [] for n in names}
-    rng = np.random.default_rng(seed)
-    for stratum in (0, 1):
-        keys = sorted(k for k, v in by_patient.items() if max(i.label for i in v) == stratum)
-        keys = [keys[i] for i in rng.permutation(len(keys))]
-        total = sum(len(by_patient[k]) for k in keys)
-        bounds = np.cumsum([fractions[n] for n in names]) * total
-        done = 0
-        for k in keys:
-            part = names[int(np.searchsorted(bounds, done, side="right"))] if done < total else names[-1]
-            parts[part].extend(by_patient[k])
-            done += len(by_patient[k])
-    return {n: sorted(v, key=lambda it: str(it.path)) for n, v in parts.items()}
-
-
-def read_splits(splits_csv: str | Path, data_dir: str | Path) -> dict[str, list[Item]]:
-    """Parts recorded in a bundle's ``splits.csv`` (``path,label,split[,population]``).
-
-    Paths are relative to ``data_dir``. With a ``population`` column (model-2 bundles) only the
-    ``child`` rows are read, as ``data_dir`` is then the Kermany folder.
-    """
-    parts: dict[str, list[Item]] = defaultdict(list)
-    with open(splits_csv, newline="") as fh:
-        for i, r in enumerate(csv.DictReader(fh), start=2):
-            if r.get("population", "child") != "child":
-                continue
-            p = Path(data_dir) / r["path"]
-            parts[r["split"]].append(Item(p, parse_label(r["label"], f"{Path(splits_csv).name} line {i}"), child_group(p), subtype_of(p)))
-    return {k: sorted(v, key=lambda it: str(it.path)) for k, v in parts.items()}

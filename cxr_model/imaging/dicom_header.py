@@ -18,9 +18,14 @@ LUT, see ``io.read_image``), whatever window the reviewer picks.
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom.multival import MultiValue
+
+from cxr_model.imaging.formats import ImageReadError
 
 MASK = "•••••• (hidden)"
 #: Attributes that PS3.15 Table E.1-1 (Basic Profile) removes, empties or replaces (D, Z, X, U and
@@ -168,7 +173,6 @@ def window_presets(raw: np.ndarray, ds=None) -> dict[str, Window]:
         ds: the dataset, for its WindowCenter/WindowWidth (first value when several; left out when
             unusable (see ``dicom_pixels.file_window``) or centred far outside the image's values).
     """
-    from cxr_model.imaging.dicom_pixels import file_window
 
     lo, hi = float(np.min(raw)), float(np.max(raw))
     p = np.percentile(raw, [1, 99, 10, 90, 50, 99.5])
@@ -189,3 +193,82 @@ def apply_window(raw: np.ndarray, window: Window, monochrome1: bool = False) -> 
     lo = window.center - window.width / 2
     out = np.clip((raw.astype(np.float32) - lo) / max(window.width, 1e-6), 0, 1)
     return (1.0 - out) if monochrome1 else out
+
+
+def _value(ds, keyword: str, name: str):
+    """The element's value, or ``None`` when absent or empty."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = ds.get(keyword)
+    except Exception as exc:
+        raise ImageReadError(name, f"DICOM {keyword} cannot be read ({type(exc).__name__}: {exc})") from None
+    if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
+        return None
+    return value
+
+
+def _multi(value) -> bool:
+    return isinstance(value, (list, tuple, MultiValue))
+
+
+def _single(value, keyword: str, name: str):
+    if _multi(value):
+        if len(value) != 1:
+            raise ImageReadError(name, f"DICOM {keyword} has {len(value)} values ({_show(value)}); one is expected")
+        value = value[0]
+    return value
+
+
+def _show(value) -> str:
+    s = "\\".join(map(str, value)) if _multi(value) else str(value)
+    return repr(s if len(s) <= 40 else s[:39] + "…")
+
+
+def header_number(ds, keyword: str, name: str, default: float) -> float:
+    """A single finite number from the header (``default`` when absent); else ImageReadError."""
+    value = _value(ds, keyword, name)
+    if value is None:
+        return float(default)
+    value = _single(value, keyword, name)
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ImageReadError(name, f"DICOM {keyword} {_show(value)} is not a number") from None
+    if not math.isfinite(number):
+        raise ImageReadError(name, f"DICOM {keyword} is {_show(value)}, not a finite number")
+    return number
+
+
+def header_int(ds, keyword: str, name: str, default: int, low: int, high: int) -> int:
+    """A single whole number in ``[low, high]`` from the header (``default`` when absent)."""
+    number = header_number(ds, keyword, name, default)
+    if not number.is_integer():
+        raise ImageReadError(name, f"DICOM {keyword} {_show(number)} is not a whole number")
+    if not low <= number <= high:
+        raise ImageReadError(name, f"DICOM {keyword} is {int(number)}; expected {low} to {high}")
+    return int(number)
+
+
+def file_window(ds) -> tuple[float, float] | None:
+    """The file's first window ``(centre, width)``, or ``None`` when absent or unusable.
+
+    Unusable: a centre or width that is not a finite number, or a width below 1 (PS3.3
+    C.11.2.1.2.1). Several windows (``400\\1500``) are alternatives; the first is the default.
+    """
+    pair = []
+    for keyword in ("WindowCenter", "WindowWidth"):
+        try:
+            value = _value(ds, keyword, "")
+        except ImageReadError:
+            return None
+        if value is None:
+            return None
+        if _multi(value):
+            value = value[0] if len(value) else None
+        try:
+            pair.append(float(str(value).strip()))
+        except ValueError:
+            return None
+    c, w = pair
+    return (c, w) if math.isfinite(c) and math.isfinite(w) and w >= 1 else None

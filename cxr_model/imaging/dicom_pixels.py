@@ -9,13 +9,12 @@ from it unchecked.
 from __future__ import annotations
 
 import io
-import math
 import warnings
 
 import numpy as np
-from pydicom.multival import MultiValue
 
-from cxr_model.imaging.io import MAX_PIXELS, MIN_SIDE, NOT_DICOM, ImageReadError, is_dicom_bytes, sniff_format
+from cxr_model.imaging.dicom_header import _show, _value, file_window, header_int, header_number
+from cxr_model.imaging.formats import MAX_PIXELS, MIN_SIDE, NOT_DICOM, ImageReadError, is_dicom_bytes, sniff_format
 
 _BITS_ALLOCATED = (1, 8, 16, 32, 64)
 
@@ -56,85 +55,6 @@ def _infer_transfer_syntax(ds) -> None:
         ds.file_meta = meta = FileMetaDataset()
     meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else (
         ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
-
-
-def _value(ds, keyword: str, name: str):
-    """The element's value, or ``None`` when absent or empty."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            value = ds.get(keyword)
-    except Exception as exc:
-        raise ImageReadError(name, f"DICOM {keyword} cannot be read ({type(exc).__name__}: {exc})") from None
-    if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
-        return None
-    return value
-
-
-def _multi(value) -> bool:
-    return isinstance(value, (list, tuple, MultiValue))
-
-
-def _single(value, keyword: str, name: str):
-    if _multi(value):
-        if len(value) != 1:
-            raise ImageReadError(name, f"DICOM {keyword} has {len(value)} values ({_show(value)}); one is expected")
-        value = value[0]
-    return value
-
-
-def _show(value) -> str:
-    s = "\\".join(map(str, value)) if _multi(value) else str(value)
-    return repr(s if len(s) <= 40 else s[:39] + "…")
-
-
-def header_number(ds, keyword: str, name: str, default: float) -> float:
-    """A single finite number from the header (``default`` when absent); else ImageReadError."""
-    value = _value(ds, keyword, name)
-    if value is None:
-        return float(default)
-    value = _single(value, keyword, name)
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise ImageReadError(name, f"DICOM {keyword} {_show(value)} is not a number") from None
-    if not math.isfinite(number):
-        raise ImageReadError(name, f"DICOM {keyword} is {_show(value)}, not a finite number")
-    return number
-
-
-def header_int(ds, keyword: str, name: str, default: int, low: int, high: int) -> int:
-    """A single whole number in ``[low, high]`` from the header (``default`` when absent)."""
-    number = header_number(ds, keyword, name, default)
-    if not number.is_integer():
-        raise ImageReadError(name, f"DICOM {keyword} {_show(number)} is not a whole number")
-    if not low <= number <= high:
-        raise ImageReadError(name, f"DICOM {keyword} is {int(number)}; expected {low} to {high}")
-    return int(number)
-
-
-def file_window(ds) -> tuple[float, float] | None:
-    """The file's first window ``(centre, width)``, or ``None`` when absent or unusable.
-
-    Unusable: a centre or width that is not a finite number, or a width below 1 (PS3.3
-    C.11.2.1.2.1). Several windows (``400\\1500``) are alternatives; the first is the default.
-    """
-    pair = []
-    for keyword in ("WindowCenter", "WindowWidth"):
-        try:
-            value = _value(ds, keyword, "")
-        except ImageReadError:
-            return None
-        if value is None:
-            return None
-        if _multi(value):
-            value = value[0] if len(value) else None
-        try:
-            pair.append(float(str(value).strip()))
-        except ValueError:
-            return None
-    c, w = pair
-    return (c, w) if math.isfinite(c) and math.isfinite(w) and w >= 1 else None
 
 
 def _window(arr: np.ndarray, center: float, width: float, function: str) -> np.ndarray:

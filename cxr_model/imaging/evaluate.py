@@ -2,7 +2,7 @@
 
 Files go through the same path as ``predict``, training and the UI (read -> source ->
 EvalTransform) in DataLoader workers; the run folder is written as
-:mod:`cxr_model.evaluation.runfolder` describes (marked incomplete until it is finished).
+:mod:`cxr_model.imaging.runfolder` describes (marked incomplete until it is finished).
 """
 from __future__ import annotations
 
@@ -10,98 +10,25 @@ import csv
 import os
 import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from cxr_model.evaluation import metrics as M
-from cxr_model.evaluation.runfolder import (
-    ERRORS, INCOMPLETE, METRICS, PREDICTIONS, REPORT, RunFolderError, count_rows, finish_run, json_safe, mark_stopped,
-    start_run, write_json, write_text,
-)
+from cxr_model.files import count_rows, json_safe, write_json, write_text
+from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
 from cxr_model.imaging.data import Item, scan_labelled
-from cxr_model.imaging.io import ImageReadError, read_image
-from cxr_model.imaging.predict import predict_batch, resolve_bundle
-from cxr_model.imaging.transforms import EvalTransform, to_source
-from cxr_model.registry import BundleError, CxrBundle
-
-
-class FileDataset(Dataset):
-    """Labelled files -> ``(tensor, index, error, (height, width))``; unreadable files yield an error.
-
-    Any exception while reading or transforming one file (not only :class:`ImageReadError`)
-    becomes that file's error, so one hostile file can never stop a DataLoader worker or the run.
-    """
-
-    def __init__(self, items: list[Item], img_size: int):
-        self.items, self.tf = items, EvalTransform(img_size)
-        self.img_size = img_size
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        it = self.items[i]
-        try:
-            gray = read_image(it.path)
-            x = self.tf(to_source(gray))
-            if not torch.isfinite(x).all():
-                raise ImageReadError(it.path.name, "gives non-finite pixel values (NaN or infinity)")
-            return x, i, "", gray.shape
-        except ImageReadError as exc:
-            msg = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a reader bug must cost one file, not the run
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            msg = f"{it.path.name}: could not be read ({detail})"
-        return torch.zeros(1, self.img_size, self.img_size), i, msg, (0, 0)
-
-
-def _collate(batch):
-    ok = [b for b in batch if not b[2]]
-    x = torch.stack([b[0] for b in ok]) if ok else torch.zeros(0)
-    return x, [b[1] for b in ok], [(b[1], b[2]) for b in batch if b[2]], [b[3] for b in ok]
-
-
-PRED_COLUMNS = ["path", "label", "probability", "predicted", "subtype", "group", "height", "width"]
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM during ``cxr-model evaluate``: unwinds like Ctrl-C, so the DataLoader's workers are
-    shut down and reaped and the run folder is marked as stopped, instead of the process vanishing."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
-
-
-@contextmanager
-def sigterm_interrupts():
-    """While inside, SIGTERM raises :class:`Interrupted` (main thread only; a no-op elsewhere)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Interrupted(signum)
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-def _stopped(exc: BaseException) -> str:
-    if isinstance(exc, Interrupted):
-        return f"interrupted by {signal.Signals(exc.signum).name}"
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted by SIGINT (Ctrl-C)"
-    return f"stopped by {type(exc).__name__}: {exc}"
+from cxr_model.imaging.datasets import FileDataset, _collate
+from cxr_model.imaging.predict import predict_batch
+from cxr_model.imaging.report.html import report_html
+from cxr_model.imaging.report.run import load_run
+from cxr_model.imaging.runfolder import (
+    ERRORS, INCOMPLETE, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError, _stopped, finish_run,
+    mark_stopped, sigterm_interrupts, start_run,
+)
+from cxr_model.metrics import classification as M
+from cxr_model.registry import BundleError
 
 
 def run_evaluation(
@@ -117,7 +44,7 @@ def run_evaluation(
 ) -> dict:
     """Score a labelled set and write ``predictions.csv``, ``errors.csv`` and ``metrics.json``.
 
-    The run folder is written behind an ``INCOMPLETE`` marker (:mod:`cxr_model.evaluation.runfolder`):
+    The run folder is written behind an ``INCOMPLETE`` marker (:mod:`cxr_model.imaging.runfolder`):
     anything already in ``out_dir`` from an earlier run is removed first, predictions are streamed
     and flushed batch by batch (nothing per image is kept in memory), ``metrics.json`` and
     ``report.html`` are renamed into place, and the marker goes last. A run that is killed or
@@ -230,8 +157,6 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "", report: boo
     metrics = json_safe(metrics)
     write_json(out / METRICS, metrics)
     if report:
-        from cxr_model.evaluation.report import load_run, report_html
-
         # the same report.html as the evaluation page
         write_text(out / REPORT, report_html(load_run(out, allow_incomplete=True), bundle.meta, bundle=bundle))
     finish_run(out)

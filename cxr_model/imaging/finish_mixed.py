@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxr_model.evaluation import metrics as M
 from cxr_model.imaging import data as D
+from cxr_model.imaging.config import config_dict
+from cxr_model.imaging.labels import CLASSES
+from cxr_model.imaging.predict import predict_logits
+from cxr_model.imaging.shift import SELECTION_SHIFTS, SHIFTS
+from cxr_model.metrics import classification as M
+from cxr_model.metrics.calibration import calibration_slope, fit_platt_weighted, prob
+from cxr_model.metrics.classification import balanced_youden
+from cxr_model.registry import save_bundle
 
 THRESHOLD_RULE = (
     "Population-balanced Youden's J: the threshold maximising the mean over children and adults of "
@@ -23,69 +30,12 @@ THRESHOLD_RULE = (
 )
 
 
-def fit_platt_weighted(y: np.ndarray, logits: np.ndarray, weights: np.ndarray) -> dict[str, float]:
-    """Platt scaling ``p = sigmoid(a * logit + b)`` by weighted maximum likelihood."""
-    x, t = torch.tensor(logits, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
-    w = torch.tensor(weights / weights.mean(), dtype=torch.float64)
-    a = torch.ones((), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + b, t, weight=w)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return {"a": a.item(), "b": b.item()}
-
-
-def prob(logits: np.ndarray, cal: dict) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(cal["a"] * np.asarray(logits, dtype=np.float64) + cal["b"])))
-
-
-def _sens_spec(y: np.ndarray, s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pos, neg = np.sort(s[y == 1]), np.sort(s[y == 0])
-    sens = 1.0 - np.searchsorted(pos, t, side="left") / max(len(pos), 1)
-    spec = np.searchsorted(neg, t, side="left") / max(len(neg), 1)
-    return sens, spec
-
-
-def balanced_youden(y: np.ndarray, s: np.ndarray, groups: np.ndarray) -> float:
-    """Threshold maximising the mean over groups of Youden's J (score >= t is positive).
-
-    Candidates are the observed scores; ties go to the higher mean sensitivity.
-    """
-    cand = np.unique(s)
-    j, sens = np.zeros(len(cand)), np.zeros(len(cand))
-    gs = np.unique(groups)
-    for g in gs:
-        m = groups == g
-        se, sp = _sens_spec(y[m], s[m], cand)
-        j += (se + sp - 1) / len(gs)
-        sens += se / len(gs)
-    best = np.flatnonzero(j >= j.max() - 1e-12)
-    return float(cand[best[np.argmax(sens[best])]])
-
-
-def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
-    """Slope of the logistic recalibration of ``logit(p)`` on the outcomes (1 = well calibrated)."""
-    from cxr_model.imaging.calibrate import fit_platt
-
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return fit_platt(y, np.log(p / (1 - p)))["a"]
-
-
 def _short(m: dict) -> dict:
     return {k: m[k] for k in ("n", "auroc", "sensitivity", "specificity", "accuracy")}
 
 
 def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dict:
     """Calibrate, pick the threshold, measure every part, write ``cfg.out`` and return metadata."""
-    from cxr_model.imaging.shift import SHIFTS
-    from cxr_model.imaging.train import config_dict, predict_logits
-    from cxr_model.registry import save_bundle
 
     pops = ("child", "adult")
     lg = {pop: {k: predict_logits(net, src, cfg.img_size, device) for k, (src, _) in sources[pop].items() if k != "train"}
@@ -97,7 +47,6 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
     wv = np.concatenate([np.full(len(ys[p]["val"]), 1.0 / len(ys[p]["val"])) for p in pops])
     cal = fit_platt_weighted(yv, lv, wv)
     # Four shifts, not all ten: a forward pass costs about 0.1-0.25 s per film on the shared 2-core CPU.
-    from cxr_model.imaging.train import SELECTION_SHIFTS
 
     shifted_val = {pop: {name: predict_logits(net, sources[pop]["val"][0], cfg.img_size, device, shift=SHIFTS[name])
                          for name in SELECTION_SHIFTS} for pop in pops}
@@ -147,7 +96,7 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
         "name": cfg.name,
         "version": cfg.version,
         "architecture": cfg.arch,
-        "classes": list(D.CLASSES),
+        "classes": list(CLASSES),
         "populations": list(pops),
         "output": "one logit; P(pneumonia) = sigmoid(a * logit + b) with the calibration below",
         "input": {
@@ -186,10 +135,10 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
     roots = {"child": Path(cfg.data), "adult": Path(cfg.adult_data)}
     (out / "splits.csv").write_text(
         "path,label,split,population\n" + "".join(
-            f"{it.path.relative_to(roots[pop])},{D.CLASSES[it.label]},{k},{pop}\n"
+            f"{it.path.relative_to(roots[pop])},{CLASSES[it.label]},{k},{pop}\n"
             for pop in pops for k, v in parts[pop].items() for it in v))
     try:
-        from cxr_model.imaging.card_mixed import write_mixed_card
+        from cxr_model.imaging.card import write_mixed_card
 
         write_mixed_card(out)
     except ImportError:

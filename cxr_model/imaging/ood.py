@@ -25,13 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 
-from cxr_model.imaging.data import Item, load_sources, parse_label
-from cxr_model.imaging.io import ImageReadError
+from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
+from cxr_model.imaging.data import load_sources
+from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.network import penultimate_features
+from cxr_model.imaging.non_radiographs import non_radiographs
+from cxr_model.imaging.splits import split_items
 from cxr_model.imaging.transforms import EvalTransform, load_tensor, to_source
-from cxr_model.registry import CxrBundle
+from cxr_model.registry import BundleError
+from cxr_model.settings import get_settings
 
 OOD_WEIGHTS = "ood.pt"
 OOD_META = "ood.json"
@@ -78,81 +81,6 @@ def source_features(bundle: CxrBundle, sources: torch.Tensor, batch_size: int = 
     tf = EvalTransform(bundle.img_size)
     feats = [batch_features(bundle, tf(sources[i:i + batch_size])) for i in range(0, len(sources), batch_size)]
     return np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
-
-
-def split_items(bundle: CxrBundle, kermany_dir: str | Path, split: str) -> list[Item]:
-    """Items of one part of the bundle's own split (``splits.csv``: path,label,split)."""
-    path = bundle.path / "splits.csv"
-    if not path.exists():
-        raise OodError(f"{path}: the bundle has no splits.csv, so its training images are unknown")
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
-    return [Item(Path(kermany_dir) / r["path"], parse_label(r["label"], path.name)) for r in rows]
-
-
-# ---------------------------------------------------------------------------- non-radiographs
-def non_radiographs(seed: int = 0, n_each: int = 8) -> list[tuple[str, np.ndarray]]:
-    """Images that are not chest radiographs, as contract images (float32 ``(H, W)`` in [0, 1]).
-
-    scikit-image's sample photographs and micrographs, plus generated Gaussian, uniform,
-    salt-and-pepper and smooth noise, printed text, gradients and checkerboards.
-
-    Returns:
-        ``[(kind/name, image), ...]``; ``kind`` is ``photo``, ``noise``, ``text`` or ``pattern``.
-    """
-    import skimage.data as skd
-    from skimage.color import rgb2gray, rgba2rgb
-
-    out: list[tuple[str, np.ndarray]] = []
-    for name in ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "horse",
-                 "clock", "hubble_deep_field", "immunohistochemistry", "retina", "brick", "grass", "gravel", "cell",
-                 "logo", "colorwheel", "microaneurysms", "cat", "shepp_logan_phantom", "binary_blobs"):
-        try:
-            img = getattr(skd, name)()
-        except Exception:  # a sample that needs a download (pooch) is skipped, not an error
-            continue
-        img = np.asarray(img)
-        if img.ndim == 3:
-            img = rgb2gray(rgba2rgb(img) if img.shape[2] == 4 else img)
-        img = img.astype(np.float32)
-        img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
-        out.append((f"photo/{name}", img))
-    rng = np.random.default_rng(seed)
-    for i in range(n_each):
-        size = (int(rng.integers(200, 700)), int(rng.integers(200, 700)))
-        out.append((f"noise/gaussian{i}", np.clip(rng.normal(0.5, 0.2, size), 0, 1)))
-        out.append((f"noise/uniform{i}", rng.random(size)))
-        out.append((f"noise/saltpepper{i}", (rng.random(size) < 0.5).astype(np.float32)))
-        small = rng.random((int(rng.integers(4, 16)),) * 2).astype(np.float32)
-        out.append((f"noise/smooth{i}", np.asarray(Image.fromarray(small).resize(size[::-1], Image.BICUBIC))))
-        out.append((f"text/{i}", _text_image(rng, size)))
-        yy, xx = np.mgrid[0:size[0], 0:size[1]] / max(size)
-        angle = rng.uniform(0, np.pi)
-        out.append((f"pattern/gradient{i}", np.cos(angle) * xx + np.sin(angle) * yy))
-        k = int(rng.integers(8, 64))
-        out.append((f"pattern/checker{i}", (((np.arange(size[0])[:, None] // k) + (np.arange(size[1]) // k)) % 2)))
-    return [(n, np.clip(np.asarray(a, dtype=np.float32), 0, 1)) for n, a in out]
-
-
-_WORDS = ("patient", "report", "chest", "lorem", "ipsum", "radiology", "invoice", "total", "dose", "mg", "the",
-          "and", "review", "2026", "ward", "note", "signed", "page", "form", "name")
-
-
-def _text_image(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """A page of random words, dark on light or light on dark."""
-    dark_on_light = bool(rng.integers(0, 2))
-    img = Image.new("L", size[::-1], 245 if dark_on_light else 10)
-    draw = ImageDraw.Draw(img)
-    try:
-        font = ImageFont.load_default(size=int(rng.integers(12, 28)))
-    except TypeError:  # Pillow without FreeType sizes
-        font = ImageFont.load_default()
-    y = 5
-    while y < size[0] - 10:
-        line = " ".join(rng.choice(_WORDS, int(rng.integers(3, 9))))
-        draw.text((5, y), line, fill=20 if dark_on_light else 235, font=font)
-        y += int(rng.integers(18, 36))
-    return np.asarray(img, dtype=np.float32) / 255.0
 
 
 def gray_features(bundle: CxrBundle, images: list[np.ndarray]) -> np.ndarray:
@@ -282,8 +210,6 @@ def load_ood(bundle: CxrBundle) -> OodModel:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cxr_model.imaging.ood fit [--model-dir DIR] [--max-train N]``."""
-    from cxr_model.registry import BundleError, load_cxr_bundle
-    from cxr_model.settings import get_settings
 
     p = argparse.ArgumentParser(prog="python -m cxr_model.imaging.ood")
     p.add_argument("command", choices=["fit"])

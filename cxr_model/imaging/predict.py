@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from cxr_model.imaging.data import CLASSES
-from cxr_model.imaging.io import ImageReadError, Source, read_image
+from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
+from cxr_model.imaging.formats import ImageReadError, Source
+from cxr_model.imaging.io import read_image
+from cxr_model.imaging.labels import CLASSES
+from cxr_model.imaging.ood import OodError, batch_features, load_ood
 from cxr_model.imaging.transforms import EvalTransform, to_source
-from cxr_model.registry import BundleError, CxrBundle, load_cxr_bundle
-from cxr_model.settings import get_settings
+from cxr_model.registry import BundleError
 
 
 @dataclass
@@ -59,20 +62,13 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     p = float(predict_batch(bundle, x)[0])
     pred = Prediction(name, p, CLASSES[int(p >= bundle.threshold)], bundle.threshold, bundle.model_id)
     if ood is not None:
-        from cxr_model.imaging.ood import batch_features
-
         pred.ood_score = float(ood.score(batch_features(bundle, x))[0])
         pred.ood_flag = pred.ood_score > ood.threshold
     return pred
 
 
-def resolve_bundle(model_dir: str | Path | None) -> CxrBundle:
-    return load_cxr_bundle(model_dir or get_settings().cxr_model_dir)
-
-
 def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> int:
     """``cxr-model predict``: one line per file, with the OOD check; exit 1 if any file failed."""
-    from cxr_model.imaging.ood import OodError, load_ood
 
     try:
         bundle = resolve_bundle(model_dir)
@@ -103,13 +99,15 @@ def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> i
     return 1 if failed else 0
 
 
-_MOVED = {"FileDataset", "PRED_COLUMNS", "run_evaluation", "finalize_run", "evaluate_command"}
-
-
-def __getattr__(name: str):
-    """The evaluation moved to :mod:`cxr_model.imaging.evaluate`; old imports from here keep working."""
-    if name in _MOVED:
-        from cxr_model.imaging import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+@torch.inference_mode()
+def predict_logits(model: nn.Module, sources: torch.Tensor, img_size: int, device, batch: int = 128, shift=None) -> np.ndarray:
+    """Raw logits for uint8 sources, optionally after an acquisition shift (see ``shift.py``)."""
+    model.eval()
+    tf = EvalTransform(img_size)
+    out = []
+    for i in range(0, len(sources), batch):
+        src = sources[i : i + batch]
+        if shift is not None:
+            src = torch.stack([shift(s) for s in src])
+        out.append(model(tf(src).to(device)).float().squeeze(1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)

@@ -20,15 +20,15 @@ import cv2
 import numpy as np
 import torch
 
-from cxr_model.imaging.data import CLASSES
+from cxr_model.imaging.bundle import CxrBundle
 from cxr_model.imaging.dicom_header import HeaderField, Window, burned_in_annotation, header_fields, window_presets
+from cxr_model.imaging.dicom_pixels import dicom_to_array, read_dicom_dataset
 from cxr_model.imaging.explain import Faithfulness, explain, faithfulness
-from cxr_model.imaging.io import (
-    MAX_PIXELS, ImageReadError, dicom_to_array, is_dicom_bytes, read_dicom_dataset, read_image, sniff_format,
-)
+from cxr_model.imaging.formats import MAX_PIXELS, ImageReadError, is_dicom_bytes, sniff_format
+from cxr_model.imaging.io import read_image
+from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.ood import OodModel
 from cxr_model.imaging.transforms import EvalTransform, to_source
-from cxr_model.registry import CxrBundle
 
 #: Longest side of the cached display image, in pixels (a review screen shows ~1,000-2,000).
 DISPLAY_MAX_SIDE = 2048

@@ -39,3 +39,6 @@ SHIFTS = {
     "blur (sigma 1.5)": lambda x: F.gaussian_blur(x, [7, 7], [1.5, 1.5]),
     "noise (sigma 8)": _noise(8.0),
 }
+
+
+SELECTION_SHIFTS = ("darker (exposure -30 %)", "low contrast (x0.6)", "gamma 1.6", "tight crop (80 %)")

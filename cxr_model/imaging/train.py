@@ -10,67 +10,24 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from cxr_model.imaging import data as D
+from cxr_model.imaging import data as D, finish as calibrate
+from cxr_model.imaging.config import TrainConfig, split_data
+from cxr_model.imaging.datasets import SourceDataset
 from cxr_model.imaging.network import build_model, pick_device
-from cxr_model.imaging.shift import SHIFTS
-from cxr_model.imaging.transforms import EvalTransform, TrainTransform
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    arch: str = "resnet18"
-    img_size: int = 160
-    epochs: int = 14
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    patience: int = 5
-    seed: int = 0
-    val_frac: float = 0.15
-    test_frac: float = 0.15
-    max_items: int = 0  # >0: use only this many training files (tests, smoke runs)
-    max_steps: int = 0  # >0: stop each epoch after this many steps
-    workers: int = 0
-    name: str = "cxr-pneumonia-resnet18"
-    version: str = "1.0.0"
-    device: str = ""
-    select_on: str = "hard"  # "hard": val pooled with 4 acquisition shifts; "clean": val as is
-    # Model 2 (children and adults; see train_mixed.py). All off by default: 1.1.0's recipe.
-    adult_data: str = ""  # nih_adult folder; when set, train on both populations
-    init_from: str = ""  # bundle folder whose weights start the run
-    kermany_splits: str = ""  # a bundle's splits.csv: reuse its child-level split
-    mix: int = 0  # films per population per epoch (0: 1500)
-    site_augment: bool = False  # JPEG quality and burned-in marker augmentation
-    threads: int = 0  # >0: torch.set_num_threads
-    finish_only: bool = False  # build the bundle from out/checkpoints/best.pt, no training
-    time_budget_min: float = 0.0  # >0: train until this many minutes, LR on a cosine of elapsed time
-    select_child_n: int = 0  # >0: per-epoch selection on a seeded subset of this many child val films
-
-
-class SourceDataset(Dataset):
-    """In-memory uint8 sources ``(N, 1, 224, 224)`` with labels, transformed on access."""
-
-    def __init__(self, sources: torch.Tensor, labels: torch.Tensor, transform):
-        self.sources, self.labels, self.transform = sources, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.transform(self.sources[i]), self.labels[i]
+from cxr_model.imaging.predict import predict_logits
+from cxr_model.imaging.shift import SELECTION_SHIFTS, SHIFTS
+from cxr_model.imaging.train_mixed import train_mixed
+from cxr_model.imaging.transforms import TrainTransform
+from cxr_model.metrics.classification import compute_auroc as auroc
 
 
 def _is_dist() -> bool:
@@ -86,43 +43,16 @@ def _log(msg: str) -> None:
         print(msg, flush=True)
 
 
-@torch.inference_mode()
-def predict_logits(model: nn.Module, sources: torch.Tensor, img_size: int, device, batch: int = 128, shift=None) -> np.ndarray:
-    """Raw logits for uint8 sources, optionally after an acquisition shift (see ``shift.py``)."""
-    model.eval()
-    tf = EvalTransform(img_size)
-    out = []
-    for i in range(0, len(sources), batch):
-        src = sources[i : i + batch]
-        if shift is not None:
-            src = torch.stack([shift(s) for s in src])
-        out.append(model(tf(src).to(device)).float().squeeze(1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
-
-
-SELECTION_SHIFTS = ("darker (exposure -30 %)", "low contrast (x0.6)", "gamma 1.6", "tight crop (80 %)")
-
-
 def validation_auroc(net: nn.Module, src_val: torch.Tensor, y_val: np.ndarray, cfg: TrainConfig, device) -> float:
     """The model-selection score: AUROC on the validation split, by default pooled with the same
     images under four acquisition shifts (a validation built to be hard: the clean split's AUROC
     saturates near 0.995 and cannot tell epochs apart, while shift robustness is what carries
     to other sites)."""
-    from cxr_model.imaging import calibrate
 
     logits = [predict_logits(net, src_val, cfg.img_size, device)]
     if cfg.select_on == "hard":
         logits += [predict_logits(net, src_val, cfg.img_size, device, shift=SHIFTS[k]) for k in SELECTION_SHIFTS]
-    return calibrate.auroc(np.concatenate([y_val] * len(logits)), np.concatenate(logits))
-
-
-def split_data(cfg: TrainConfig) -> dict[str, list[D.Item]]:
-    items = D.kermany_items(cfg.data, "train")
-    if cfg.max_items:
-        rng = np.random.default_rng(cfg.seed)
-        items = [items[i] for i in sorted(rng.choice(len(items), min(cfg.max_items, len(items)), replace=False))]
-    fractions = {"train": 1 - cfg.val_frac - cfg.test_frac, "val": cfg.val_frac, "test": cfg.test_frac}
-    return D.split_by_child(items, fractions, seed=cfg.seed, duplicates=D.duplicate_groups(cfg.data))
+    return auroc(np.concatenate([y_val] * len(logits)), np.concatenate(logits))
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -131,11 +61,8 @@ def train(cfg: TrainConfig) -> dict:
     Returns:
         The bundle's metadata (rank 0) or ``{}`` (other ranks).
     """
-    from cxr_model.imaging import calibrate
 
     if cfg.adult_data:
-        from cxr_model.imaging.train_mixed import train_mixed
-
         return train_mixed(cfg)
     started = time.time()
     if _is_dist() and not dist.is_initialized():
@@ -221,7 +148,4 @@ def train(cfg: TrainConfig) -> dict:
         dist.destroy_process_group()
     return meta
 
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return {k: v for k, v in asdict(cfg).items() if k not in ("out",)}
 

@@ -20,8 +20,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from cxr_model.imaging import data as D
+from cxr_model.imaging.config import split_data
+from cxr_model.imaging.finish_mixed import finish_mixed
 from cxr_model.imaging.network import build_model, pick_device
+from cxr_model.imaging.predict import predict_logits
+from cxr_model.imaging.splits import read_splits, split_by_patient
 from cxr_model.imaging.transforms import TrainTransform
+from cxr_model.metrics.classification import compute_auroc as auroc
+from cxr_model.registry import read_state
 
 POPULATIONS = ("child", "adult")
 
@@ -33,15 +39,14 @@ def split_mixed(cfg) -> dict[str, dict[str, list[D.Item]]]:
     held-out figures stay comparable with that bundle), else the seeded child-level split.
     Adults: a seeded split by ``patient_id`` with the same fractions.
     """
-    from cxr_model.imaging.train import split_data
 
     if cfg.kermany_splits:
-        child = D.read_splits(cfg.kermany_splits, cfg.data)
+        child = read_splits(cfg.kermany_splits, cfg.data)
         child = {k: child.get(k, []) for k in ("train", "val", "test")}
     else:
         child = split_data(cfg)
     fractions = {"train": 1 - cfg.val_frac - cfg.test_frac, "val": cfg.val_frac, "test": cfg.test_frac}
-    adult = D.split_by_patient(D.nih_items(cfg.adult_data), fractions, seed=cfg.seed)
+    adult = split_by_patient(D.nih_items(cfg.adult_data), fractions, seed=cfg.seed)
     parts = {"child": child, "adult": adult}
     if cfg.max_items:  # smoke runs and tests: a seeded subset of every part
         rng = np.random.default_rng(cfg.seed)
@@ -103,8 +108,6 @@ def load_parts(parts: dict[str, dict[str, list[D.Item]]]) -> dict[str, dict[str,
 
 
 def _init_state(net: nn.Module, bundle_dir: str) -> None:
-    from cxr_model.registry import read_state
-
     state, meta = read_state(bundle_dir)  # sha256-checked, weights_only=True
     net.load_state_dict(state)
     print(f"initialised from {meta['name']} {meta['version']} ({bundle_dir})", flush=True)
@@ -120,9 +123,6 @@ def selection_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 
 def validation_scores(net, sources, img_size: int, device, subsets: dict | None = None) -> dict[str, float]:
-    from cxr_model.imaging.calibrate import auroc
-    from cxr_model.imaging.train import predict_logits
-
     scores = {}
     for pop in POPULATIONS:
         src, y = sources[pop]["val"]
@@ -161,7 +161,6 @@ def train_mixed(cfg) -> dict:
         history, best = _fit(cfg, net, sources, device, ckpt_dir, started)
         ck = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(ck["state"])
-    from cxr_model.imaging.finish_mixed import finish_mixed
 
     return finish_mixed(cfg, net, parts, sources, device, history, best, time.time() - started)
 

@@ -27,7 +27,8 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from cxr_model.imaging.io import Source, read_image
+from cxr_model.imaging.formats import Source
+from cxr_model.imaging.io import read_image
 
 SOURCE_SIZE = 224
 NORM_MEAN = 0.5

@@ -5,45 +5,24 @@ Event-1 is the 2012 challenge's score: min(sensitivity, positive predictivity) a
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cxr_model.evaluation.curves import compute_auprc
-from cxr_model.evaluation.metrics import bootstrap_ci, compute_auroc, compute_brier, compute_threshold_metrics
-from cxr_model.evaluation.runfolder import write_json
+from cxr_model.files import write_json
+from cxr_model.metrics.calibration import calibration_slope_intercept
+from cxr_model.metrics.classification import (
+    bootstrap_ci, compute_auroc, compute_brier, compute_ece, compute_event1, compute_threshold_metrics,
+)
+from cxr_model.metrics.curves import compute_auprc
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.grid import Grid, to_grid
 from cxr_model.vitals.news2 import news2_grid
-from cxr_model.vitals.physionet import Grid, load_outcomes, read_dir, to_grid
+from cxr_model.vitals.reader import load_outcomes, read_dir
+from cxr_model.vitals.splits import read_split
 
 WINDOWS = (24, 48)
-
-
-def compute_event1(y_true, y_score, threshold: float) -> float:
-    """min(sensitivity, PPV) calling positive when ``score >= threshold``; nan when undefined."""
-    m = compute_threshold_metrics(y_true, y_score, threshold)
-    se, ppv = m["sensitivity"], m["ppv"]
-    if math.isnan(se) or math.isnan(ppv):
-        return float("nan") if math.isnan(se) else 0.0
-    return float(min(se, ppv))
-
-
-def event1_threshold(y_true, y_score) -> float:
-    """The observed score that maximises event-1 (ties: the higher threshold, fewer alerts)."""
-    y = np.asarray(y_true, dtype=np.int64)
-    s = np.asarray(y_score, dtype=np.float64)
-    if y.size == 0 or y.min() == y.max():
-        raise ValueError("event-1 threshold needs both classes")
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    tp = np.cumsum(y_sorted)
-    k = np.arange(1, y.size + 1)
-    last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # cut after every distinct score
-    e1 = np.minimum(tp / y.sum(), tp / k)
-    e1 = np.where(last_of_tie, e1, -1.0)
-    best = int(np.argmax(e1))  # first maximum in descending order = highest threshold
-    return float(s_sorted[best])
 
 
 @dataclass
@@ -141,8 +120,6 @@ def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000) -> dict:
         out["saps1"] = _block(y[ok], scored.saps1[ok], comp.get("saps1_threshold"), False, n_boot)
     if y.size:
         out["alerts"] = alert_summary(scored.risk, y, meta["threshold"]["value"], scored.survival_days)
-        from cxr_model.evaluation.calibration import calibration_slope_intercept
-        from cxr_model.evaluation.metrics import compute_ece
 
         out["calibration_48h"] = {"ece": compute_ece(y, scored.risk[:, -1]),
                                   **calibration_slope_intercept(y, scored.risk[:, -1])}
@@ -155,7 +132,6 @@ def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None 
     Returns the metrics dict written to ``<out_dir>/metrics.json`` (``n``, ``n_errors``, ``errors``
     and the groups above); unreadable records are counted and named, the rest are scored.
     """
-    from cxr_model.vitals.lstm import load_vitals_bundle
 
     outcomes = load_outcomes(outcomes_file)
     bundle = load_vitals_bundle(bundle_dir)
@@ -187,11 +163,4 @@ def dropped_summary(records) -> dict:
     top = dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:20])
     return {"n_dropped": sum(r.n_dropped for r in records), "dropped_by_reason": top}
 
-
-def read_split(path: Path, split: str) -> list[int]:
-    """Record ids of one split from a bundle's ``splits.csv`` (``record_id,split``)."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no splits.csv in the model bundle, cannot select split {split!r}")
-    rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line.strip()]
-    return [int(r[0]) for r in rows if r[1].strip() == split]
 

@@ -13,7 +13,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from cxr_model.vitals.physionet import Grid, channel_names, normal_values
+from cxr_model.vitals.grid import Grid
+from cxr_model.vitals.reader import channel_names, normal_values
 
 
 def occlusion(bundle, grid: Grid, step: int) -> list[dict]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cxr_model.vitals.physionet import Grid, channel_names
+from cxr_model.vitals.grid import Grid
+from cxr_model.vitals.reader import channel_names
 
 PARAMETERS = ["respiration", "spo2", "air_or_oxygen", "systolic_bp", "pulse", "consciousness", "temperature"]
 SUBSTITUTIONS = (

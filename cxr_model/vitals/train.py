@@ -16,18 +16,17 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from cxr_model.metrics.classification import compute_auroc, event1_threshold
 from cxr_model.registry import save_bundle
-from cxr_model.vitals.evaluate import (
-    Scored, compute_auprc, compute_event1, event1_threshold, metrics_for, score_grids,
-)
-from cxr_model.evaluation.metrics import compute_auroc
-from cxr_model.vitals.lstm import NORMALISER_FILE, TASK, VitalsBundle, VitalsEnsemble, VitalsLSTM
-from cxr_model.vitals.physionet import (
-    N_HOURS, STATIC_FEATURES, Normaliser, channel_names, load_outcomes, read_dir, stratified_split, to_grid,
-)
+from cxr_model.vitals.bundle import NORMALISER_FILE, TASK, VitalsBundle, model_card
+from cxr_model.vitals.evaluate import Scored, metrics_for, score_grids
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM
+from cxr_model.vitals.normaliser import STATIC_FEATURES, Normaliser
+from cxr_model.vitals.reader import N_HOURS, channel_names, load_outcomes, read_dir
+from cxr_model.vitals.splits import SPLIT_NAME, stratified_split
 
 log = logging.getLogger(__name__)
-SPLIT_NAME = "strat-622-seed2012"
 
 
 @dataclass
@@ -198,47 +197,3 @@ def train(cfg: VitalsTrainConfig) -> dict:
     return meta
 
 
-def _fmt(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
-
-
-def model_card(meta: dict) -> str:
-    td, val = meta["training_data"], meta["validation"]
-    rows = "\n".join(
-        f"| {k} | {v['n']} ({v['n_positive']} deaths) | {_fmt(v['auroc'])} | {_fmt(v['auprc'])} | {_fmt(v.get('event1'))} |"
-        for k, v in val.items() if "auroc" in v)
-    return f"""# {meta['name']} {meta['version']}: in-hospital mortality early warning from ICU vitals
-
-**Decision support, not a diagnosis.** The risk is a statistical estimate for ward prioritisation; it
-does not replace clinical assessment, NEWS2 escalation policy or a clinician's judgement.
-
-## Intended use
-Hourly risk of in-hospital death for adult ICU stays, from the vital signs, laboratory values and
-descriptors recorded so far in the first 48 hours. An alert is raised when the risk reaches
-{meta['threshold']['value']:.3f} ({meta['threshold']['rule']}).
-
-## Model
-{meta['architecture']}: mean logit of {meta['hyperparameters']['members']} LSTMs (one layer, hidden {meta['hyperparameters']['hidden']}) over GRU-D-style
-inputs ({len(meta['channels'])} channels: values, masks, time since last observation; 11 static
-descriptor features) trained from different seeds on the same split, a logit at every hour, Platt-scaled on validation ({meta['calibration']['method']}).
-
-## Data
-{td['source']}. Split `{meta['split']['name']}` (stratified by outcome, seed {meta['split']['seed']}):
-train {td['n_train']} ({td['n_train_positive']} deaths), validation {td['n_val']} ({td['n_val_positive']}),
-held-out test {td['n_test']} ({td['n_test_positive']}); record ids in `splits.csv`. Outcomes are labels only,
-never features. Cleaning rules and normal values: `cxr_model/vitals/channels.json` and `physionet.py`.
-
-## Validation metrics (validation split, used for early stopping and thresholds: optimistic)
-| group | n | AUROC | AUPRC | event-1 |
-|---|---|---|---|---|
-{rows}
-
-Held-out test metrics: run `cxr-model vitals evaluate --split test` (see the project report).
-
-## Limits
-- One hospital system (MIMIC-II, Boston, 2001-2008); not validated on other populations or ward (non-ICU) patients.
-- Trained on set A only; set B of the challenge is held back for an independent test.
-- Missing measurements are carried forward from documented normal values; a stay with few observations looks normal.
-- Calibrated per hour on the validation stays (Platt scaling); calibration has not been checked on other sites.
-- NEWS2 comparisons use stand-ins (SaO2 for SpO2, GCS < 15 for "not alert").
-"""

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr_model.vitals.evaluate import read_split
+from cxr_model.vitals.grid import Grid, to_grid
 from cxr_model.vitals.lstm import first_crossing
 from cxr_model.vitals.news2 import News2, news2_grid
-from cxr_model.vitals.physionet import Grid, Record, channel_names, read_dir, to_grid
+from cxr_model.vitals.reader import Record, channel_names, read_dir
+from cxr_model.vitals.splits import read_split
 
 VITAL_CHANNELS = ["HR", "RespRate", "SysABP", "NISysABP", "Temp", "SaO2", "GCS"]
 

@@ -39,7 +39,7 @@ def test_report_renders_its_roc_plot_from_a_file_without_network(browser, report
 def test_report_prints_to_a_multi_page_pdf(browser, report, tmp_path):
     import re
 
-    from cxr_model.evaluation.pdf import write_pdf
+    from cxr_model.imaging.report.pdf import write_pdf
 
     pdf = write_pdf(report, tmp_path / "report.pdf", browser=browser).read_bytes()
     assert pdf.startswith(b"%PDF-")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from cxr_model.imaging.data import CLASSES, Item, kermany_items
+from cxr_model.imaging.data import Item, kermany_items
+from cxr_model.imaging.labels import CLASSES
 
 
 def pick_items(kermany_dir: Path, per_group: int = 6) -> list[Item]:

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_model.evaluation import analysis as A
-from cxr_model.evaluation import metrics as M
+from cxr_model.imaging.report import analysis as A
+from cxr_model.metrics import classification as M
+from cxr_model.metrics.format import vitals_groups
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,6 @@ def test_training_summary_reads_the_model_card():
 def test_vitals_groups_flatten_nested_metrics():
     metrics = {"n": 800, "lstm_48h": {"auroc": 0.85, "auroc_ci95": [0.8, 0.9], "event1": 0.5},
                "baselines": {"news2_48h": {"auroc": 0.7}, "saps1": {"auroc": 0.68}}, "note": "x"}
-    rows = A.vitals_groups(metrics)
+    rows = vitals_groups(metrics)
     assert [r["group"] for r in rows] == ["lstm_48h", "baselines / news2_48h", "baselines / saps1"]
     assert rows[0]["event1"] == 0.5

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from cxr_model.evaluation import metrics as M
+from cxr_model.metrics import classification as M
 
 
 def _mean_label(y, s):

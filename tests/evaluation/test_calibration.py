@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from cxr_model.evaluation.calibration import calibration_slope_intercept, reliability_bins
-from cxr_model.evaluation.metrics import compute_ece
+from cxr_model.metrics.calibration import calibration_slope_intercept, reliability_bins
+from cxr_model.metrics.classification import compute_ece
 
 
 def _sigmoid(z):

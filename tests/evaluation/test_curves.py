@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cxr_model.evaluation.curves import compute_auprc, pr_curve, roc_curve
+from cxr_model.metrics.curves import compute_auprc, pr_curve, roc_curve
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cxr_model.evaluation.gallery import build_gallery, failure_cases
+from cxr_model.imaging.report.gallery import build_gallery, failure_cases
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_a_failing_grad_cam_leaves_the_radiograph_and_says_why(predictions, tmp_
 
 def test_images_outside_the_allowed_folders_are_never_read(tmp_path):
     """A crafted predictions.csv cannot put server files on the page (absolute, '..' or via a link)."""
-    from cxr_model.evaluation.gallery import gallery_item, resolve_image
+    from cxr_model.imaging.report.gallery import gallery_item, resolve_image
 
     data, outside = tmp_path / "data", tmp_path / "outside"
     data.mkdir(), outside.mkdir()

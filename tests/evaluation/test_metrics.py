@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cxr_model.evaluation import metrics as M
+from cxr_model.metrics import classification as M
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """report.pdf is optional: without a browser the error says what to install."""
 import pytest
 
-from cxr_model.evaluation import pdf
+from cxr_model.imaging.report import pdf
 
 
 def test_without_chromium_the_error_says_what_to_install(tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_model.evaluation.report import DISCLAIMER, RunFolderError, load_run, write_report
+from cxr_model.imaging.report.html import DISCLAIMER, write_report
+from cxr_model.imaging.report.run import load_run
+from cxr_model.imaging.runfolder import RunFolderError
 from tests.evaluation.runfolder import make_run
 
 EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.I)

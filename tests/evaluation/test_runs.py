@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from cxr_model.evaluation.runs import safe_run_name, saved_runs
+from cxr_model.imaging.runfolder import safe_run_name, saved_runs
 
 
 def _run(folder, mtime=None):

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from cxr_model.evaluation import metrics as M
-from cxr_model.evaluation.subgroups import MISSING, subgroup_table
+from cxr_model.metrics import classification as M
+from cxr_model.metrics.subgroups import MISSING, subgroup_table
 
 
 def test_each_row_equals_the_metrics_of_its_subset():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from cxr_model.evaluation.metrics import youden_threshold
+from cxr_model.metrics.classification import youden_threshold
 
 
 def test_separable_scores_give_the_lowest_positive_score():

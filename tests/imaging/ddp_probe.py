@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 
 from cxr_model import cli
-from cxr_model.imaging import calibrate
-from cxr_model.imaging import train as T
+from cxr_model.imaging import finish as calibrate, train as T
+from cxr_model.imaging.datasets import SourceDataset
 
 
 def main(argv: list[str]) -> int:
     seen: list[int] = []
     models = []
-    get_item, build = T.SourceDataset.__getitem__, T.build_model
+    get_item, build = SourceDataset.__getitem__, T.build_model
 
     def recording_get_item(self, i):
         seen.append(int(i))
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         models.append(build(arch))
         return models[-1]
 
-    T.SourceDataset.__getitem__ = recording_get_item
+    SourceDataset.__getitem__ = recording_get_item
     T.build_model = recording_build
     order_file = os.environ.get("DDP_PROBE_ORDER")
     if order_file:

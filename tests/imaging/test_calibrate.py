@@ -11,11 +11,11 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from cxr_model.imaging.calibrate import _prob, fit_platt
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.predict import predict_batch, predict_source
 from cxr_model.imaging.review import analyse_study
 from cxr_model.imaging.transforms import load_tensor
+from cxr_model.metrics.calibration import _prob, fit_platt
 
 
 def _sigmoid(z):

@@ -6,6 +6,7 @@ from collections import defaultdict
 import pytest
 
 from cxr_model.imaging import data as D
+from cxr_model.imaging.splits import duplicate_groups, split_by_child
 
 
 @pytest.mark.parametrize(
@@ -21,8 +22,8 @@ def test_child_group_from_file_name(name, group):
 def test_split_keeps_each_child_and_duplicate_group_on_one_side(kermany_dir):
     items = D.kermany_items(kermany_dir, "train")
     assert len(items) == 5216
-    dups = D.duplicate_groups(kermany_dir)
-    parts = D.split_by_child(items, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=0, duplicates=dups)
+    dups = duplicate_groups(kermany_dir)
+    parts = split_by_child(items, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=0, duplicates=dups)
     assert sum(len(v) for v in parts.values()) == len(items)
     where_group, where_dup = defaultdict(set), defaultdict(set)
     for name, part in parts.items():
@@ -38,7 +39,7 @@ def test_split_keeps_each_child_and_duplicate_group_on_one_side(kermany_dir):
         assert 0.70 < share < 0.78
     assert 0.13 < len(parts["val"]) / len(items) < 0.17
     # deterministic for a seed
-    again = D.split_by_child(items, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=0, duplicates=dups)
+    again = split_by_child(items, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=0, duplicates=dups)
     assert [it.path for it in again["val"]] == [it.path for it in parts["val"]]
 
 

@@ -21,10 +21,12 @@ import pandas as pd
 import pytest
 
 from cxr_model.cli import main
-from cxr_model.evaluation.report import IncompleteRunError, RunFolderError, load_run, write_report
-from cxr_model.evaluation.runfolder import INCOMPLETE, count_rows
-from cxr_model.imaging import evaluate as E
+from cxr_model.files import count_rows
+from cxr_model.imaging import datasets as DS, evaluate as E
 from cxr_model.imaging.data import kermany_items
+from cxr_model.imaging.report.html import write_report
+from cxr_model.imaging.report.run import load_run
+from cxr_model.imaging.runfolder import INCOMPLETE, IncompleteRunError, RunFolderError
 from cxr_model.settings import PROJECT_ROOT
 from tests.imaging.synthetic import dicom_bytes, phantom, png_bytes
 
@@ -103,14 +105,14 @@ def test_an_unexpected_reader_exception_costs_one_file_not_the_run(kermany_dir, 
     films = real_films(kermany_dir, 16)[:8]
     faults = {films[1].path.name: IndexError("list index out of range"), films[4].path.name: TypeError("bad VR"),
               films[6].path.name: MemoryError()}
-    real_read = E.read_image
+    real_read = DS.read_image
 
     def hostile_read(path, *args, **kw):
         if Path(path).name in faults:
             raise faults[Path(path).name]
         return real_read(path, *args, **kw)
 
-    monkeypatch.setattr(E, "read_image", hostile_read)  # forked DataLoader workers inherit it
+    monkeypatch.setattr(DS, "read_image", hostile_read)  # forked DataLoader workers inherit it
     m = E.run_evaluation(films, cxr_bundle, tmp_path / "run", batch_size=3, workers=2, show_bar=False)
     assert m["n"] == 5 and m["n_errors"] == 3
     errors = pd.read_csv(tmp_path / "run" / "errors.csv", dtype=str, keep_default_na=False)

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from cxr_model.imaging.explain import (
-    METHODS, SLOW_METHODS, box_area_fraction, cam_peak, compute_cam, explain, faithfulness, overlay, pointing_hit,
-)
+from cxr_model.imaging.explain import METHODS, SLOW_METHODS, compute_cam, explain, faithfulness, overlay
+from cxr_model.imaging.pointing import box_area_fraction, cam_peak, pointing_hit
 from cxr_model.imaging.predict import predict_batch
 from cxr_model.imaging.transforms import load_tensor
 

@@ -6,7 +6,8 @@ import csv
 import numpy as np
 import pytest
 
-from cxr_model.imaging.io import ImageReadError, read_image
+from cxr_model.imaging.formats import ImageReadError
+from cxr_model.imaging.io import read_image
 from tests.imaging.synthetic import dicom_bytes, huge_png, jpeg_bytes, phantom, png_bytes
 
 

@@ -22,9 +22,12 @@ from pydicom.dataset import Dataset
 
 from cxr_model.cli import main
 from cxr_model.imaging.data import Item
+from cxr_model.imaging.datasets import FileDataset
 from cxr_model.imaging.dicom_header import header_fields, window_presets
-from cxr_model.imaging.io import ImageReadError, read_dicom_dataset, dicom_to_array, read_image
-from cxr_model.imaging.predict import FileDataset, predict_source
+from cxr_model.imaging.dicom_pixels import dicom_to_array, read_dicom_dataset
+from cxr_model.imaging.formats import ImageReadError
+from cxr_model.imaging.io import read_image
+from cxr_model.imaging.predict import predict_source
 from cxr_model.imaging.review import analyse_study
 from tests.imaging.synthetic import dicom_bytes, dicom_with, jpeg_bytes, oriented, phantom, png16_bytes, png_bytes
 

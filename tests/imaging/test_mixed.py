@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from cxr_model.evaluation import metrics as M
 from cxr_model.imaging import data as D
-from cxr_model.imaging.finish_mixed import balanced_youden, fit_platt_weighted
+from cxr_model.imaging.splits import read_splits, split_by_patient
 from cxr_model.imaging.train_mixed import PopulationMixSampler
 from cxr_model.imaging.transforms import SiteArtifacts, TrainTransform
+from cxr_model.metrics import classification as M
+from cxr_model.metrics.calibration import fit_platt_weighted
+from cxr_model.metrics.classification import balanced_youden
 from tests.conftest import _need
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -32,7 +34,7 @@ def test_nih_listing_reads_every_film_with_patient_groups(nih_dir):
 
 def test_patient_split_never_cuts_a_patient_even_with_both_labels(nih_dir):
     items = D.nih_items(nih_dir)
-    parts = D.split_by_patient(items, FRACTIONS, seed=0)
+    parts = split_by_patient(items, FRACTIONS, seed=0)
     assert sum(len(v) for v in parts.values()) == len(items)
     where = defaultdict(set)
     for name, part in parts.items():
@@ -46,12 +48,12 @@ def test_patient_split_never_cuts_a_patient_even_with_both_labels(nih_dir):
     for part in parts.values():
         assert 0.30 < sum(it.label for it in part) / len(part) < 0.45  # 37 % pneumonia overall
     assert 0.12 < len(parts["test"]) / len(items) < 0.18
-    assert [it.path for it in D.split_by_patient(items, FRACTIONS, seed=0)["val"]] == [it.path for it in parts["val"]]
-    assert [it.path for it in D.split_by_patient(items, FRACTIONS, seed=1)["val"]] != [it.path for it in parts["val"]]
+    assert [it.path for it in split_by_patient(items, FRACTIONS, seed=0)["val"]] == [it.path for it in parts["val"]]
+    assert [it.path for it in split_by_patient(items, FRACTIONS, seed=1)["val"]] != [it.path for it in parts["val"]]
 
 
 def test_read_splits_reproduces_the_bundled_kermany_parts(settings, kermany_dir):
-    parts = D.read_splits(settings.cxr_model_dir / "splits.csv", kermany_dir)
+    parts = read_splits(settings.cxr_model_dir / "splits.csv", kermany_dir)
     assert {k: len(v) for k, v in parts.items()} == {"train": 3652, "val": 782, "test": 782}
     assert all(it.path.exists() for it in parts["test"][:20])
     assert not {it.group for it in parts["train"]} & {it.group for it in parts["test"]}
@@ -61,7 +63,7 @@ def test_read_splits_keeps_only_child_rows_of_a_two_population_file(tmp_path):
     f = tmp_path / "splits.csv"
     f.write_text("path,label,split,population\ntrain/NORMAL/IM-0001-0001.jpeg,NORMAL,test,child\n"
                  "images/0001_000.jpg,PNEUMONIA,test,adult\n")
-    parts = D.read_splits(f, tmp_path)
+    parts = read_splits(f, tmp_path)
     assert [it.path.name for it in parts["test"]] == ["IM-0001-0001.jpeg"]
 
 

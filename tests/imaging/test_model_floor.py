@@ -17,8 +17,8 @@ import pytest
 from sklearn import metrics as skm
 
 from cxr_model.imaging.data import kermany_items
-from cxr_model.imaging.ood import split_items
-from cxr_model.imaging.predict import finalize_run, run_evaluation
+from cxr_model.imaging.evaluate import finalize_run, run_evaluation
+from cxr_model.imaging.splits import split_items
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from cxr_model.imaging.data import load_sources
-from cxr_model.imaging.ood import (
-    OodError, fit_gaussian, gray_features, load_ood, non_radiographs, source_features, split_items,
-)
+from cxr_model.imaging.non_radiographs import non_radiographs
+from cxr_model.imaging.ood import OodError, fit_gaussian, gray_features, load_ood, source_features
+from cxr_model.imaging.splits import split_items
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from cxr_model.imaging import data as D
+from cxr_model.imaging.datasets import FileDataset, SourceDataset
+from cxr_model.imaging.evaluate import run_evaluation
 from cxr_model.imaging.io import read_image
-from cxr_model.imaging.evaluate import FileDataset, run_evaluation
-from cxr_model.imaging.predict import predict_batch, predict_source
+from cxr_model.imaging.predict import predict_batch, predict_logits, predict_source
 from cxr_model.imaging.shift import SHIFTS
-from cxr_model.imaging.train import SourceDataset, predict_logits
 from cxr_model.imaging.transforms import EvalTransform, TrainTransform, load_tensor, to_source
 from tests.imaging.synthetic import dicom_bytes, phantom, png_bytes
 

@@ -10,8 +10,8 @@ import pytest
 from cxr_model.imaging.explain import overlay
 from cxr_model.imaging.ood import load_ood
 from cxr_model.imaging.predict import predict_source
+from cxr_model.imaging.report.study import render_study_report
 from cxr_model.imaging.review import analyse_study
-from cxr_model.imaging.study_report import render_study_report
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_six_39_megapixel_files_the_sixth_is_refused_by_the_upload_cap(png_39mp)
 
 
 def test_upload_cap_skips_unknown_and_oversized_files_and_admits_later_small_ones():
-    from cxr_model.imaging.io import MAX_PIXELS
+    from cxr_model.imaging.formats import MAX_PIXELS
     from cxr_model.imaging.review import admit_uploads
 
     # unknown size (the reader reports it), over the per-file cap (the reader refuses it): no budget

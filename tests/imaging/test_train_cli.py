@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from cxr_model.cli import main
+from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.predict import predict_source
-from cxr_model.registry import BundleError, load_cxr_bundle, read_state
+from cxr_model.registry import BundleError, read_state
 from cxr_model.settings import PROJECT_ROOT
 from tests.imaging.synthetic import jpeg_bytes, phantom
 

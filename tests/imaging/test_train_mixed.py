@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 
 from cxr_model.cli import main
-from cxr_model.registry import load_cxr_bundle
+from cxr_model.imaging.bundle import load_cxr_bundle
 from tests.conftest import _need
 
 

@@ -9,9 +9,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from cxr_model.vitals.evaluate import evaluate, read_split
-from cxr_model.vitals.lstm import load_vitals_bundle
-from cxr_model.vitals.physionet import load_outcomes, read_dir, to_grid
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.evaluate import evaluate
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.reader import load_outcomes, read_dir
+from cxr_model.vitals.splits import read_split
 
 pytestmark = pytest.mark.slow
 

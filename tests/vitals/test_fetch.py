@@ -10,7 +10,7 @@ from http.server import HTTPServer, SimpleHTTPRequestHandler
 import pytest
 
 from cxr_model.vitals.fetch import fetch
-from cxr_model.vitals.physionet import read_dir
+from cxr_model.vitals.reader import read_dir
 
 
 class _Quiet(SimpleHTTPRequestHandler):

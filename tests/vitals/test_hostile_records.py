@@ -10,7 +10,7 @@ import json
 import pytest
 
 from cxr_model.cli import main
-from cxr_model.vitals.physionet import RecordError, load_outcomes, read_dir, read_record
+from cxr_model.vitals.reader import RecordError, load_outcomes, read_dir, read_record
 from tests.vitals.conftest import write_record
 
 HEADER = "RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death"

@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from cxr_model.metrics.classification import event1_threshold
 from cxr_model.registry import BundleError
-from cxr_model.vitals.evaluate import event1_threshold, metrics_for, read_split, score_grids
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.evaluate import metrics_for, score_grids
 from cxr_model.vitals.explain import occlusion
-from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM, first_crossing, load_vitals_bundle
-from cxr_model.vitals.physionet import N_HOURS, channel_names, load_outcomes, read_dir, read_record, to_grid
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM, first_crossing
+from cxr_model.vitals.reader import N_HOURS, channel_names, load_outcomes, read_dir, read_record
+from cxr_model.vitals.splits import read_split
 from cxr_model.vitals.train import VitalsTrainConfig, train
 from cxr_model.vitals.ward import build_ward
 

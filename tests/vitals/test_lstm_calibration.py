@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from cxr_model.vitals.lstm import VitalsBundle, VitalsEnsemble, load_vitals_bundle
-from cxr_model.vitals.physionet import N_HOURS, read_dir, to_grid
+from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.lstm import VitalsEnsemble
+from cxr_model.vitals.reader import N_HOURS, read_dir
 
 
 def _sigmoid(z):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from cxr_model.vitals import news2 as N
-from cxr_model.vitals.physionet import read_record, to_grid
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.reader import read_record
 
 
 @pytest.mark.parametrize("value,points", [(8, 3), (9, 1), (11, 1), (12, 0), (20, 0), (21, 2), (24, 2), (25, 3), (5, 3), (40, 3)])

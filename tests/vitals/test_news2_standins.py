@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from cxr_model.vitals import news2 as N
-from cxr_model.vitals.physionet import read_record, to_grid
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.reader import read_record
 
 BASE = [("00:30", "HR", 70), ("00:30", "RespRate", 16), ("00:30", "SysABP", 130), ("00:30", "Temp", 37.0),
         ("00:30", "SaO2", 98)]

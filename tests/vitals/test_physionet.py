@@ -6,10 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from cxr_model.vitals.physionet import (
-    N_HOURS, Normaliser, RecordError, channel_names, clean_value, normal_values, read_dir, read_record,
-    stratified_split, to_grid,
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.normaliser import Normaliser
+from cxr_model.vitals.reader import (
+    N_HOURS, RecordError, channel_names, clean_value, normal_values, read_dir, read_record,
 )
+from cxr_model.vitals.splits import stratified_split
 
 IDX = {n: i for i, n in enumerate(channel_names())}
 

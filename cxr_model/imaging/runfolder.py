@@ -13,20 +13,21 @@ for a result is the marker:
 3. :func:`finish_run` removes the marker, last. A run is complete exactly when the marker is
    gone, whatever killed it and when (SIGKILL and power loss included).
 
-Readers (:func:`cxr_model.evaluation.report.load_run`, the evaluation page) call
+Readers (:func:`cxr_model.imaging.report.html.load_run`, the evaluation page) call
 :func:`check_complete` and refuse an incomplete folder with :class:`IncompleteRunError`.
 """
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
+import re
 import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
+from cxr_model.files import write_text
 
 METRICS, PREDICTIONS, ERRORS, REPORT = "metrics.json", "predictions.csv", "errors.csv", "report.html"
 INCOMPLETE = "INCOMPLETE"
@@ -40,50 +41,6 @@ class RunFolderError(ValueError):
 
 class IncompleteRunError(RunFolderError):
     """A run folder whose run has not finished (still running, killed or failed): its files are partial."""
-
-
-def json_safe(obj):
-    """``obj`` with every non-finite float as ``None`` and numpy scalars/arrays as plain Python.
-
-    JSON has no NaN or infinity; ``json.dumps`` would write the non-standard token ``NaN``, which
-    strict parsers (browsers, ``jq``) refuse.
-    """
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary sibling, flush it to disk, then rename it over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def write_json(path: Path, obj) -> Path:
-    """Atomic :func:`write_text` of ``obj`` as strict JSON (non-finite numbers become ``null``)."""
-    return write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
-
-
-def count_rows(csv_path: Path) -> int:
-    """Data rows of a CSV with a header (quoted fields may hold newlines, so lines are not rows)."""
-    if not Path(csv_path).exists():
-        return 0
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -156,3 +113,80 @@ def _now() -> str:
 def _marker(line: str) -> str:
     return (f"{line}\nThis evaluation run did not finish: predictions.csv and errors.csv hold only the files "
             "scored before it stopped. Do not use its numbers.\n")
+
+
+#: Each part of a run's path below the runs folder: letters, digits, ``.``, ``_``, ``-``, not
+#: starting with a dot (no ``..``, no hidden or temporary folders).
+RUN_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def safe_run_name(text: str) -> str:
+    """``text`` made into one valid run folder name (runs of other characters become ``-``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
+
+
+def saved_runs(runs_dir: str | Path) -> dict[str, Path]:
+    """Runs one or two levels below ``runs_dir``, newest first, keyed by their path below it.
+
+    A run is a folder holding predictions.csv. A folder is left out when a part of its name is
+    not a :data:`RUN_PART`, or when its real path (symbolic links resolved) or its predictions.csv
+    lies outside ``runs_dir``.
+
+    Returns:
+        ``{"evaluations/val-20260101-120000": <resolved folder>, ...}``.
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return {}
+    real_root = root.resolve()
+    found = []
+    for pred in [*root.glob(f"*/{PREDICTIONS}"), *root.glob(f"*/*/{PREDICTIONS}")]:
+        run = pred.parent
+        rel = run.relative_to(root)
+        if not all(RUN_PART.fullmatch(part) for part in rel.parts):
+            continue
+        try:
+            real = run.resolve(strict=True)
+            if not real.is_relative_to(real_root) or not pred.resolve(strict=True).is_relative_to(real):
+                continue
+            found.append((pred.stat().st_mtime, rel.as_posix(), real))
+        except OSError:  # vanished or unreadable meanwhile: not offered
+            continue
+    return {name: path for _, name, path in sorted(found, key=lambda t: (-t[0], t[1]))}
+
+
+PRED_COLUMNS = ["path", "label", "probability", "predicted", "subtype", "group", "height", "width"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM during ``cxr-model evaluate``: unwinds like Ctrl-C, so the DataLoader's workers are
+    shut down and reaped and the run folder is marked as stopped, instead of the process vanishing."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextmanager
+def sigterm_interrupts():
+    """While inside, SIGTERM raises :class:`Interrupted` (main thread only; a no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _stopped(exc: BaseException) -> str:
+    if isinstance(exc, Interrupted):
+        return f"interrupted by {signal.Signals(exc.signum).name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted by SIGINT (Ctrl-C)"
+    return f"stopped by {type(exc).__name__}: {exc}"

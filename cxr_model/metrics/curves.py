@@ -1,7 +1,7 @@
 """ROC and precision-recall curves and the area under the PR curve, as pure functions.
 
 Labels are 0/1 (1 = positive); scores are probabilities or any monotone score; a case is called
-positive when ``score >= threshold``, as in :mod:`cxr_model.evaluation.metrics`. Every distinct
+positive when ``score >= threshold``, as in :mod:`cxr_model.metrics.classification`. Every distinct
 score is a threshold, so tied scores move the curve in one diagonal step.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cxr_model.evaluation.metrics import _arrays
+from cxr_model.metrics.classification import _arrays
 
 
 @dataclass(frozen=True)

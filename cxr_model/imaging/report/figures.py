@@ -9,8 +9,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from cxr_model.evaluation.calibration import ReliabilityBins
-from cxr_model.evaluation.curves import Curve
+from cxr_model.metrics.calibration import ReliabilityBins
+from cxr_model.metrics.curves import Curve
 
 _LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=50))
 OPERATING = "#d62728"

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cxr_model.imaging.io import ImageReadError, read_image
+from cxr_model.imaging.formats import ImageReadError
+from cxr_model.imaging.io import read_image
+from cxr_model.imaging.transforms import load_tensor
 
 THUMB_PX = 192
 
@@ -71,7 +73,6 @@ def _cam_overlay(bundle, path: Path, thumb: np.ndarray, method: str, alpha: floa
         from cxr_model.imaging.explain import compute_cam, overlay
     except ImportError:
         return None, "Grad-CAM not available in this build"
-    from cxr_model.imaging.transforms import load_tensor
 
     try:
         cam = np.asarray(compute_cam(bundle, load_tensor(path, bundle.img_size), method=method), dtype=np.float32)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from cxr_model.evaluation.metrics import _arrays
+from cxr_model.metrics.classification import _arrays
+
 
 #: Probabilities are clipped into ``[EPS, 1 - EPS]`` before taking logits (0 and 1 are infinite).
 EPS = 1e-6
@@ -112,3 +114,59 @@ def calibration_slope_intercept(y_true, y_prob) -> dict[str, float]:
     if citl is not None:
         out["citl"] = float(citl[0])
     return out
+
+
+def fit_platt(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """Platt scaling ``p = sigmoid(a * logit + b)`` by maximum likelihood on validation data.
+
+    The training loss weights classes (pos_weight), which shifts raw probabilities; Platt on the
+    validation prevalence undoes that.
+    """
+    x = torch.tensor(logits, dtype=torch.float64)
+    t = torch.tensor(y, dtype=torch.float64)
+    a = torch.ones((), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + b, t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    a, b = a.detach(), b.detach()
+    return {"a": a.item(), "b": b.item()}
+
+
+def _prob(logits: np.ndarray, cal: dict) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(cal["a"] * logits + cal["b"])))
+
+
+def fit_platt_weighted(y: np.ndarray, logits: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """Platt scaling ``p = sigmoid(a * logit + b)`` by weighted maximum likelihood."""
+    x, t = torch.tensor(logits, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+    w = torch.tensor(weights / weights.mean(), dtype=torch.float64)
+    a = torch.ones((), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + b, t, weight=w)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {"a": a.item(), "b": b.item()}
+
+
+def prob(logits: np.ndarray, cal: dict) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(cal["a"] * np.asarray(logits, dtype=np.float64) + cal["b"])))
+
+
+def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
+    """Slope of the logistic recalibration of ``logit(p)`` on the outcomes (1 = well calibrated)."""
+
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return fit_platt(y, np.log(p / (1 - p)))["a"]

@@ -44,7 +44,7 @@ def write_pdf(report_html: str | Path, out: str | Path | None = None, chromium: 
     """Print ``report_html`` to PDF (A4 landscape, backgrounds on), offline.
 
     Args:
-        report_html: a report written by :func:`~cxr_model.evaluation.report.write_report`.
+        report_html: a report written by :func:`~cxr_model.imaging.report.html.write_report`.
         out: the PDF path; default ``report.pdf`` beside the HTML.
         chromium: the browser binary; default the first of ``chromium``, ``chromium-browser``,
             ``google-chrome`` on the PATH.

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 N_HOURS = 48
 CHANNELS_FILE = Path(__file__).with_name("channels.json")
 
@@ -197,63 +198,6 @@ def read_record(path: str | Path) -> Record:
     return rec
 
 
-@dataclass
-class Grid:
-    """A stay on the hourly grid. Step ``t`` holds what was observed in hour ``(t, t+1]``.
-
-    Attributes:
-        record_id: the challenge RecordID.
-        values: ``[48, C]`` float32, cleaned values in their units, forward filled, starting from
-            the channel's normal value before the first observation.
-        mask: ``[48, C]`` float32, 1 where the channel was observed in that hour.
-        delta: ``[48, C]`` float32, hours since the channel was last observed (0 when observed in
-            that hour; hours since admission before the first observation).
-        descriptors: static descriptors (``nan`` when unknown).
-    """
-
-    record_id: int
-    values: np.ndarray
-    mask: np.ndarray
-    delta: np.ndarray
-    descriptors: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def channels(self) -> list[str]:
-        return channel_names()
-
-
-def to_grid(record: Record) -> Grid:
-    """Discretise a record onto 48 hourly steps (last value per hour; Urine summed; MechVent max)."""
-    names = channel_names()
-    index = {n: i for i, n in enumerate(names)}
-    aggs = [c["agg"] for c in channel_table()["channels"]]
-    n_c = len(names)
-    raw = np.full((N_HOURS, n_c), np.nan, dtype=np.float32)
-    for minutes, param, value in sorted(record.events, key=lambda e: e[0]):
-        # an observation at exactly HH:00 belongs to the hour that ends then (00:00 to step 0)
-        t = min(max(math.ceil(minutes / 60) - 1, 0), N_HOURS - 1)
-        c = index[param]
-        prev = raw[t, c]
-        if aggs[c] == "sum" and not np.isnan(prev):
-            raw[t, c] = prev + value
-        elif aggs[c] == "max" and not np.isnan(prev):
-            raw[t, c] = max(prev, value)
-        else:
-            raw[t, c] = value
-    mask = (~np.isnan(raw)).astype(np.float32)
-    values = np.empty_like(raw)
-    delta = np.empty_like(raw)
-    last = normal_values().copy()
-    since = np.zeros(n_c, dtype=np.float32)
-    for t in range(N_HOURS):
-        obs = mask[t] > 0
-        last = np.where(obs, raw[t], last)
-        since = np.where(obs, 0.0, since + 1.0).astype(np.float32)
-        values[t] = last
-        delta[t] = since
-    return Grid(record.record_id, values, mask, delta, dict(record.descriptors))
-
-
 def load_outcomes(path: str | Path) -> dict[int, dict[str, float]]:
     """``Outcomes-*.txt`` -> ``{RecordID: {"SAPS-I", "SOFA", "Length_of_stay", "Survival", "In-hospital_death"}}``.
 
@@ -334,109 +278,4 @@ def read_dir(records_dir: str | Path, record_ids: list[int] | None = None) -> tu
 
 # --- normaliser -------------------------------------------------------------------------------
 
-STATIC_FEATURES = ["age", "male", "gender_known", "height", "height_known", "weight", "weight_known",
-                   "icu_coronary", "icu_cardiac_surgery", "icu_medical", "icu_surgical"]
 
-
-@dataclass
-class Normaliser:
-    """Standardises grid values per channel (after log1p where the table says so) and descriptors.
-
-    Fitted on training stays only (observed values, not forward-filled ones); saved as JSON.
-
-    Attributes:
-        channels: channel names, in column order.
-        mean, std: per channel, on the transformed scale.
-        static_mean, static_std: for age, height, weight.
-    """
-
-    channels: list[str]
-    mean: list[float]
-    std: list[float]
-    static_mean: dict[str, float]
-    static_std: dict[str, float]
-    clip: float = 6.0
-
-    @classmethod
-    def fit(cls, grids: list[Grid]) -> Normaliser:
-        names = channel_names()
-        logs = np.array([c["transform"] == "log" for c in channel_table()["channels"]])
-        vals = np.stack([g.values for g in grids])  # [N, T, C]
-        mask = np.stack([g.mask for g in grids]) > 0
-        vals = np.where(logs, np.log1p(np.clip(vals, 0, None)), vals)
-        mean, std = [], []
-        for c in range(len(names)):
-            v = vals[:, :, c][mask[:, :, c]]
-            m = float(v.mean()) if v.size else 0.0
-            s = float(v.std()) if v.size > 1 else 1.0
-            mean.append(m)
-            std.append(s if s > 1e-6 else 1.0)
-        s_mean, s_std = {}, {}
-        for key in ("Age", "Height", "Weight"):
-            v = np.array([g.descriptors.get(key, math.nan) for g in grids], dtype=np.float64)
-            v = v[np.isfinite(v)]
-            s_mean[key] = float(v.mean()) if v.size else 0.0
-            s_std[key] = float(v.std()) if v.size > 1 and v.std() > 1e-6 else 1.0
-        return cls(names, mean, std, s_mean, s_std)
-
-    def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.__dict__, indent=1) + "\n")
-        return path
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> Normaliser:
-        data = json.loads(Path(path).read_text())
-        norm = cls(**data)
-        if norm.channels != channel_names():
-            raise RecordError(f"{Path(path).name}: normaliser channels do not match channels.json")
-        return norm
-
-    def static_vector(self, desc: dict[str, float]) -> np.ndarray:
-        """Descriptors -> ``[11]`` float32 (see ``STATIC_FEATURES``); unknown -> 0 with a flag."""
-        def z(key):
-            v = desc.get(key, math.nan)
-            return (0.0, 0.0) if not math.isfinite(v) else ((v - self.static_mean[key]) / self.static_std[key], 1.0)
-
-        age, _ = z("Age")
-        height, h_known = z("Height")
-        weight, w_known = z("Weight")
-        g = desc.get("Gender", math.nan)
-        icu = desc.get("ICUType", math.nan)
-        onehot = [1.0 if icu == k else 0.0 for k in (1, 2, 3, 4)]
-        return np.array([age, 1.0 if g == 1 else 0.0, 0.0 if not math.isfinite(g) else 1.0,
-                         height, h_known, weight, w_known, *onehot], dtype=np.float32)
-
-    def features(self, grid: Grid) -> np.ndarray:
-        """GRU-D-style inputs for one stay: ``[48, 3C + 11]`` float32.
-
-        Columns: standardised forward-filled values ``[C]``, masks ``[C]``, time since last
-        observation as ``log1p(hours) / log1p(48)`` ``[C]``, then the static vector ``[11]``
-        repeated at every step.
-        """
-        logs = np.array([c["transform"] == "log" for c in channel_table()["channels"]])
-        v = np.where(logs, np.log1p(np.clip(grid.values, 0, None)), grid.values)
-        v = np.clip((v - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32), -self.clip, self.clip)
-        d = np.log1p(grid.delta) / np.log1p(float(N_HOURS))
-        s = np.broadcast_to(self.static_vector(grid.descriptors), (N_HOURS, len(STATIC_FEATURES)))
-        return np.concatenate([v, grid.mask, d, s], axis=1).astype(np.float32)
-
-    @property
-    def n_features(self) -> int:
-        return 3 * len(self.channels) + len(STATIC_FEATURES)
-
-
-def stratified_split(ids: list[int], labels: list[int], fractions=(0.6, 0.2, 0.2), seed: int = 2012) -> dict[str, list[int]]:
-    """Split record ids into train/val/test, stratified by outcome, with a fixed seed."""
-    rng = np.random.default_rng(seed)
-    out = {"train": [], "val": [], "test": []}
-    ids_arr, y = np.asarray(ids), np.asarray(labels)
-    for cls in (0, 1):
-        members = ids_arr[y == cls].copy()
-        rng.shuffle(members)
-        n_tr = int(round(fractions[0] * len(members)))
-        n_va = int(round(fractions[1] * len(members)))
-        out["train"] += members[:n_tr].tolist()
-        out["val"] += members[n_tr:n_tr + n_va].tolist()
-        out["test"] += members[n_tr + n_va:].tolist()
-    return {k: sorted(int(i) for i in v) for k, v in out.items()}

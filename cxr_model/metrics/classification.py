@@ -204,3 +204,53 @@ def threshold_metric_cis(
     out["f1"] = [float(np.quantile(f1, alpha / 2)), float(np.quantile(f1, 1 - alpha / 2))] if f1.size else [
         float("nan"), float("nan")]
     return out
+
+
+def _sens_spec(y: np.ndarray, s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos, neg = np.sort(s[y == 1]), np.sort(s[y == 0])
+    sens = 1.0 - np.searchsorted(pos, t, side="left") / max(len(pos), 1)
+    spec = np.searchsorted(neg, t, side="left") / max(len(neg), 1)
+    return sens, spec
+
+
+def balanced_youden(y: np.ndarray, s: np.ndarray, groups: np.ndarray) -> float:
+    """Threshold maximising the mean over groups of Youden's J (score >= t is positive).
+
+    Candidates are the observed scores; ties go to the higher mean sensitivity.
+    """
+    cand = np.unique(s)
+    j, sens = np.zeros(len(cand)), np.zeros(len(cand))
+    gs = np.unique(groups)
+    for g in gs:
+        m = groups == g
+        se, sp = _sens_spec(y[m], s[m], cand)
+        j += (se + sp - 1) / len(gs)
+        sens += se / len(gs)
+    best = np.flatnonzero(j >= j.max() - 1e-12)
+    return float(cand[best[np.argmax(sens[best])]])
+
+
+def compute_event1(y_true, y_score, threshold: float) -> float:
+    """min(sensitivity, PPV) calling positive when ``score >= threshold``; nan when undefined."""
+    m = compute_threshold_metrics(y_true, y_score, threshold)
+    se, ppv = m["sensitivity"], m["ppv"]
+    if math.isnan(se) or math.isnan(ppv):
+        return float("nan") if math.isnan(se) else 0.0
+    return float(min(se, ppv))
+
+
+def event1_threshold(y_true, y_score) -> float:
+    """The observed score that maximises event-1 (ties: the higher threshold, fewer alerts)."""
+    y = np.asarray(y_true, dtype=np.int64)
+    s = np.asarray(y_score, dtype=np.float64)
+    if y.size == 0 or y.min() == y.max():
+        raise ValueError("event-1 threshold needs both classes")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    k = np.arange(1, y.size + 1)
+    last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # cut after every distinct score
+    e1 = np.minimum(tp / y.sum(), tp / k)
+    e1 = np.where(last_of_tie, e1, -1.0)
+    best = int(np.argmax(e1))  # first maximum in descending order = highest threshold
+    return float(s_sorted[best])

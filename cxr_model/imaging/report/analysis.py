@@ -1,6 +1,6 @@
 """Everything an evaluation report shows, computed from labels and probabilities.
 
-The report (:mod:`cxr_model.evaluation.report`) and the Streamlit page both call these
+The report (:mod:`cxr_model.imaging.report.html`) and the Streamlit page both call these
 functions; the page re-runs only :func:`threshold_rows` and the confusion matrix when its
 threshold slider moves.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from cxr_model.evaluation import metrics as M
-from cxr_model.evaluation.calibration import ReliabilityBins, calibration_slope_intercept, reliability_bins
-from cxr_model.evaluation.curves import Curve, compute_auprc, pr_curve, roc_curve
-from cxr_model.evaluation.subgroups import subgroup_table
+from cxr_model.metrics import classification as M
+from cxr_model.metrics.calibration import ReliabilityBins, calibration_slope_intercept, reliability_bins
+from cxr_model.metrics.curves import Curve, compute_auprc, pr_curve, roc_curve
+from cxr_model.metrics.subgroups import subgroup_table
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 BOOTSTRAP = "percentile bootstrap, {n} resamples, seed {seed}"
@@ -188,19 +188,3 @@ def at_threshold(base: Analysis, predictions: pd.DataFrame, threshold: float, n_
     )
 
 
-def vitals_groups(metrics: dict, prefix: str = "") -> list[dict]:
-    """Flatten a vitals metrics dict into rows, one per group that has an ``auroc``.
-
-    Accepts ``cxr-model vitals evaluate``'s metrics.json (groups ``lstm_24h``, ``news2_48h``,
-    ``saps1``, ...) or a model card's ``metrics`` block, nested any depth.
-    """
-    rows = []
-    for k, v in metrics.items():
-        if not isinstance(v, dict):
-            continue
-        name = f"{prefix}{k}"
-        if "auroc" in v:
-            rows.append({"group": name, **{m: x for m, x in v.items() if isinstance(x, (int, float, list, str))}})
-        else:
-            rows.extend(vitals_groups(v, prefix=f"{name} / "))
-    return rows

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cxr_model.evaluation.metrics import (
-    _arrays,
-    bootstrap_ci,
-    compute_auroc,
-    compute_threshold_metrics,
-    threshold_metric_cis,
+from cxr_model.metrics.classification import (
+    _arrays, bootstrap_ci, compute_auroc, compute_threshold_metrics, threshold_metric_cis,
     threshold_metric_denominators,
 )
 

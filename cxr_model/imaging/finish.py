@@ -7,10 +7,16 @@ import platform
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from cxr_model.evaluation import metrics as M
 from cxr_model.imaging import data as D
+from cxr_model.imaging.card import write_card
+from cxr_model.imaging.config import config_dict
+from cxr_model.imaging.labels import CLASSES
+from cxr_model.imaging.predict import predict_logits
+from cxr_model.imaging.shift import SHIFTS
+from cxr_model.metrics import classification as M
+from cxr_model.metrics.calibration import _prob, fit_platt
+from cxr_model.registry import save_bundle
 
 THRESHOLD_RULE = (
     "Youden's J (max sensitivity + specificity - 1) on the calibrated probabilities of the "
@@ -20,42 +26,8 @@ THRESHOLD_RULE = (
 )
 
 
-def auroc(y, s) -> float:
-    return M.compute_auroc(y, s)
-
-
-def fit_platt(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
-    """Platt scaling ``p = sigmoid(a * logit + b)`` by maximum likelihood on validation data.
-
-    The training loss weights classes (pos_weight), which shifts raw probabilities; Platt on the
-    validation prevalence undoes that.
-    """
-    x = torch.tensor(logits, dtype=torch.float64)
-    t = torch.tensor(y, dtype=torch.float64)
-    a = torch.ones((), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + b, t)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    a, b = a.detach(), b.detach()
-    return {"a": a.item(), "b": b.item()}
-
-
-def _prob(logits: np.ndarray, cal: dict) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(cal["a"] * logits + cal["b"])))
-
-
 def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s) -> dict:
     """Calibrate, pick the threshold, measure every split, write ``cfg.out`` and return metadata."""
-    from cxr_model.imaging.shift import SHIFTS
-    from cxr_model.imaging.train import config_dict, predict_logits
-    from cxr_model.registry import save_bundle
 
     logits_val = predict_logits(net, src_val, cfg.img_size, device)
     cal = fit_platt(y_val, logits_val)
@@ -91,7 +63,7 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
         "name": cfg.name,
         "version": cfg.version,
         "architecture": cfg.arch,
-        "classes": list(D.CLASSES),
+        "classes": list(CLASSES),
         "output": "one logit; P(pneumonia) = sigmoid(a * logit + b) with the calibration below",
         "input": {
             "channels": 1,
@@ -124,10 +96,9 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
     save_bundle(cfg.out, net.state_dict(), meta, card=None)
     out = Path(cfg.out)
     (out / "splits.csv").write_text(
-        "path,label,split\n" + "".join(f"{it.path.relative_to(Path(cfg.data))},{D.CLASSES[it.label]},{k}\n"
+        "path,label,split\n" + "".join(f"{it.path.relative_to(Path(cfg.data))},{CLASSES[it.label]},{k}\n"
                                        for k, v in parts.items() for it in v)
     )
-    from cxr_model.imaging.card import write_card
 
     write_card(out)
     return meta

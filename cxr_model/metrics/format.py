@@ -1,0 +1,36 @@
+"""Numbers as text for tables, cards and reports, and nested metric groups as rows."""
+from __future__ import annotations
+
+import math
+
+
+# ----------------------------------------------------------------------------------- HTML pieces
+def fmt(v, digits: int = 3) -> str:
+    """A number for a table: ``n/a`` for nan/None, integers as integers."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, bool) or isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+        return "n/a" if any(math.isnan(float(x)) for x in v) else f"{v[0]:.{digits}f}-{v[1]:.{digits}f}"
+    return str(v)
+
+
+def vitals_groups(metrics: dict, prefix: str = "") -> list[dict]:
+    """Flatten a vitals metrics dict into rows, one per group that has an ``auroc``.
+
+    Accepts ``cxr-model vitals evaluate``'s metrics.json (groups ``lstm_24h``, ``news2_48h``,
+    ``saps1``, ...) or a model card's ``metrics`` block, nested any depth.
+    """
+    rows = []
+    for k, v in metrics.items():
+        if not isinstance(v, dict):
+            continue
+        name = f"{prefix}{k}"
+        if "auroc" in v:
+            rows.append({"group": name, **{m: x for m, x in v.items() if isinstance(x, (int, float, list, str))}})
+        else:
+            rows.extend(vitals_groups(v, prefix=f"{name} / "))
+    return rows

@@ -1,0 +1,104 @@
+"""The normaliser fitted on training stays: grid -> standardised GRU-D-style features."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cxr_model.vitals.grid import Grid
+from cxr_model.vitals.reader import N_HOURS, RecordError, channel_names, channel_table
+
+
+STATIC_FEATURES = ["age", "male", "gender_known", "height", "height_known", "weight", "weight_known",
+                   "icu_coronary", "icu_cardiac_surgery", "icu_medical", "icu_surgical"]
+
+
+@dataclass
+class Normaliser:
+    """Standardises grid values per channel (after log1p where the table says so) and descriptors.
+
+    Fitted on training stays only (observed values, not forward-filled ones); saved as JSON.
+
+    Attributes:
+        channels: channel names, in column order.
+        mean, std: per channel, on the transformed scale.
+        static_mean, static_std: for age, height, weight.
+    """
+
+    channels: list[str]
+    mean: list[float]
+    std: list[float]
+    static_mean: dict[str, float]
+    static_std: dict[str, float]
+    clip: float = 6.0
+
+    @classmethod
+    def fit(cls, grids: list[Grid]) -> Normaliser:
+        names = channel_names()
+        logs = np.array([c["transform"] == "log" for c in channel_table()["channels"]])
+        vals = np.stack([g.values for g in grids])  # [N, T, C]
+        mask = np.stack([g.mask for g in grids]) > 0
+        vals = np.where(logs, np.log1p(np.clip(vals, 0, None)), vals)
+        mean, std = [], []
+        for c in range(len(names)):
+            v = vals[:, :, c][mask[:, :, c]]
+            m = float(v.mean()) if v.size else 0.0
+            s = float(v.std()) if v.size > 1 else 1.0
+            mean.append(m)
+            std.append(s if s > 1e-6 else 1.0)
+        s_mean, s_std = {}, {}
+        for key in ("Age", "Height", "Weight"):
+            v = np.array([g.descriptors.get(key, math.nan) for g in grids], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            s_mean[key] = float(v.mean()) if v.size else 0.0
+            s_std[key] = float(v.std()) if v.size > 1 and v.std() > 1e-6 else 1.0
+        return cls(names, mean, std, s_mean, s_std)
+
+    def to_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.__dict__, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Normaliser:
+        data = json.loads(Path(path).read_text())
+        norm = cls(**data)
+        if norm.channels != channel_names():
+            raise RecordError(f"{Path(path).name}: normaliser channels do not match channels.json")
+        return norm
+
+    def static_vector(self, desc: dict[str, float]) -> np.ndarray:
+        """Descriptors -> ``[11]`` float32 (see ``STATIC_FEATURES``); unknown -> 0 with a flag."""
+        def z(key):
+            v = desc.get(key, math.nan)
+            return (0.0, 0.0) if not math.isfinite(v) else ((v - self.static_mean[key]) / self.static_std[key], 1.0)
+
+        age, _ = z("Age")
+        height, h_known = z("Height")
+        weight, w_known = z("Weight")
+        g = desc.get("Gender", math.nan)
+        icu = desc.get("ICUType", math.nan)
+        onehot = [1.0 if icu == k else 0.0 for k in (1, 2, 3, 4)]
+        return np.array([age, 1.0 if g == 1 else 0.0, 0.0 if not math.isfinite(g) else 1.0,
+                         height, h_known, weight, w_known, *onehot], dtype=np.float32)
+
+    def features(self, grid: Grid) -> np.ndarray:
+        """GRU-D-style inputs for one stay: ``[48, 3C + 11]`` float32.
+
+        Columns: standardised forward-filled values ``[C]``, masks ``[C]``, time since last
+        observation as ``log1p(hours) / log1p(48)`` ``[C]``, then the static vector ``[11]``
+        repeated at every step.
+        """
+        logs = np.array([c["transform"] == "log" for c in channel_table()["channels"]])
+        v = np.where(logs, np.log1p(np.clip(grid.values, 0, None)), grid.values)
+        v = np.clip((v - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32), -self.clip, self.clip)
+        d = np.log1p(grid.delta) / np.log1p(float(N_HOURS))
+        s = np.broadcast_to(self.static_vector(grid.descriptors), (N_HOURS, len(STATIC_FEATURES)))
+        return np.concatenate([v, grid.mask, d, s], axis=1).astype(np.float32)
+
+    @property
+    def n_features(self) -> int:
+        return 3 * len(self.channels) + len(STATIC_FEATURES)
