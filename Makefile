@@ -35,8 +35,8 @@ test: install browser
 
 # Mutation testing of the core modules (not part of `make test`; CPU-heavy, about an hour on
 # 2 cores): mutmut 3 as configured in pyproject.toml, one module at a time, then the scores.
-MUTATION_MODULES ?= evaluation.metrics evaluation.calibration imaging.calibrate vitals.news2 registry \
-	review_store imaging.transforms imaging.io imaging.ood
+MUTATION_MODULES ?= metrics.classification metrics.calibration imaging.finish vitals.news2 registry \
+	review_store imaging.transforms imaging.io imaging.formats imaging.ood
 mutation: install
 	$(BIN)/pip install -q -r requirements-dev.txt
 	for m in $(MUTATION_MODULES); do \

@@ -1,4 +1,4 @@
-"""The ``cxr-model`` command line: train, predict, evaluate (and ``vitals ...``)."""
+"""The ``cxr-model`` command line: train, predict, evaluate, ood fit (and ``vitals ...``)."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,12 @@ def _evaluate(args) -> int:
     from cxr_model.imaging.evaluate import evaluate_command
 
     return evaluate_command(args.data, args.model, args.out, batch_size=args.batch_size, workers=args.workers)
+
+
+def _ood_fit(args) -> int:
+    from cxr_model.imaging.ood import fit_command
+
+    return fit_command(args.model_dir, args.max_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     ev.add_argument("--workers", type=int, default=2)
     ev.set_defaults(func=_evaluate)
+
+    o = sub.add_parser("ood", help="out-of-distribution statistics of the chest X-ray bundle")
+    osub = o.add_subparsers(dest="ood_command", required=True)
+    of = osub.add_parser("fit", help="fit the OOD statistics (writes ood.pt and ood.json into the bundle)")
+    of.add_argument("--model-dir", dest="model_dir", default=None)
+    of.add_argument("--max-train", dest="max_train", type=int, default=1500)
+    of.set_defaults(func=_ood_fit)
 
     try:
         from cxr_model.vitals.cli import register as register_vitals

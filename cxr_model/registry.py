@@ -10,7 +10,7 @@ import json
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -41,6 +41,19 @@ def read_metadata(bundle_dir: str | Path) -> dict[str, Any]:
         raise BundleError(f"{path}: invalid JSON ({exc})") from None
 
 
+def metadata_or_none(bundle_dir: str | Path) -> dict[str, Any] | None:
+    """The bundle's ``metadata.json``, or ``None`` when it is missing or unreadable (the UI then says so)."""
+    try:
+        return read_metadata(bundle_dir)
+    except BundleError:
+        return None
+
+
+def model_id(meta: dict[str, Any]) -> str:
+    """``name@version`` of a bundle's metadata: how runs, reviews and cards name the model."""
+    return f"{meta.get('name', '?')}@{meta.get('version', '?')}"
+
+
 def read_state(bundle_dir: str | Path, map_location: str | torch.device = "cpu") -> tuple[dict, dict[str, Any]]:
     """Verify and load a bundle's state_dict and metadata (no model is built)."""
     bundle_dir = Path(bundle_dir)
@@ -55,16 +68,23 @@ def read_state(bundle_dir: str | Path, map_location: str | torch.device = "cpu")
     return state, meta
 
 
-def save_bundle(bundle_dir: str | Path, state_dict: dict, metadata: dict[str, Any], card: str | None = None) -> Path:
-    """Write weights, then metadata carrying their sha256 and the torch version."""
+def save_bundle(bundle_dir: str | Path, state_dict: dict, metadata: dict[str, Any],
+                card: Callable[[dict[str, Any]], str] | None = None) -> Path:
+    """Write weights, then metadata carrying their sha256 and the torch version, then the model card.
+
+    Args:
+        card: the model's ``render_card(meta) -> str``; it renders ``MODEL_CARD.md`` from the
+            metadata exactly as written (read back from the JSON), so card and metadata agree.
+    """
     bundle_dir = Path(bundle_dir)
     bundle_dir.mkdir(parents=True, exist_ok=True)
     weights = bundle_dir / WEIGHTS
     torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, weights)
     metadata = dict(metadata, sha256=sha256_file(weights), torch_version=torch.__version__.split("+")[0])
-    (bundle_dir / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+    text = json.dumps(metadata, indent=2) + "\n"
+    (bundle_dir / METADATA).write_text(text)
     if card is not None:
-        (bundle_dir / "MODEL_CARD.md").write_text(card)
+        (bundle_dir / "MODEL_CARD.md").write_text(card(json.loads(text)))
     return bundle_dir
 
 

@@ -2,7 +2,7 @@
 
 Score a labelled set (a Kaggle-layout folder or a ``path,label`` CSV under the data folder) or
 open a saved run (``cxr-model evaluate --out``) from the runs folder (``CXR_RUNS_DIR``). All
-numbers come from ``cxr_model.evaluation``; the threshold slider re-counts the confusion matrix
+numbers come from ``cxr_model.metrics`` and ``cxr_model.imaging.report``; the threshold slider re-counts the confusion matrix
 from the cached predictions and never re-runs the network.
 
 Confinement: a saved run is picked from a list of the runs folder's runs, never typed as a path,
@@ -12,8 +12,6 @@ from run files (paths, names, messages) is shown through ``dashboard.text.plain`
 """
 from __future__ import annotations
 
-import csv
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -21,29 +19,26 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cxr_model.imaging.report import analysis as A, figures as F, html as R
+from cxr_model.imaging.data import labelled_sets
+from cxr_model.imaging.evaluate import run_evaluation
+from cxr_model.imaging.report import analysis as A, html as R
 from cxr_model.imaging.report.gallery import failure_cases, gallery_item
 from cxr_model.imaging.report.pdf import find_chromium, write_pdf
 from cxr_model.imaging.report.run import EvalRun, analyse_run, load_run
 from cxr_model.imaging.runfolder import PREDICTIONS, RunFolderError, safe_run_name, saved_runs
-from cxr_model.metrics.format import fmt, vitals_groups
-from cxr_model.registry import BundleError, read_metadata
+from cxr_model.metrics.format import fmt
+from cxr_model.registry import metadata_or_none, model_id
 from cxr_model.settings import get_settings
+from dashboard.resources import cxr_bundle
+from dashboard.tables import rows_frame, subgroup_frame
 from dashboard.text import plain
+from dashboard.vitals_tab import vitals_tab
 
 settings = get_settings()
 SAVED, SCORE = "Open a saved run folder", "Score a labelled set"
 
 
 # ------------------------------------------------------------------------------------- caching
-@st.cache_resource(show_spinner="Loading the chest X-ray model...")
-def load_bundle(model_dir: str):
-    """The shared model (one per process; never mutated)."""
-    from cxr_model.imaging.bundle import load_cxr_bundle
-
-    return load_cxr_bundle(model_dir, device=settings.device)
-
-
 def _stamp(run_dir: Path) -> float:
     """Cache key part that changes when the run folder's predictions are rewritten."""
     p = run_dir / PREDICTIONS
@@ -71,7 +66,7 @@ def cached_at(run_dir: str, stamp: float, threshold: float) -> A.Analysis:
 def cached_card(kind: str, path: str, label: int, probability: float, roots: tuple[str, ...], model_dir: str | None,
                 allowed: tuple[str, ...]):
     """One gallery card; cached per image, so moving the threshold only draws the new mistakes."""
-    bundle = load_bundle(model_dir) if model_dir else None
+    bundle = cxr_bundle(model_dir) if model_dir else None
     return gallery_item(kind, path, label, probability, [Path(r) for r in roots], bundle=bundle,
                         allowed=[Path(a) for a in allowed])
 
@@ -89,34 +84,6 @@ def gallery(run: EvalRun, threshold: float, with_cam: bool, k: int = 6) -> list:
             for kind, df in failure_cases(run.predictions, threshold, k).items() for row in df.itertuples(index=False)]
 
 
-@st.cache_data(show_spinner=False)
-def model_card(model_dir: str) -> dict | None:
-    try:
-        return read_metadata(model_dir)
-    except BundleError:
-        return None
-
-
-def labelled_sets() -> dict[str, Path]:
-    """Labelled sets found under the data folder: Kermany split folders and path,label CSVs."""
-    found = {}
-    kermany = settings.kermany_dir
-    if kermany.is_dir():
-        for split in sorted(p for p in kermany.iterdir() if p.is_dir()):
-            if (split / "NORMAL").is_dir() or (split / "PNEUMONIA").is_dir():
-                found[f"Kermany {split.name} (folder)"] = split
-    cxr = settings.data_dir / "cxr"
-    for f in sorted(cxr.rglob("*.csv")) if cxr.is_dir() else []:
-        try:
-            with open(f, newline="") as fh:
-                header = next(csv.reader(fh), [])
-        except OSError:
-            continue
-        if "path" in header and "label" in header:
-            found[f"{f.relative_to(cxr)} (CSV)"] = f
-    return found
-
-
 def runs_root() -> Path:
     return settings.runs_dir / "evaluations"
 
@@ -124,20 +91,15 @@ def runs_root() -> Path:
 # ------------------------------------------------------------------------------------- widgets
 def score_set() -> Path | None:
     """The 'score a labelled set' flow; returns the new (or last) run folder."""
-    sets = labelled_sets()
+    sets = labelled_sets(settings.data_dir)
     if not sets:
         st.info("No labelled set found in the data folder (CXR_DATA_DIR). Open a saved run instead.")
         return None
     name = st.selectbox("Labelled set", list(sets), key="eval_dataset")
     if st.button("Score this set", key="eval_start", type="primary"):
-        try:
-            from cxr_model.imaging.evaluate import run_evaluation
-        except ImportError:
-            st.error("Scoring is not available in this build (cxr_model.imaging.predict is missing).")
-            return None
         out = runs_root() / safe_run_name(f"{Path(name.split(' (')[0]).name}-{time.strftime('%Y%m%d-%H%M%S')}")
         bar = st.progress(0.0, text="Scoring...")
-        bundle = load_bundle(str(settings.cxr_model_dir))
+        bundle = cxr_bundle()
         try:
             run_evaluation(sets[name], bundle, out, workers=0, show_bar=False,
                            progress=lambda done, total: bar.progress(done / max(total, 1), text=f"Scored {done} of {total}"))
@@ -175,20 +137,6 @@ def metric_cards(rows: list[dict]) -> None:
         col.caption(f"{fmt(r['ci95'])} · n = {r['n']}")
 
 
-def rows_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{"metric": r["metric"], "value": fmt(r["value"]), "95% CI": fmt(r["ci95"]) if r["ci95"] else "",
-                          "CI method": r["ci_method"], "n": r["n"], "n counts": r["n_of"], "split": r["split"]}
-                         for r in rows])
-
-
-def subgroup_frame(rows: list[dict]) -> pd.DataFrame:
-    names = {"n": "n", "n_positive": "pneumonia", "n_negative": "normal", "mean_probability": "mean P",
-             "auroc": "AUROC", "auroc_ci95": "AUROC 95% CI", "sensitivity": "sensitivity",
-             "sensitivity_ci95": "sensitivity 95% CI", "specificity": "specificity",
-             "specificity_ci95": "specificity 95% CI", "accuracy": "accuracy", "accuracy_ci95": "accuracy 95% CI"}
-    return pd.DataFrame([{"group": r["group"], **{v: fmt(r[k]) for k, v in names.items()}} for r in rows])
-
-
 def show_gallery(items) -> None:
     if not items:
         st.write("No false negatives or false positives at this threshold.")
@@ -216,8 +164,8 @@ def cxr_tab() -> None:
     except RunFolderError as exc:
         st.error(plain(str(exc).replace(str(run_dir), run_dir.name)))
         return
-    meta = model_card(str(settings.cxr_model_dir))
-    current_id = f"{meta['name']}@{meta['version']}" if meta else None
+    meta = metadata_or_none(settings.cxr_model_dir)
+    current_id = model_id(meta) if meta else None
     run_model = run.metrics.get("model")
     same_model = bool(meta) and (run_model in (None, current_id))
     if run_model and current_id and run_model != current_id:
@@ -294,7 +242,7 @@ def cxr_tab() -> None:
         st.dataframe(run.errors, hide_index=True)
 
     def report_bytes() -> bytes:
-        bundle = load_bundle(str(settings.cxr_model_dir)) if same_model else None
+        bundle = cxr_bundle() if same_model else None
         return R.report_html(run, meta if same_model else None, bundle=bundle, threshold=threshold,
                              allowed_roots=allowed_roots(run)).encode("utf-8")
 
@@ -312,54 +260,6 @@ def cxr_tab() -> None:
     if find_chromium():
         d3.download_button("report.pdf", pdf_bytes, file_name="report.pdf", mime="application/pdf",
                            key="eval_download_pdf", help="The HTML report printed by headless Chromium.")
-
-
-def vitals_tab(meta_path: Path) -> None:
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        st.error(plain(f"{meta_path.name}: cannot be read ({exc})"))
-        return
-    st.subheader(plain(f"{meta.get('name', 'vitals model')}@{meta.get('version', '?')}"))
-    split = meta.get("split") or {}
-    data = meta.get("training_data") or {}
-    st.caption(" · ".join(str(x) for x in (data.get("source"), split.get("name") and f"split {split['name']}",
-                                            data.get("n_val") and f"validation n = {data['n_val']}") if x))
-    rows = vitals_groups({k: v for k, v in meta.items() if k not in ("history", "normaliser", "hyperparameters")})
-    if not rows:
-        st.info("The vitals model card holds no metrics with an AUROC.")
-        return
-    st.dataframe(pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
-                 key="eval_vitals_table")
-    st.plotly_chart(F.vitals_figure(rows), key="eval_vitals_chart")
-    st.caption("LSTM against NEWS2 and SAPS-I on the same held-out stays; event-1 = min(sensitivity, positive "
-               "predictivity) at each model's alert threshold, as in the PhysioNet/CinC 2012 challenge.")
-    thr = meta.get("threshold") or {}
-    if thr:
-        st.caption(f"LSTM alert threshold {fmt(thr.get('value'))}: {thr.get('rule', '')}")
-    test_path = meta_path.parent / "test_evaluation" / "metrics.json"
-    if test_path.exists():
-        vitals_test_section(json.loads(test_path.read_text()))
-
-
-def vitals_test_section(m: dict) -> None:
-    """Held-out test metrics (``cxr-model vitals evaluate --split test``), alerts and calibration."""
-    st.subheader(f"Held-out test stays ({m.get('split')}, n = {m.get('n')})")
-    rows = vitals_groups({k: v for k, v in m.items() if k not in ("alerts", "calibration_48h")})
-    st.dataframe(pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows]), hide_index=True,
-                 key="eval_vitals_test_table")
-    al, cal = m.get("alerts") or {}, m.get("calibration_48h") or {}
-    if al:
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Alerts per patient-day", fmt(al.get("alerts_per_patient_day")))
-        c2.metric("Deaths alerted", fmt(al.get("deaths_alerted")), help="Share of in-hospital deaths with an alert in 48 h")
-        c3.metric("Survivors alerted", fmt(al.get("survivors_alerted")))
-        c4.metric("Median lead time (h)", fmt(al.get("median_lead_time_h"), 0),
-                  help=f"First alert to death, n = {al.get('n_lead_time')} deaths with a known date; "
-                       "whole days only (PhysioNet 'Survival'), so +-24 h")
-    if cal:
-        st.caption(f"48 h risk calibration on these stays: ECE {fmt(cal.get('ece'))}, slope {fmt(cal.get('slope'))}, "
-                   f"intercept {fmt(cal.get('intercept'))}.")
 
 
 st.title("Evaluation report")

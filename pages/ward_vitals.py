@@ -5,7 +5,6 @@ Layout only: scoring, NEWS2 and explanations come from ``cxr_model.vitals``.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,12 +13,12 @@ from plotly.subplots import make_subplots
 
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
-from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
-from cxr_model.vitals.news2 import BANDS, PARAMETERS, POINT_COLOURS, RISK_COLOURS, SUBSTITUTIONS, news2_inputs
-from cxr_model.vitals.reader import channel_names
-from cxr_model.vitals.ward import build_ward, real_ward_records, snapshot
+from cxr_model.vitals.news2 import BANDS, POINT_COLOURS, RISK_COLOURS, SUBSTITUTIONS, news2_inputs
+from cxr_model.vitals.ward import build_ward, has_real_ward, real_ward_records, snapshot
+from dashboard.resources import vitals_bundle
+from dashboard.tables import news2_rows
 from dashboard.text import plain
 
 REAL = "PhysioNet 2012 set A (30 held-out test stays)"
@@ -30,14 +29,9 @@ TRENDS = [("HR", "Pulse (bpm)", "pulse"), ("RespRate", "Respiration (/min)", "re
           ("Temp", "Temperature (°C)", "temperature")]
 
 
-@st.cache_resource(show_spinner="Loading the vitals model ...")
-def load_bundle(model_dir: str):
-    return load_vitals_bundle(model_dir)
-
-
 @st.cache_data(show_spinner="Scoring the ward ...")
 def load_ward(source: str, physionet_dir: str, model_dir: str):
-    bundle = load_bundle(model_dir)
+    bundle = vitals_bundle(model_dir)
     if source == REAL:
         records, errors = real_ward_records(physionet_dir, bundle)
     else:
@@ -48,7 +42,7 @@ def load_ward(source: str, physionet_dir: str, model_dir: str):
 @st.cache_data(show_spinner=False)
 def contributions(source: str, physionet_dir: str, model_dir: str, index: int, step: int) -> list[dict]:
     patients, _ = load_ward(source, physionet_dir, model_dir)
-    return occlusion(load_bundle(model_dir), patients[index].grid, step)
+    return occlusion(vitals_bundle(model_dir), patients[index].grid, step)
 
 
 settings = get_settings()
@@ -59,12 +53,12 @@ st.caption("**Decision support, not a diagnosis.** Risk of in-hospital death fro
            "(LSTM, calibrated) beside NEWS2. Thresholds and limits are in the model card.")
 
 try:
-    bundle = load_bundle(model_dir)
+    bundle = vitals_bundle(model_dir)
 except (BundleError, OSError, ValueError) as exc:
     st.error(f"The vitals model cannot be loaded: {plain(exc)}")
     st.stop()
 
-has_data = (Path(physionet_dir) / "set-a").is_dir() and (Path(model_dir) / "splits.csv").exists()
+has_data = has_real_ward(physionet_dir, model_dir)
 sources = [REAL, DEMO] if has_data else [DEMO]
 with st.sidebar:
     source = st.radio("Ward", sources, key="ward_source")
@@ -114,17 +108,11 @@ def overview(step: int) -> None:
 
 
 def trends_figure(p, step: int) -> go.Figure:
-    names = channel_names()
     fig = make_subplots(rows=len(TRENDS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
                         subplot_titles=[t[1] for t in TRENDS])
     hours = list(range(1, step + 2))  # replay: nothing after the cursor is shown
     for i, (chan, title, param) in enumerate(TRENDS, start=1):
-        if chan == "SBP":
-            values = [news2_inputs(p.grid, t)["systolic_bp"] for t in range(step + 1)]
-            observed = p.grid.mask[: step + 1, names.index("SysABP")] + p.grid.mask[: step + 1, names.index("NISysABP")]
-        else:
-            values = p.grid.values[: step + 1, names.index(chan)]
-            observed = p.grid.mask[: step + 1, names.index(chan)]
+        values, observed = p.trend(chan, step)
         seen = [h for h, m in zip(hours, observed) if m > 0]
         y_seen = [v for v, m in zip(values, observed) if m > 0]
         lo, hi = min(list(values) + [b[0] for b in BANDS[param][1:2]]), max(list(values))
@@ -171,13 +159,7 @@ def detail(step: int) -> None:
         st.plotly_chart(trends_figure(p, step), key="ward_trends")
     with right:
         st.markdown("**NEWS2 at the cursor**")
-        inputs = news2_inputs(p.grid, step)
-        st.dataframe(pd.DataFrame({"parameter": PARAMETERS, "value": [str(round(inputs[k], 1)) if isinstance(inputs[k], float)
-                                                                       else ("oxygen" if k == "air_or_oxygen" and inputs[k] else
-                                                                             "alert" if k == "consciousness" and inputs[k] else
-                                                                             "air" if k == "air_or_oxygen" else "not alert")
-                                                                       for k in PARAMETERS],
-                                   "points": list(p.news2.breakdown(step).values())}), hide_index=True)
+        st.dataframe(news2_rows(news2_inputs(p.grid, step), p.news2.breakdown(step)), hide_index=True)
         st.caption(f"Stand-ins: {SUBSTITUTIONS}")
         st.markdown("**What moved the risk** (occlusion: risk minus risk with the input unmeasured)")
         contrib = contributions(source, physionet_dir, model_dir, index, step)[:8]

@@ -19,16 +19,16 @@ import pandas as pd
 import streamlit as st
 
 from cxr_model import review_store
-from cxr_model.imaging.bundle import load_cxr_bundle
-from cxr_model.imaging.dicom_header import Window, apply_window
+from cxr_model.imaging.dicom_header import Window
 from cxr_model.imaging.explain import METHODS, SLOW_METHODS, overlay
-from cxr_model.imaging.ood import OodError, load_ood
-from cxr_model.imaging.report.study import png_bytes, render_study_report
+from cxr_model.imaging.report.gallery import png_bytes
+from cxr_model.imaging.report.study import render_study_report
 from cxr_model.imaging.review import (
     Study, admit_uploads, analyse_study, declared_pixels, dicom_view, file_sha256, study_faithfulness, study_label,
 )
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
+from dashboard.resources import cxr_bundle, cxr_ood
 from dashboard.text import plain
 
 log = logging.getLogger(__name__)
@@ -36,29 +36,15 @@ log = logging.getLogger(__name__)
 VIEWS = ["Side by side", "Overlay only"]
 
 
-@st.cache_resource(show_spinner="Loading the model ...")
-def get_bundle():
-    # Shared by every session of this process: read-only from here on.
-    return load_cxr_bundle(get_settings().cxr_model_dir)
-
-
-@st.cache_resource
-def get_ood(_bundle, model_id: str):
-    try:
-        return load_ood(_bundle), None
-    except OodError as exc:
-        return None, str(exc)
-
-
 @st.cache_data(max_entries=64, show_spinner="Running the model and the CAM ...")
 def analysed(sha256: str, method: str, name: str, _data: bytes):
-    bundle = get_bundle()
-    return analyse_study(bundle, _data, name, method, get_ood(bundle, bundle.model_id)[0])
+    bundle = cxr_bundle()
+    return analyse_study(bundle, _data, name, method, cxr_ood()[0])
 
 
 @st.cache_data(max_entries=64, show_spinner="Measuring the map's faithfulness (ROAD) ...")
 def faith(sha256: str, method: str, _study: Study):
-    return study_faithfulness(get_bundle(), _study)
+    return study_faithfulness(cxr_bundle(), _study)
 
 
 @st.cache_data(max_entries=8)
@@ -84,11 +70,11 @@ st.title("Chest X-ray review")
 st.info("**Decision support, not a diagnosis.** The probability and the map are for a radiologist to weigh "
         "with the image and the patient.")
 try:
-    bundle = get_bundle()
+    bundle = cxr_bundle()
 except BundleError as exc:
     st.error(f"The chest X-ray model cannot be loaded: {plain(exc)}")
     st.stop()
-ood, ood_error = get_ood(bundle, bundle.model_id)
+ood, ood_error = cxr_ood()
 
 files = st.file_uploader("Chest radiographs (PNG, JPEG or DICOM)", type=["png", "jpg", "jpeg", "dcm", "dicom"],
                          accept_multiple_files=True, key="xray_upload")
@@ -169,17 +155,13 @@ if study.is_dicom:
         st.error(plain(f"{shown_name}: the window controls and header cannot be shown "
                        f"({getattr(exc, 'problem', type(exc).__name__)})"))
     else:
-        raw, presets = dview.raw, dview.presets
+        presets = dview.presets
         w1, w2, w3 = st.columns([2, 2, 2])
         preset = w1.selectbox("Window preset", list(presets), key="dicom_window")
         p = presets[preset]
-        lo, hi = float(raw.min()), float(raw.max())
-        span = max(hi - lo, 1.0)
-        center = w2.slider("Window level (centre)", lo - span / 2, hi + span / 2, float(p.center),
-                           key=f"dicom_center_{preset}")
-        width = w3.slider("Window width", 1.0, 2 * span, float(min(max(p.width, 1.0), 2 * span)),
-                          key=f"dicom_width_{preset}")
-        display = apply_window(raw, Window(center, width), dview.monochrome1)
+        center = w2.slider("Window level (centre)", *dview.level_range, float(p.center), key=f"dicom_center_{preset}")
+        width = w3.slider("Window width", *dview.width_range, dview.clamp_width(p.width), key=f"dicom_width_{preset}")
+        display = dview.windowed(Window(center, width))
         header = (dview.header_masked, dview.header_full)
 if study.burned_in:
     st.warning("This DICOM declares **burned-in annotation** (BurnedInAnnotation = YES): text in the image may "

@@ -11,7 +11,9 @@ from torch import nn
 
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.network import build_model
-from cxr_model.registry import METADATA, WEIGHTS, BundleError, read_metadata, read_state, save_bundle, sha256_file
+from cxr_model.registry import (
+    METADATA, WEIGHTS, BundleError, metadata_or_none, model_id, read_metadata, read_state, save_bundle, sha256_file,
+)
 
 
 def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
@@ -22,7 +24,7 @@ def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
 
 def test_save_bundle_writes_weights_metadata_hash_and_card(tmp_path):
     state = {"w": torch.arange(6.0).reshape(2, 3).t(), "b": torch.ones(2, requires_grad=True)}
-    out = save_bundle(tmp_path / "nested" / "b", state, {"task": "toy", "name": "t"}, card="# card\n")
+    out = save_bundle(tmp_path / "nested" / "b", state, {"task": "toy", "name": "t"}, card=lambda meta: "# card\n")
     meta = json.loads((out / METADATA).read_text())
     assert meta["task"] == "toy" and meta["sha256"] == sha256_file(out / WEIGHTS)
     assert meta["torch_version"] == torch.__version__.split("+")[0]
@@ -116,3 +118,18 @@ def test_probability_without_stored_calibration_is_the_plain_sigmoid():
     assert torch.allclose(b.probability(z), torch.sigmoid(z))
     b.meta["calibration"] = {"a": 2.0, "b": -1.0}
     assert torch.allclose(b.probability(z), torch.sigmoid(2 * z - 1))
+
+
+def test_save_bundle_renders_the_card_from_the_metadata_as_written(tmp_path):
+    state = nn.Linear(3, 1).state_dict()
+    seen = []
+
+    def render(meta):
+        seen.append(meta)
+        return f"# {model_id(meta)}\nweights {meta['sha256']}\nsplit {meta['split']}\n"
+
+    save_bundle(tmp_path, state, {"name": "m", "version": "2", "split": ("a", "b")}, card=render)
+    meta = read_metadata(tmp_path)
+    assert seen == [meta]  # the JSON read back: sha256 and torch version included, tuples as lists
+    assert (tmp_path / "MODEL_CARD.md").read_text() == f"# m@2\nweights {sha256_file(tmp_path / WEIGHTS)}\nsplit ['a', 'b']\n"
+    assert model_id({}) == "?@?" and metadata_or_none(tmp_path / "missing") is None

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from cxr_model.imaging.network import build_model, pick_device
-from cxr_model.registry import WEIGHTS, BundleError, SharedModel, read_state
+from cxr_model.metrics.calibration import apply_platt
+from cxr_model.registry import WEIGHTS, BundleError, SharedModel, model_id, read_state
 from cxr_model.settings import get_settings
 
 
@@ -33,7 +34,7 @@ class CxrBundle:
 
     @property
     def model_id(self) -> str:
-        return f"{self.meta['name']}@{self.meta['version']}"
+        return model_id(self.meta)
 
     @property
     def img_size(self) -> int:
@@ -49,8 +50,7 @@ class CxrBundle:
 
     def probability(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated P(pneumonia) from raw logits (Platt scaling fitted on validation)."""
-        cal = self.meta.get("calibration") or {"a": 1.0, "b": 0.0}
-        return torch.sigmoid(cal["a"] * logits.float() + cal["b"])
+        return apply_platt(logits.float(), self.meta.get("calibration"))
 
 
 def load_cxr_bundle(bundle_dir: str | Path, device: str | torch.device | None = None) -> CxrBundle:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 
 def _fmt(v) -> str:
@@ -82,14 +81,6 @@ def render_card(meta: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_card(bundle_dir: str | Path) -> Path:
-    bundle_dir = Path(bundle_dir)
-    meta = json.loads((bundle_dir / "metadata.json").read_text())
-    path = bundle_dir / "MODEL_CARD.md"
-    path.write_text(render_card(meta))
-    return path
 
 
 def render_mixed_card(meta: dict) -> str:
@@ -179,11 +170,3 @@ def render_mixed_card(meta: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_mixed_card(bundle_dir: str | Path) -> Path:
-    bundle_dir = Path(bundle_dir)
-    meta = json.loads((bundle_dir / "metadata.json").read_text())
-    path = bundle_dir / "MODEL_CARD.md"
-    path.write_text(render_mixed_card(meta))
-    return path

@@ -115,6 +115,34 @@ def _list_csv(csv_path: Path) -> list[Item]:
     return items
 
 
+def is_labelled_csv(path: str | Path) -> bool:
+    """A CSV whose header names ``path`` and ``label`` (what :func:`scan_labelled` reads); ``False`` if unreadable."""
+    try:
+        with open(path, newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except OSError:
+        return False
+    return "path" in header and "label" in header
+
+
+def labelled_sets(data_dir: str | Path) -> dict[str, Path]:
+    """Labelled sets under the data folder: Kermany split folders and ``path,label`` CSVs under ``cxr/``.
+
+    Keys are what the evaluation page lists: ``"Kermany {split} (folder)"``, ``"{relative path} (CSV)"``.
+    """
+    found = {}
+    cxr = Path(data_dir) / "cxr"
+    kermany = cxr / "kermany"
+    if kermany.is_dir():
+        for split in sorted(p for p in kermany.iterdir() if p.is_dir()):
+            if (split / "NORMAL").is_dir() or (split / "PNEUMONIA").is_dir():
+                found[f"Kermany {split.name} (folder)"] = split
+    for f in sorted(cxr.rglob("*.csv")) if cxr.is_dir() else []:
+        if is_labelled_csv(f):
+            found[f"{f.relative_to(cxr)} (CSV)"] = f
+    return found
+
+
 def kermany_items(kermany_dir: str | Path, split: str = "train") -> list[Item]:
     """Items of one official split from ``kermany/manifest.csv`` (falls back to the folders)."""
     kermany_dir = Path(kermany_dir)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 from torch.utils.data import DataLoader
 
 from cxr_model.files import count_rows, json_safe, write_json, write_text
@@ -22,7 +23,8 @@ from cxr_model.imaging.data import Item, scan_labelled
 from cxr_model.imaging.datasets import FileDataset, _collate
 from cxr_model.imaging.predict import predict_batch
 from cxr_model.imaging.report.html import report_html
-from cxr_model.imaging.report.run import load_run
+from cxr_model.imaging.report.analysis import summary_of
+from cxr_model.imaging.report.run import analyse_run, load_run
 from cxr_model.imaging.runfolder import (
     ERRORS, INCOMPLETE, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError, _stopped, finish_run,
     mark_stopped, sigterm_interrupts, start_run,
@@ -143,22 +145,27 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "", report: boo
     """Compute ``metrics.json`` (and, if ``report``, ``report.html``) from a run folder's streamed CSVs,
     then mark the run complete.
 
-    Reads only the label and probability columns, so memory stays at two numbers per image.
-    ``n_errors`` counts CSV rows (an error message may span lines). Undefined metrics (one class,
-    no file scored) are ``null`` in the JSON, never ``NaN``.
+    With ``report`` the run is analysed once and both files come from that analysis (the same
+    report.html as the evaluation page); without it only the label and probability columns are
+    read, so memory stays at two numbers per image. ``n_errors`` counts CSV rows (an error message
+    may span lines). Undefined metrics (one class, no file scored) are ``null`` in the JSON, never ``NaN``.
     """
-    import pandas as pd
-
     out = Path(out)
-    preds = pd.read_csv(out / PREDICTIONS, usecols=["label", "probability"])
-    metrics = {"n": len(preds), "n_errors": count_rows(out / ERRORS), "model": bundle.model_id, "data": data_label}
-    metrics.update(M.summary(preds["label"].to_numpy(), preds["probability"].to_numpy(), bundle.threshold))
-    metrics.update(extra or {})
-    metrics = json_safe(metrics)
+    head = {"n_errors": count_rows(out / ERRORS), "model": bundle.model_id, "data": data_label}
+    if report:
+        run = load_run(out, allow_incomplete=True)
+        run.metrics = {"n": len(run.predictions), **head}
+        a = analyse_run(run, threshold=bundle.threshold)
+        metrics = json_safe({"n": len(run.predictions), **head, **summary_of(a), **(extra or {})})
+    else:
+        preds = pd.read_csv(out / PREDICTIONS, usecols=["label", "probability"])
+        metrics = {"n": len(preds), **head}
+        metrics.update(M.summary(preds["label"].to_numpy(), preds["probability"].to_numpy(), bundle.threshold))
+        metrics = json_safe({**metrics, **(extra or {})})
     write_json(out / METRICS, metrics)
     if report:
-        # the same report.html as the evaluation page
-        write_text(out / REPORT, report_html(load_run(out, allow_incomplete=True), bundle.meta, bundle=bundle))
+        run.metrics = metrics
+        write_text(out / REPORT, report_html(run, bundle.meta, bundle=bundle, analysis=a))
     finish_run(out)
     return metrics
 

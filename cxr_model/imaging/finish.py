@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from cxr_model.imaging import data as D
-from cxr_model.imaging.card import write_card
+from cxr_model.imaging.card import render_card
 from cxr_model.imaging.config import config_dict
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.predict import predict_logits
 from cxr_model.imaging.shift import SHIFTS
 from cxr_model.metrics import classification as M
-from cxr_model.metrics.calibration import _prob, fit_platt
+from cxr_model.metrics.calibration import apply_platt, fit_platt
 from cxr_model.registry import save_bundle
 
 THRESHOLD_RULE = (
@@ -33,11 +33,11 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
     cal = fit_platt(y_val, logits_val)
     shifted_val = {name: predict_logits(net, src_val, cfg.img_size, device, shift=fn) for name, fn in SHIFTS.items()}
     pooled_y = np.concatenate([y_val] * (1 + len(SHIFTS)))
-    pooled_p = _prob(np.concatenate([logits_val, *shifted_val.values()]), cal)
+    pooled_p = apply_platt(np.concatenate([logits_val, *shifted_val.values()]), cal)
     threshold = M.youden_threshold(pooled_y, pooled_p)
 
     def block(y, logits):
-        return M.summary(y, _prob(logits, cal), threshold)
+        return M.summary(y, apply_platt(logits, cal), threshold)
 
     validation = block(y_val, logits_val)
     validation["split"] = "validation (child-level split of official train)"
@@ -93,14 +93,12 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
         "metrics": results,
         "robustness": robustness,
     }
-    save_bundle(cfg.out, net.state_dict(), meta, card=None)
+    save_bundle(cfg.out, net.state_dict(), meta, card=render_card)
     out = Path(cfg.out)
     (out / "splits.csv").write_text(
         "path,label,split\n" + "".join(f"{it.path.relative_to(Path(cfg.data))},{CLASSES[it.label]},{k}\n"
                                        for k, v in parts.items() for it in v)
     )
-
-    write_card(out)
     return meta
 
 

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 from cxr_model.imaging import data as D
+from cxr_model.imaging.card import render_mixed_card
 from cxr_model.imaging.config import config_dict
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.predict import predict_logits
 from cxr_model.imaging.shift import SELECTION_SHIFTS, SHIFTS
 from cxr_model.metrics import classification as M
-from cxr_model.metrics.calibration import calibration_slope, fit_platt_weighted, prob
+from cxr_model.metrics.calibration import apply_platt, calibration_slope_intercept, fit_platt
 from cxr_model.metrics.classification import balanced_youden
 from cxr_model.registry import save_bundle
 
@@ -45,24 +46,24 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
     yv = np.concatenate([ys[p]["val"] for p in pops])
     lv = np.concatenate([lg[p]["val"] for p in pops])
     wv = np.concatenate([np.full(len(ys[p]["val"]), 1.0 / len(ys[p]["val"])) for p in pops])
-    cal = fit_platt_weighted(yv, lv, wv)
+    cal = fit_platt(yv, lv, wv)
     # Four shifts, not all ten: a forward pass costs about 0.1-0.25 s per film on the shared 2-core CPU.
 
     shifted_val = {pop: {name: predict_logits(net, sources[pop]["val"][0], cfg.img_size, device, shift=SHIFTS[name])
                          for name in SELECTION_SHIFTS} for pop in pops}
-    pooled = {pop: prob(np.concatenate([lg[pop]["val"], *shifted_val[pop].values()]), cal) for pop in pops}
+    pooled = {pop: apply_platt(np.concatenate([lg[pop]["val"], *shifted_val[pop].values()]), cal) for pop in pops}
     py = {pop: np.concatenate([ys[pop]["val"]] * (1 + len(SELECTION_SHIFTS))) for pop in pops}
     threshold = balanced_youden(np.concatenate([py[p] for p in pops]), np.concatenate([pooled[p] for p in pops]),
                                 np.concatenate([np.full(len(py[p]), i) for i, p in enumerate(pops)]))
     # How the threshold moves: each population's own Youden threshold, clean and under each shift.
-    movement = {pop: {"clean": M.youden_threshold(ys[pop]["val"], prob(lg[pop]["val"], cal)),
+    movement = {pop: {"clean": M.youden_threshold(ys[pop]["val"], apply_platt(lg[pop]["val"], cal)),
                       "pooled with shifts": M.youden_threshold(py[pop], pooled[pop]),
-                      **{name: M.youden_threshold(ys[pop]["val"], prob(v, cal)) for name, v in shifted_val[pop].items()}}
+                      **{name: M.youden_threshold(ys[pop]["val"], apply_platt(v, cal)) for name, v in shifted_val[pop].items()}}
                 for pop in pops}
 
     def block(y, logits, t=threshold):
-        p = prob(logits, cal)
-        return dict(M.summary(y, p, t), calibration_slope=calibration_slope(y, p))
+        p = apply_platt(logits, cal)
+        return dict(M.summary(y, p, t), calibration_slope=calibration_slope_intercept(y, p)["slope"])
 
     names = {"child": "children (Kermany, child-level split of official train)",
              "adult": "adults (NIH ChestX-ray14, split by patient_id)"}
@@ -87,7 +88,7 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
     robustness = {"adult_test": {name: _short(block(ys["adult"]["test"], predict_logits(net, sources["adult"]["test"][0], cfg.img_size,
                                                                                         device, shift=SHIFTS[name])))
                                  for name in SELECTION_SHIFTS}}
-    subgroups = _adult_subgroups(parts["adult"]["test"], prob(lg["adult"]["test"], cal), threshold)
+    subgroups = _adult_subgroups(parts["adult"]["test"], apply_platt(lg["adult"]["test"], cal), threshold)
 
     counts = {pop: {k: {"n": len(v), "pneumonia": sum(i.label for i in v), "normal": sum(1 - i.label for i in v),
                         "groups": len({i.group for i in v})} for k, v in parts[pop].items()} for pop in pops}
@@ -130,19 +131,13 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
         "robustness": robustness,
         "subgroups": {"adult_test": subgroups},
     }
-    save_bundle(cfg.out, net.state_dict(), meta, card=None)
+    save_bundle(cfg.out, net.state_dict(), meta, card=render_mixed_card)
     out = Path(cfg.out)
     roots = {"child": Path(cfg.data), "adult": Path(cfg.adult_data)}
     (out / "splits.csv").write_text(
         "path,label,split,population\n" + "".join(
             f"{it.path.relative_to(roots[pop])},{CLASSES[it.label]},{k},{pop}\n"
             for pop in pops for k, v in parts[pop].items() for it in v))
-    try:
-        from cxr_model.imaging.card import write_mixed_card
-
-        write_mixed_card(out)
-    except ImportError:
-        pass
     print(f"threshold {threshold:.3f}; " + "; ".join(f"{k}: AUROC {v['auroc']:.4f} sens {v['sensitivity']:.3f} "
                                                    f"spec {v['specificity']:.3f} (n={v['n']})" for k, v in results.items()), flush=True)
     return meta

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from cxr_model.imaging.dicom_pixels import read_dicom_bytes
 from cxr_model.imaging.formats import (
     ACCEPTED, DICOM_SUFFIXES, MAX_PIXELS, MIN_SIDE, NOT_DICOM, ImageReadError, Source, _as_bytes, sniff_format,
 )
@@ -78,8 +79,6 @@ def read_image(source: Source, name: str | None = None) -> np.ndarray:
         data = _as_bytes(source, name)
         fmt = sniff_format(data)
         if fmt == "DICOM":
-            from cxr_model.imaging.dicom_pixels import read_dicom_bytes
-
             arr = read_dicom_bytes(data, name)
         elif fmt in ("PNG", "JPEG"):
             arr = read_raster_bytes(data, name)

@@ -11,3 +11,8 @@ def parse_label(value: str, where: str) -> int:
     if key not in _LABELS:
         raise ValueError(f"{where}: unknown label {value!r} (expected NORMAL/PNEUMONIA or 0/1)")
     return _LABELS[key]
+
+
+def call(probability: float, threshold: float) -> str:
+    """The class name a probability is called at a threshold: at or above it is ``PNEUMONIA``."""
+    return CLASSES[int(probability >= threshold)]

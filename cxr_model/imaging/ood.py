@@ -10,11 +10,10 @@ The statistics live beside the weights they were computed from, in the model bun
 ``ood.pt`` (tensors only, loaded with ``weights_only=True``) and ``ood.json`` (how it was fitted,
 the weights' sha256, and the evaluation). Refit after the weights change::
 
-    python -m cxr_model.imaging.ood fit
+    cxr-model ood fit
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -199,27 +198,21 @@ def load_ood(bundle: CxrBundle) -> OodModel:
     """The OOD statistics stored with ``bundle``; raises :class:`OodError` if absent or stale."""
     weights, meta_path = bundle.path / OOD_WEIGHTS, bundle.path / OOD_META
     if not weights.exists() or not meta_path.exists():
-        raise OodError(f"{bundle.path.name}: no OOD statistics; run `python -m cxr_model.imaging.ood fit`")
+        raise OodError(f"{bundle.path.name}: no OOD statistics; run `cxr-model ood fit`")
     meta = json.loads(meta_path.read_text())
     if meta.get("model_sha256") != bundle.meta.get("sha256"):
         raise OodError(f"{meta_path}: OOD statistics were fitted for other weights; "
-                       "run `python -m cxr_model.imaging.ood fit`")
+                       "run `cxr-model ood fit`")
     t = torch.load(weights, map_location="cpu", weights_only=True)
     return OodModel(t["mean"].float(), t["precision"].float(), float(t["threshold"]))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cxr_model.imaging.ood fit [--model-dir DIR] [--max-train N]``."""
-
-    p = argparse.ArgumentParser(prog="python -m cxr_model.imaging.ood")
-    p.add_argument("command", choices=["fit"])
-    p.add_argument("--model-dir", default=None)
-    p.add_argument("--max-train", type=int, default=1500)
-    args = p.parse_args(argv)
+def fit_command(model_dir: str | None = None, max_train: int = 1500) -> int:
+    """``cxr-model ood fit [--model-dir DIR] [--max-train N]``: fit, write and summarise; 2 on an error."""
     s = get_settings()
     try:
-        bundle = load_cxr_bundle(args.model_dir or s.cxr_model_dir, device=s.device)
-        d = fit_ood(bundle, s.kermany_dir, s.dicom_dir, max_train=args.max_train)
+        bundle = load_cxr_bundle(model_dir or s.cxr_model_dir, device=s.device)
+        d = fit_ood(bundle, s.kermany_dir, s.dicom_dir, max_train=max_train)
     except (BundleError, OodError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -232,7 +225,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"real DICOMs flagged: {flagged}/{len(d['real_dicoms'])}")
     print(f"wrote {bundle.path / OOD_WEIGHTS} and {OOD_META} ({d['seconds']} s)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

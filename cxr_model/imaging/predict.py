@@ -17,7 +17,7 @@ from torch import nn
 from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
 from cxr_model.imaging.formats import ImageReadError, Source
 from cxr_model.imaging.io import read_image
-from cxr_model.imaging.labels import CLASSES
+from cxr_model.imaging.labels import call
 from cxr_model.imaging.ood import OodError, batch_features, load_ood
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import BundleError
@@ -60,7 +60,7 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     except ImageReadError as exc:
         return Prediction(file=name, error=str(exc))
     p = float(predict_batch(bundle, x)[0])
-    pred = Prediction(name, p, CLASSES[int(p >= bundle.threshold)], bundle.threshold, bundle.model_id)
+    pred = Prediction(name, p, call(p, bundle.threshold), bundle.threshold, bundle.model_id)
     if ood is not None:
         pred.ood_score = float(ood.score(batch_features(bundle, x))[0])
         pred.ood_flag = pred.ood_score > ood.threshold

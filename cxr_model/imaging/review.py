@@ -21,12 +21,14 @@ import numpy as np
 import torch
 
 from cxr_model.imaging.bundle import CxrBundle
-from cxr_model.imaging.dicom_header import HeaderField, Window, burned_in_annotation, header_fields, window_presets
+from cxr_model.imaging.dicom_header import (
+    HeaderField, Window, apply_window, burned_in_annotation, header_fields, window_presets,
+)
 from cxr_model.imaging.dicom_pixels import dicom_to_array, read_dicom_dataset
 from cxr_model.imaging.explain import Faithfulness, explain, faithfulness
 from cxr_model.imaging.formats import MAX_PIXELS, ImageReadError, is_dicom_bytes, sniff_format
 from cxr_model.imaging.io import read_image
-from cxr_model.imaging.labels import CLASSES
+from cxr_model.imaging.labels import call
 from cxr_model.imaging.ood import OodModel
 from cxr_model.imaging.transforms import EvalTransform, to_source
 
@@ -125,7 +127,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     e = explain(bundle, x, method)
     is_dicom = sniff_format(data) == "DICOM"  # by content: a PNG named .dcm is no DICOM
     study = Study(name, sha, is_dicom=is_dicom, display=display, x=x,
-                  probability=e.probability, label=CLASSES[int(e.probability >= bundle.threshold)],
+                  probability=e.probability, label=call(e.probability, bundle.threshold),
                   threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method,
                   burned_in=is_dicom and _burned_in(data, name))
     if ood is not None:
@@ -210,6 +212,31 @@ class DicomView:
     header_masked: list[HeaderField]
     header_full: list[HeaderField]
     burned_in: bool
+
+    @property
+    def _span(self) -> tuple[float, float, float]:
+        lo, hi = float(self.raw.min()), float(self.raw.max())
+        return lo, hi, max(hi - lo, 1.0)
+
+    @property
+    def level_range(self) -> tuple[float, float]:
+        """Window centres the level slider offers: the value range widened by half of it each side."""
+        lo, hi, span = self._span
+        return lo - span / 2, hi + span / 2
+
+    @property
+    def width_range(self) -> tuple[float, float]:
+        """Window widths the width slider offers: 1 to twice the value range."""
+        return 1.0, 2 * self._span[2]
+
+    def clamp_width(self, width: float) -> float:
+        """A preset's width inside :attr:`width_range`."""
+        low, high = self.width_range
+        return float(min(max(width, low), high))
+
+    def windowed(self, window: Window) -> np.ndarray:
+        """The display image under ``window`` (MONOCHROME1 inverted)."""
+        return apply_window(self.raw, window, self.monochrome1)
 
 
 def dicom_view(data: bytes, name: str) -> DicomView:

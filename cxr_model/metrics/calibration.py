@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from cxr_model.metrics.classification import _arrays
 
@@ -65,20 +64,21 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def _fit_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, max_iter: int = 100) -> np.ndarray | None:
-    """Unpenalised logistic regression by Newton-Raphson; ``None`` when the MLE does not exist.
+def _fit_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, w: np.ndarray | None = None,
+                  max_iter: int = 100) -> np.ndarray | None:
+    """(Weighted) unpenalised logistic regression by Newton-Raphson; ``None`` when the MLE does not exist.
 
     Under complete separation the likelihood keeps rising as the coefficients grow; that shows
     up as coefficients past ``1e3`` or no convergence, and no finite estimate is reported.
     """
+    w = np.ones_like(y) if w is None else w
     beta = np.zeros(X.shape[1])
     for _ in range(max_iter):
         eta = X @ beta + offset
         mu = 1.0 / (1.0 + np.exp(-eta))
-        w = mu * (1 - mu)
-        hess = X.T @ (X * w[:, None])
+        hess = X.T @ (X * (w * mu * (1 - mu))[:, None])
         try:
-            step = np.linalg.solve(hess, X.T @ (y - mu))
+            step = np.linalg.solve(hess, X.T @ (w * (y - mu)))
         except np.linalg.LinAlgError:
             return None
         beta = beta + step
@@ -116,57 +116,48 @@ def calibration_slope_intercept(y_true, y_prob) -> dict[str, float]:
     return out
 
 
-def fit_platt(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
-    """Platt scaling ``p = sigmoid(a * logit + b)`` by maximum likelihood on validation data.
+# --------------------------------------------------------------------------------- Platt scaling
+def fit_platt(y_true, logits, weights=None) -> dict[str, float]:
+    """Platt scaling ``p = sigmoid(a * logit + b)`` by (weighted) maximum likelihood.
 
-    The training loss weights classes (pos_weight), which shifts raw probabilities; Platt on the
-    validation prevalence undoes that.
+    The one fit for every model (chest X-ray on validation, model 2 with both populations weighted
+    equally, the vitals LSTM once per hour): Newton-Raphson on the unpenalised logistic likelihood,
+    the fit scikit-learn's ``LogisticRegression(penalty=None)`` finds.
+
+    Args:
+        y_true: ``(N,)`` 0/1 outcomes.
+        logits: ``(N,)`` raw model logits.
+        weights: ``(N,)`` case weights (scaled to mean 1), or ``None``.
+
+    Raises:
+        ValueError: one class only, or complete separation (no finite fit exists).
     """
-    x = torch.tensor(logits, dtype=torch.float64)
-    t = torch.tensor(y, dtype=torch.float64)
-    a = torch.ones((), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + b, t)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    a, b = a.detach(), b.detach()
-    return {"a": a.item(), "b": b.item()}
+    y, z = _arrays(y_true, logits)
+    w = np.ones_like(z) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if y.size == 0 or y.min() == y.max():
+        raise ValueError("Platt scaling needs both classes")
+    beta = _fit_logistic(np.column_stack([z, np.ones_like(z)]), y.astype(np.float64), np.zeros_like(z), w / w.mean())
+    if beta is None:
+        raise ValueError("Platt scaling has no finite fit (the logits separate the classes completely)")
+    return {"a": float(beta[0]), "b": float(beta[1])}
 
 
-def _prob(logits: np.ndarray, cal: dict) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(cal["a"] * logits + cal["b"])))
+def apply_platt(logits, calibration: dict | None):
+    """``sigmoid(a * logit + b)`` with a bundle's ``calibration`` block (identity when ``None``).
 
-
-def fit_platt_weighted(y: np.ndarray, logits: np.ndarray, weights: np.ndarray) -> dict[str, float]:
-    """Platt scaling ``p = sigmoid(a * logit + b)`` by weighted maximum likelihood."""
-    x, t = torch.tensor(logits, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
-    w = torch.tensor(weights / weights.mean(), dtype=torch.float64)
-    a = torch.ones((), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + b, t, weight=w)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return {"a": a.item(), "b": b.item()}
-
-
-def prob(logits: np.ndarray, cal: dict) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(cal["a"] * np.asarray(logits, dtype=np.float64) + cal["b"])))
-
-
-def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
-    """Slope of the logistic recalibration of ``logit(p)`` on the outcomes (1 = well calibrated)."""
-
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return fit_platt(y, np.log(p / (1 - p)))["a"]
+    ``a`` and ``b`` are numbers, or lists with one value per step of the last axis (the vitals
+    model's per-hour fit; a shorter sequence uses the first steps' values). ``logits`` may be a
+    numpy array (computed in float64) or a torch tensor (computed in its own dtype, on its device,
+    with the autograd graph kept), so every caller applies the same numbers the same way.
+    """
+    cal = calibration or {"a": 1.0, "b": 0.0}
+    a, b = cal["a"], cal["b"]
+    if hasattr(logits, "sigmoid"):  # torch.Tensor, without importing torch here
+        if np.ndim(a):
+            n = logits.shape[-1]
+            a, b = logits.new_tensor(a)[:n], logits.new_tensor(b)[:n]
+        return (a * logits + b).sigmoid()
+    if np.ndim(a):
+        n = np.shape(logits)[-1]
+        a, b = np.asarray(a, dtype=np.float64)[:n], np.asarray(b, dtype=np.float64)[:n]
+    return 1.0 / (1.0 + np.exp(-(a * np.asarray(logits, dtype=np.float64) + b)))

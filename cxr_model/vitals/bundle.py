@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from cxr_model.registry import BundleError, read_state
+from cxr_model.metrics.calibration import apply_platt
+from cxr_model.registry import BundleError, model_id, read_state
 from cxr_model.vitals.grid import Grid
-from cxr_model.vitals.lstm import VitalsEnsemble
+from cxr_model.vitals.lstm import VitalsEnsemble, features
 from cxr_model.vitals.normaliser import Normaliser
 
 
@@ -39,21 +40,15 @@ class VitalsBundle:
 
     @property
     def model_id(self) -> str:
-        return f"{self.meta['name']}@{self.meta['version']}"
+        return model_id(self.meta)
 
     def features(self, grids: list[Grid]) -> torch.Tensor:
         """Grids -> ``[N, 48, F]`` float32 tensor (the one preprocessing path)."""
-        return torch.from_numpy(np.stack([self.normaliser.features(g) for g in grids]))
+        return features(self.normaliser, grids)
 
     def calibrate(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, T]`` -> risk: Platt scaling per hour (``a[t]``, ``b[t]``) or one pair for all."""
-        cal = self.meta.get("calibration") or {"a": 1.0, "b": 0.0}
-        t = logits.shape[-1]
-        a = torch.as_tensor(cal["a"], dtype=logits.dtype)
-        b = torch.as_tensor(cal["b"], dtype=logits.dtype)
-        if a.ndim:
-            a, b = a[:t], b[:t]
-        return torch.sigmoid(a * logits + b)
+        return apply_platt(logits, self.meta.get("calibration"))
 
     def risk_from_features(self, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         """Features ``[N, 48, F]`` -> calibrated risk ``[N, 48]`` float64 in [0, 1]."""
@@ -103,7 +98,8 @@ def _fmt(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
 
 
-def model_card(meta: dict) -> str:
+def render_card(meta: dict) -> str:
+    """``MODEL_CARD.md`` of a vitals bundle from its metadata (passed to ``save_bundle(card=...)``)."""
     td, val = meta["training_data"], meta["validation"]
     rows = "\n".join(
         f"| {k} | {v['n']} ({v['n_positive']} deaths) | {_fmt(v['auroc'])} | {_fmt(v['auprc'])} | {_fmt(v.get('event1'))} |"
@@ -127,7 +123,7 @@ descriptor features) trained from different seeds on the same split, a logit at 
 {td['source']}. Split `{meta['split']['name']}` (stratified by outcome, seed {meta['split']['seed']}):
 train {td['n_train']} ({td['n_train_positive']} deaths), validation {td['n_val']} ({td['n_val_positive']}),
 held-out test {td['n_test']} ({td['n_test_positive']}); record ids in `splits.csv`. Outcomes are labels only,
-never features. Cleaning rules and normal values: `cxr_model/vitals/channels.json` and `physionet.py`.
+never features. Cleaning rules and normal values: `cxr_model/vitals/channels.json` and `reader.py`.
 
 ## Validation metrics (validation split, used for early stopping and thresholds: optimistic)
 | group | n | AUROC | AUPRC | event-1 |

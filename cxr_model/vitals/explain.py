@@ -11,7 +11,6 @@ import math
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from cxr_model.vitals.grid import Grid
 from cxr_model.vitals.reader import channel_names, normal_values
@@ -33,7 +32,7 @@ def occlusion(bundle, grid: Grid, step: int) -> list[dict]:
         d[: step + 1, c] = np.arange(1, step + 2, dtype=np.float32)
         variants.append(replace(grid, values=v, mask=m, delta=d))
     variants.append(replace(grid, descriptors={k: math.nan for k in grid.descriptors}))
-    x = torch.from_numpy(np.stack([bundle.normaliser.features(g) for g in variants]))
+    x = bundle.features(variants)
     risk = bundle.risk_from_features(x[:, : step + 1])[:, step]
     observed = grid.mask[: step + 1].max(axis=0) > 0
     out = [{"input": n, "contribution": float(risk[0] - risk[i + 1]), "observed": bool(observed[i])}

@@ -49,6 +49,12 @@ class VitalsEnsemble(nn.Module):
         return torch.stack([m(x) for m in self.members]).mean(dim=0)
 
 
+def features(normaliser, grids) -> torch.Tensor:
+    """Grids -> the model input ``float32 [N, 48, F]`` (the one preprocessing path: training,
+    evaluation, the ward and the occlusion explanation all call it)."""
+    return torch.from_numpy(np.stack([normaliser.features(g) for g in grids]))
+
+
 def first_crossing(risk: np.ndarray, threshold: float) -> int | None:
     """Index of the first hour with ``risk >= threshold``, or ``None``."""
     hits = np.flatnonzero(np.asarray(risk) >= threshold)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 
+from cxr_model.metrics.calibration import fit_platt
 from cxr_model.metrics.classification import compute_auroc, event1_threshold
 from cxr_model.registry import save_bundle
-from cxr_model.vitals.bundle import NORMALISER_FILE, TASK, VitalsBundle, model_card
+from cxr_model.vitals.bundle import NORMALISER_FILE, TASK, VitalsBundle, render_card
 from cxr_model.vitals.evaluate import Scored, metrics_for, score_grids
 from cxr_model.vitals.grid import to_grid
-from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM
+from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM, features
 from cxr_model.vitals.normaliser import STATIC_FEATURES, Normaliser
 from cxr_model.vitals.reader import N_HOURS, channel_names, load_outcomes, read_dir
 from cxr_model.vitals.splits import SPLIT_NAME, stratified_split
@@ -124,9 +124,9 @@ def train(cfg: VitalsTrainConfig) -> dict:
              time.time() - t0, len(tr), len(va), len(split["test"]))
 
     norm = Normaliser.fit(tr)
-    x_tr = torch.from_numpy(np.stack([norm.features(g) for g in tr]))
+    x_tr = features(norm, tr)
     y_tr = torch.tensor([outcomes[g.record_id]["In-hospital_death"] for g in tr], dtype=torch.float32)
-    x_va = torch.from_numpy(np.stack([norm.features(g) for g in va]))
+    x_va = features(norm, va)
     y_va = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in va])
 
     model = VitalsEnsemble(norm.n_features, cfg.hidden, cfg.layers, cfg.dropout, cfg.members)
@@ -143,9 +143,12 @@ def train(cfg: VitalsTrainConfig) -> dict:
     logits_va = _logits(model, x_va)
     cal = {"a": [1.0] * N_HOURS, "b": [0.0] * N_HOURS, "method": "identity (validation has one class)"}
     if len(set(y_va.tolist())) == 2:
-        fits = [LogisticRegression(C=1e6).fit(logits_va[:, t:t + 1], y_va) for t in range(N_HOURS)]
-        cal = {"a": [float(f.coef_[0, 0]) for f in fits], "b": [float(f.intercept_[0]) for f in fits],
-               "method": "Platt scaling per hour on validation logits"}
+        try:
+            fits = [fit_platt(y_va, logits_va[:, t]) for t in range(N_HOURS)]
+            cal = {"a": [f["a"] for f in fits], "b": [f["b"] for f in fits],
+                   "method": "Platt scaling per hour on validation logits"}
+        except ValueError:  # complete separation at some hour: no finite fit, keep the identity
+            pass
 
     hp = {"n_features": norm.n_features, "hidden": cfg.hidden, "layers": cfg.layers, "dropout": cfg.dropout,
           "lr": cfg.lr, "weight_decay": cfg.weight_decay, "batch_size": cfg.batch_size, "epochs_max": cfg.epochs,
@@ -193,7 +196,7 @@ def train(cfg: VitalsTrainConfig) -> dict:
     norm.to_json(out / NORMALISER_FILE)
     rows = ["record_id,split"] + [f"{i},{k}" for k, v in split.items() for i in v]
     (out / "splits.csv").write_text("\n".join(rows) + "\n")
-    save_bundle(out, model.state_dict(), meta, card=model_card(meta))
+    save_bundle(out, model.state_dict(), meta, card=render_card)
     return meta
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from cxr_model.vitals.grid import Grid, to_grid
 from cxr_model.vitals.lstm import first_crossing
-from cxr_model.vitals.news2 import News2, news2_grid
+from cxr_model.vitals.news2 import News2, news2_grid, news2_inputs
 from cxr_model.vitals.reader import Record, channel_names, read_dir
 from cxr_model.vitals.splits import read_split
 
@@ -45,12 +45,35 @@ class WardPatient:
         idx = [channel_names().index(c) for c in VITAL_CHANNELS]
         return float(self.grid.delta[step, idx].min())
 
+    def trend(self, channel: str, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hourly values of one channel up to ``step`` (inclusive) and where they were observed.
+
+        ``"SBP"`` is the systolic pressure NEWS2 scores (invasive or non-invasive, whichever is more
+        recent, see :func:`news2_inputs`), observed when either was measured that hour.
+
+        Returns:
+            ``(values, observed)``: float ``[step + 1]`` (carried forward between observations) and a
+            ``[step + 1]`` array that is > 0 at observed hours.
+        """
+        names = channel_names()
+        if channel == "SBP":
+            values = np.array([news2_inputs(self.grid, t)["systolic_bp"] for t in range(step + 1)])
+            observed = (self.grid.mask[: step + 1, names.index("SysABP")]
+                        + self.grid.mask[: step + 1, names.index("NISysABP")])
+            return values, observed
+        return self.grid.values[: step + 1, names.index(channel)], self.grid.mask[: step + 1, names.index(channel)]
+
 
 def build_ward(records: list[Record], bundle) -> list[WardPatient]:
     grids = [to_grid(r) for r in records]
     risk = bundle.risk(grids)
     return [WardPatient(f"Bed {i + 1:02d}", g, news2_grid(g), risk[i], first_crossing(risk[i], bundle.threshold))
             for i, g in enumerate(grids)]
+
+
+def has_real_ward(physionet_dir: str | Path, bundle_dir: str | Path) -> bool:
+    """PhysioNet set A is present and the bundle names its held-out stays (``splits.csv``)."""
+    return (Path(physionet_dir) / "set-a").is_dir() and (Path(bundle_dir) / "splits.csv").exists()
 
 
 def real_ward_records(physionet_dir: str | Path, bundle, n: int = 30) -> tuple[list[Record], list[str]]:

@@ -1,7 +1,7 @@
 """A real browser opens report.html from disk, offline, and renders the ROC plot."""
 import pytest
 
-from tests.evaluation.runfolder import make_run
+from tests.imaging.report.runfolder import make_run
 
 pytestmark = pytest.mark.browser
 

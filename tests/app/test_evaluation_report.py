@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from cxr_model.settings import PROJECT_ROOT
 from dashboard.text import unescape
-from tests.evaluation.runfolder import make_run
+from tests.imaging.report.runfolder import make_run
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from sklearn.linear_model import LogisticRegression
 
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.predict import predict_batch, predict_source
-from cxr_model.imaging.review import analyse_study
+from cxr_model.imaging.review import analyse_study, display_copy
 from cxr_model.imaging.transforms import load_tensor
-from cxr_model.metrics.calibration import _prob, fit_platt
+from cxr_model.metrics.calibration import apply_platt, fit_platt
 
 
 def _sigmoid(z):
@@ -45,7 +45,7 @@ def test_fit_platt_undoes_a_class_weighted_shift():
 
 def test_prob_is_sigmoid_of_the_scaled_logit():
     logits = np.linspace(-5, 5, 11)
-    assert np.allclose(_prob(logits, {"a": 0.5, "b": -1.0}), _sigmoid(0.5 * logits - 1.0))
+    assert np.allclose(apply_platt(logits, {"a": 0.5, "b": -1.0}), _sigmoid(0.5 * logits - 1.0))
 
 
 @pytest.fixture(scope="module")
@@ -81,4 +81,5 @@ def test_cli_and_review_paths_give_the_calibrated_probability_of_the_raw_logit(c
     study = analyse_study(cxr_bundle, film.read_bytes(), film.name)
     assert study.probability == pytest.approx(expected, abs=1e-4)
     assert study.threshold == cxr_bundle.threshold
-    assert read_image(film).shape == study.gray.shape
+    assert np.array_equal(study.display, display_copy(read_image(film)))
+    assert torch.equal(study.x, x)  # the same model input as the CLI path

@@ -6,6 +6,7 @@ from collections import defaultdict
 import pytest
 
 from cxr_model.imaging import data as D
+from cxr_model.imaging.data import is_labelled_csv, labelled_sets
 from cxr_model.imaging.splits import duplicate_groups, split_by_child
 
 
@@ -69,3 +70,18 @@ def test_csv_with_unknown_label_names_the_line(tmp_path):
     (tmp_path / "bad.csv").write_text("path,label\na.png,NORMAL\nb.png,maybe\n")
     with pytest.raises(ValueError, match=r"bad.csv line 3: unknown label 'maybe'"):
         D.list_labelled(tmp_path / "bad.csv")
+
+
+def test_labelled_sets_lists_kermany_split_folders_and_csvs_with_a_path_label_header(tmp_path):
+    cxr = tmp_path / "cxr"
+    (cxr / "kermany" / "val" / "NORMAL").mkdir(parents=True)
+    (cxr / "kermany" / "test" / "PNEUMONIA").mkdir(parents=True)
+    (cxr / "kermany" / "notes").mkdir()  # no class folder: not a labelled set
+    (cxr / "sets").mkdir()
+    (cxr / "sets" / "good.csv").write_text("path,label\na.png,NORMAL\n")
+    (cxr / "sets" / "other.csv").write_text("file,diagnosis\na.png,NORMAL\n")
+    found = labelled_sets(tmp_path)
+    assert found == {"Kermany test (folder)": cxr / "kermany" / "test", "Kermany val (folder)": cxr / "kermany" / "val",
+                     "sets/good.csv (CSV)": cxr / "sets" / "good.csv"}
+    assert is_labelled_csv(cxr / "sets" / "good.csv") and not is_labelled_csv(cxr / "sets" / "other.csv")
+    assert not is_labelled_csv(cxr / "missing.csv") and labelled_sets(tmp_path / "nowhere") == {}

@@ -12,7 +12,7 @@ from cxr_model.imaging.splits import read_splits, split_by_patient
 from cxr_model.imaging.train_mixed import PopulationMixSampler
 from cxr_model.imaging.transforms import SiteArtifacts, TrainTransform
 from cxr_model.metrics import classification as M
-from cxr_model.metrics.calibration import fit_platt_weighted
+from cxr_model.metrics.calibration import fit_platt
 from cxr_model.metrics.classification import balanced_youden
 from tests.conftest import _need
 
@@ -111,6 +111,6 @@ def test_weighted_platt_equals_repeating_the_films():
     lg = y * 2.0 - 1 + rng.normal(0, 1, 60)
     w = np.where(np.arange(60) < 20, 3.0, 1.0)
     rep = np.concatenate([np.repeat(lg[:20], 3), lg[20:]]), np.concatenate([np.repeat(y[:20], 3), y[20:]])
-    a = fit_platt_weighted(y, lg, w)
-    b = fit_platt_weighted(rep[1], rep[0], np.ones(len(rep[0])))
+    a = fit_platt(y, lg, w)
+    b = fit_platt(rep[1], rep[0], np.ones(len(rep[0])))
     assert a["a"] == pytest.approx(b["a"], abs=1e-4) and a["b"] == pytest.approx(b["b"], abs=1e-4)

@@ -1,10 +1,13 @@
 """OOD check on the bundled model's stored statistics: non-radiographs flagged, radiographs not."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
+from cxr_model.cli import build_parser
 from cxr_model.imaging.data import load_sources
 from cxr_model.imaging.non_radiographs import non_radiographs
 from cxr_model.imaging.ood import OodError, fit_gaussian, gray_features, load_ood, source_features
@@ -53,7 +56,6 @@ def test_mahalanobis_of_the_mean_is_zero_and_grows_with_distance():
 
 
 def test_stale_statistics_are_refused(cxr_bundle, tmp_path):
-    import copy
     import shutil
 
     other = copy.copy(cxr_bundle)
@@ -64,3 +66,13 @@ def test_stale_statistics_are_refused(cxr_bundle, tmp_path):
     with pytest.raises(OodError, match="other weights"):
         load_ood(other)
     assert torch.load(tmp_path / "ood.pt", weights_only=True)["mean"].ndim == 1
+
+
+def test_ood_fit_is_a_subcommand_of_the_cli_and_the_missing_statistics_name_it(cxr_bundle, tmp_path):
+    args = build_parser().parse_args(["ood", "fit", "--max-train", "50", "--model-dir", str(tmp_path)])
+    assert (args.max_train, args.model_dir, args.func.__name__) == (50, str(tmp_path), "_ood_fit")
+    assert build_parser().parse_args(["ood", "fit"]).max_train == 1500
+    other = copy.copy(cxr_bundle)
+    other.path = tmp_path  # a bundle copy without ood.pt
+    with pytest.raises(OodError, match="cxr-model ood fit"):
+        load_ood(other)

@@ -7,11 +7,12 @@ import re
 import numpy as np
 import pytest
 
+from cxr_model.imaging.dicom_header import Window, apply_window
 from cxr_model.imaging.explain import overlay
 from cxr_model.imaging.ood import load_ood
 from cxr_model.imaging.predict import predict_source
 from cxr_model.imaging.report.study import render_study_report
-from cxr_model.imaging.review import analyse_study
+from cxr_model.imaging.review import DicomView, analyse_study
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,14 @@ def test_burned_in_annotation_keeps_the_images_out_of_the_report(cxr_bundle, dic
     html = render_study_report(s, s.display, overlay(s.display, s.cam, 0.4), cxr_bundle.meta)
     assert "data:image/png" not in html and "burned-in annotation" in html
     assert not analyse_study(cxr_bundle, dicom.read_bytes(), dicom.name, "GradCAM").burned_in
+
+
+def test_dicom_view_offers_the_slider_ranges_and_windows_like_the_header_module():
+    raw = np.linspace(-1000.0, 3000.0, 64 * 64, dtype=np.float32).reshape(64, 64)
+    view = DicomView(raw, {}, True, [], [], False)
+    assert view.level_range == (-3000.0, 5000.0) and view.width_range == (1.0, 8000.0)
+    assert (view.clamp_width(0.2), view.clamp_width(400.0), view.clamp_width(1e6)) == (1.0, 400.0, 8000.0)
+    w = Window(500.0, 1000.0)
+    assert np.array_equal(view.windowed(w), apply_window(raw, w, True))
+    flat = DicomView(np.full((4, 4), 7.0, np.float32), {}, False, [], [], False)
+    assert flat.level_range == (6.5, 7.5) and flat.width_range == (1.0, 2.0)  # a constant image still gets sliders

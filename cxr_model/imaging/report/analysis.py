@@ -12,12 +12,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from cxr_model.imaging.labels import CLASSES
 from cxr_model.metrics import classification as M
 from cxr_model.metrics.calibration import ReliabilityBins, calibration_slope_intercept, reliability_bins
 from cxr_model.metrics.curves import Curve, compute_auprc, pr_curve, roc_curve
 from cxr_model.metrics.subgroups import subgroup_table
+from cxr_model.registry import model_id
 
-CLASSES = ("NORMAL", "PNEUMONIA")
 BOOTSTRAP = "percentile bootstrap, {n} resamples, seed {seed}"
 #: Columns of predictions.csv that are never subgroups (identifiers, outcomes, continuous values).
 NOT_SUBGROUPS = {"path", "label", "probability", "predicted", "group", "height", "width", "error"}
@@ -106,7 +107,7 @@ def training_summary(bundle_meta: dict | None) -> dict:
     if not bundle_meta:
         return {}
     tr = bundle_meta.get("training") or {}
-    return {"model": f"{bundle_meta.get('name', '?')}@{bundle_meta.get('version', '?')}",
+    return {"model": model_id(bundle_meta),
             "data": tr.get("data", ""), "split": tr.get("split", ""), "counts": tr.get("counts") or {},
             "threshold_rule": (bundle_meta.get("threshold") or {}).get("rule", ""),
             "input": (bundle_meta.get("input") or {}).get("pipeline", "")}
@@ -188,3 +189,11 @@ def at_threshold(base: Analysis, predictions: pd.DataFrame, threshold: float, n_
     )
 
 
+def summary_of(a: Analysis) -> dict:
+    """The ``metrics.json`` block of an analysis: the numbers of ``metrics.classification.summary``,
+    read from the analysis instead of computed a second time (same functions, same seed)."""
+    c = a.confusion
+    return {"n": a.n, "n_positive": int(c["tp"] + c["fn"]), "n_negative": int(c["tn"] + c["fp"]),
+            "auroc": a.row("auroc")["value"], "auroc_ci95": a.row("auroc")["ci95"],
+            **{k: a.row(k)["value"] for k in ("sensitivity", "specificity", "ppv", "npv", "f1", "accuracy")},
+            "threshold": float(a.threshold), "ece": a.row("ece")["value"]}

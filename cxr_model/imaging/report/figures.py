@@ -1,6 +1,6 @@
 """Plotly figures of an evaluation, shared by the Streamlit page and ``report.html``.
 
-Each function takes numbers already computed by :mod:`cxr_model.evaluation` and only draws.
+Each function takes numbers already computed by :mod:`cxr_model.metrics` and :mod:`cxr_model.imaging.report.analysis` and only draws.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from cxr_model.imaging.labels import CLASSES
 from cxr_model.metrics.calibration import ReliabilityBins
 from cxr_model.metrics.curves import Curve
 
@@ -74,7 +75,7 @@ def reliability_figure(bins: ReliabilityBins, ece: float, calibration: dict, sub
     return fig
 
 
-def confusion_figure(confusion: dict, threshold: float, classes=("NORMAL", "PNEUMONIA")) -> go.Figure:
+def confusion_figure(confusion: dict, threshold: float, classes=CLASSES) -> go.Figure:
     """2 x 2 confusion matrix: rows are the reference label, columns the model's call."""
     z = [[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]]
     text = [[f"TN {z[0][0]}", f"FP {z[0][1]}"], [f"FN {z[1][0]}", f"TP {z[1][1]}"]]
@@ -86,7 +87,7 @@ def confusion_figure(confusion: dict, threshold: float, classes=("NORMAL", "PNEU
     return fig
 
 
-def probability_figure(y, p, threshold: float, classes=("NORMAL", "PNEUMONIA")) -> go.Figure:
+def probability_figure(y, p, threshold: float, classes=CLASSES) -> go.Figure:
     """Histogram of predicted probabilities per reference class, with the threshold line."""
     y, p = np.asarray(y), np.asarray(p)
     fig = go.Figure()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from cxr_model.imaging.explain import compute_cam, overlay
 from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.transforms import load_tensor
@@ -69,11 +70,6 @@ def _thumbnail(gray: np.ndarray, px: int) -> np.ndarray:
 
 
 def _cam_overlay(bundle, path: Path, thumb: np.ndarray, method: str, alpha: float) -> tuple[bytes | None, str]:
-    try:
-        from cxr_model.imaging.explain import compute_cam, overlay
-    except ImportError:
-        return None, "Grad-CAM not available in this build"
-
     try:
         cam = np.asarray(compute_cam(bundle, load_tensor(path, bundle.img_size), method=method), dtype=np.float32)
         # The model saw the whole radiograph stretched to a square, so the map covers the whole

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxr_model.files import write_text
+from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.report import figures as F
 from cxr_model.imaging.report.analysis import Analysis, data_summary, training_summary
 from cxr_model.imaging.report.gallery import GalleryItem, build_gallery, data_uri, failure_cases
@@ -104,7 +105,7 @@ def gallery_html(items: list[GalleryItem]) -> str:
         imgs = "".join(f"<img src='{data_uri(b)}' alt='{alt}'>" for b, alt in
                        ((g.image_png, "radiograph"), (g.cam_png, "Grad-CAM overlay")) if b)
         cards.append(f"<figure class='card {g.kind.replace(' ', '-')}'>{imgs}<figcaption><b>{g.kind}</b>: "
-                     f"P(pneumonia) {g.probability:.3f}, truly {'PNEUMONIA' if g.label else 'NORMAL'}<br>"
+                     f"P(pneumonia) {g.probability:.3f}, truly {CLASSES[g.label]}<br>"
                      f"<code>{html.escape(g.path)}</code>"
                      f"{'<br><i>' + html.escape(g.note) + '</i>' if g.note else ''}</figcaption></figure>")
     return f"<div class='gallery'>{''.join(cards)}</div>"
@@ -195,15 +196,17 @@ def render_html(run: EvalRun, a: Analysis, bundle_meta: dict | None = None, gall
 def report_html(run: EvalRun, bundle_meta: dict | None = None, *, bundle=None,
                 vitals_metrics: dict | str | Path | None = None, threshold: float | None = None,
                 n_resamples: int = 2000, seed: int = 0, gallery_k: int = 6,
-                allowed_roots: list[Path] | None = None) -> str:
+                allowed_roots: list[Path] | None = None, analysis: Analysis | None = None) -> str:
     """The report of a loaded run as an HTML string (see :func:`write_report` for the arguments).
 
     ``allowed_roots``: the gallery reads images inside these folders only (the dashboard passes
     the data folder and the run folder; see ``gallery.resolve_image``).
+    ``analysis``: the run's analysis when the caller already has it (``finalize_run``), so the
+    metrics are computed once per run.
     """
     if bundle_meta is None and bundle is not None:
         bundle_meta = bundle.meta
-    a = analyse_run(run, threshold, bundle_meta, n_resamples=n_resamples, seed=seed)
+    a = analysis or analyse_run(run, threshold, bundle_meta, n_resamples=n_resamples, seed=seed)
     gallery = build_gallery(failure_cases(run.predictions, a.threshold, gallery_k), run.image_roots(), bundle=bundle,
                             allowed=allowed_roots)
     if isinstance(vitals_metrics, (str, Path)):

@@ -8,31 +8,18 @@ name the patient, ``Study.burned_in``), the images are left out and the report s
 """
 from __future__ import annotations
 
-import base64
-import io
 from datetime import datetime, timezone
 from html import escape
 
 import numpy as np
-from PIL import Image
 
 from cxr_model.imaging.explain import Faithfulness
+from cxr_model.imaging.report.gallery import data_uri, png_bytes
 from cxr_model.imaging.review import Study
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG of a grey float ``(H, W)`` in [0, 1] or an RGB ``uint8 (H, W, 3)`` image."""
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        arr = np.uint8(np.rint(255 * np.clip(arr, 0, 1)))
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
 def _img(image: np.ndarray, alt: str) -> str:
-    b64 = base64.b64encode(png_bytes(image)).decode("ascii")
-    return f'<figure><img alt="{escape(alt)}" src="data:image/png;base64,{b64}"><figcaption>{escape(alt)}</figcaption></figure>'
+    return f'<figure><img alt="{escape(alt)}" src="{data_uri(png_bytes(image))}"><figcaption>{escape(alt)}</figcaption></figure>'
 
 
 def _num(v) -> str:

@@ -14,7 +14,7 @@ import pytest
 from cxr_model.imaging.report.html import DISCLAIMER, write_report
 from cxr_model.imaging.report.run import load_run
 from cxr_model.imaging.runfolder import RunFolderError
-from tests.evaluation.runfolder import make_run
+from tests.imaging.report.runfolder import make_run
 
 EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.I)
 

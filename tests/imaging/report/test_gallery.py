@@ -1,5 +1,4 @@
 """The failure gallery: which cases, their thumbnails, and Grad-CAM when (and only when) it works."""
-import sys
 import types
 
 import numpy as np
@@ -7,6 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from cxr_model.imaging.report import gallery as G
 from cxr_model.imaging.report.gallery import build_gallery, failure_cases
 
 
@@ -46,10 +46,8 @@ def test_missing_and_unreadable_images_are_noted_not_raised(predictions, tmp_pat
 
 
 def _fake_explain(monkeypatch, compute_cam):
-    mod = types.ModuleType("cxr_model.imaging.explain")
-    mod.compute_cam = compute_cam
-    mod.overlay = lambda gray, cam, alpha: np.dstack([gray, cam, gray]).__mul__(255).astype(np.uint8)
-    monkeypatch.setitem(sys.modules, "cxr_model.imaging.explain", mod)
+    monkeypatch.setattr(G, "compute_cam", compute_cam)
+    monkeypatch.setattr(G, "overlay", lambda gray, cam, alpha: np.dstack([gray, cam, gray]).__mul__(255).astype(np.uint8))
 
 
 def test_grad_cam_overlay_is_added_at_the_thumbnail_size(predictions, tmp_path, monkeypatch):

@@ -3,9 +3,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 
-from cxr_model.metrics.calibration import calibration_slope_intercept, reliability_bins
+from cxr_model.metrics.calibration import apply_platt, calibration_slope_intercept, fit_platt, reliability_bins
 from cxr_model.metrics.classification import compute_ece
 
 
@@ -82,3 +83,31 @@ def test_reliability_bins_hand_computed_and_one_goes_in_the_last_bin():
 
 def test_reliability_bins_of_nothing_are_empty():
     assert len(reliability_bins([], []).count) == 0
+
+
+def test_weighted_platt_fit_is_sklearns_weighted_maximum_likelihood():
+    rng = np.random.default_rng(3)
+    z = rng.normal(0.0, 2.0, 1500)
+    y = (rng.random(z.size) < 1 / (1 + np.exp(-(0.7 * z - 0.4)))).astype(int)
+    w = np.where(rng.random(z.size) < 0.3, 3.0, 1.0)
+    ref = LogisticRegression(C=1e10, tol=1e-12, max_iter=10_000).fit(z[:, None], y, sample_weight=w / w.mean())
+    cal = fit_platt(y, z, weights=w)
+    assert cal["a"] == pytest.approx(ref.coef_[0, 0], abs=1e-6)
+    assert cal["b"] == pytest.approx(ref.intercept_[0], abs=1e-6)
+    assert fit_platt(y, z, weights=w) != fit_platt(y, z)  # the weights matter
+
+
+def test_platt_refuses_one_class_and_separated_logits():
+    with pytest.raises(ValueError, match="both classes"):
+        fit_platt(np.ones(5), np.arange(5.0))
+    with pytest.raises(ValueError, match="no finite fit"):
+        fit_platt(np.array([0, 0, 1, 1]), np.array([-2.0, -1.0, 1.0, 2.0]))
+
+
+def test_apply_platt_gives_the_same_numbers_for_numpy_and_torch_and_per_step_lists():
+    logits = np.linspace(-4, 4, 12).reshape(3, 4)
+    cal = {"a": [0.5, 1.0, 2.0, 3.0, 9.0], "b": [0.1, 0.0, -0.3, 1.0, 9.0]}  # longer than the sequence
+    expected = 1 / (1 + np.exp(-(np.array(cal["a"][:4]) * logits + np.array(cal["b"][:4]))))
+    assert np.allclose(apply_platt(logits, cal), expected, atol=1e-12)
+    assert np.allclose(apply_platt(torch.tensor(logits), cal).numpy(), expected, atol=1e-12)
+    assert np.allclose(apply_platt(logits, None), 1 / (1 + np.exp(-logits)))

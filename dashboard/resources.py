@@ -1,0 +1,50 @@
+"""The models of the dashboard, loaded once per process and shared by every session.
+
+The only ``st.cache_resource`` of the app (tests/test_architecture.py checks it): each page asks
+here, so one copy of each bundle lives in memory, on ``settings.device``. The cached objects are
+shared by all users' threads and never mutated (the chest X-ray network's lock lives in
+``registry.SharedModel``). Keyed by the bundle folder and device, so a changed environment reloads.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
+from cxr_model.imaging.ood import OodError, OodModel, load_ood
+from cxr_model.settings import get_settings
+from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
+
+
+@st.cache_resource(show_spinner="Loading the chest X-ray model ...")
+def _cxr(model_dir: str, device: str) -> CxrBundle:
+    return load_cxr_bundle(model_dir, device=device)
+
+
+@st.cache_resource(show_spinner=False)
+def _ood(model_dir: str, device: str) -> tuple[OodModel | None, str | None]:
+    try:
+        return load_ood(_cxr(model_dir, device)), None
+    except OodError as exc:
+        return None, str(exc)
+
+
+@st.cache_resource(show_spinner="Loading the vitals model ...")
+def _vitals(model_dir: str) -> VitalsBundle:
+    return load_vitals_bundle(model_dir)
+
+
+def cxr_bundle(model_dir: str | None = None) -> CxrBundle:
+    """The chest X-ray bundle (default: ``settings.cxr_model_dir``); raises ``BundleError`` (the page shows it)."""
+    s = get_settings()
+    return _cxr(str(model_dir or s.cxr_model_dir), s.device)
+
+
+def cxr_ood(model_dir: str | None = None) -> tuple[OodModel | None, str | None]:
+    """``(ood model, None)`` or ``(None, why the OOD check is unavailable)``."""
+    s = get_settings()
+    return _ood(str(model_dir or s.cxr_model_dir), s.device)
+
+
+def vitals_bundle(model_dir: str | None = None) -> VitalsBundle:
+    """The vitals bundle (default: ``settings.vitals_model_dir``); raises ``BundleError``."""
+    return _vitals(str(model_dir or get_settings().vitals_model_dir))

@@ -1,0 +1,43 @@
+"""Tables for the pages: analysis rows -> labelled DataFrames, numbers through the one formatter."""
+from __future__ import annotations
+
+import pandas as pd
+
+from cxr_model.metrics.format import fmt
+from cxr_model.vitals.news2 import PARAMETERS
+
+SUBGROUP_COLUMNS = {"n": "n", "n_positive": "pneumonia", "n_negative": "normal", "mean_probability": "mean P",
+                    "auroc": "AUROC", "auroc_ci95": "AUROC 95% CI", "sensitivity": "sensitivity",
+                    "sensitivity_ci95": "sensitivity 95% CI", "specificity": "specificity",
+                    "specificity_ci95": "specificity 95% CI", "accuracy": "accuracy", "accuracy_ci95": "accuracy 95% CI"}
+
+
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
+    """Metric rows of an analysis (value, CI, method, n, split) as the page's metrics table."""
+    return pd.DataFrame([{"metric": r["metric"], "value": fmt(r["value"]), "95% CI": fmt(r["ci95"]) if r["ci95"] else "",
+                          "CI method": r["ci_method"], "n": r["n"], "n counts": r["n_of"], "split": r["split"]}
+                         for r in rows])
+
+
+def subgroup_frame(rows: list[dict]) -> pd.DataFrame:
+    """Subgroup rows (one per group) with readable column names."""
+    return pd.DataFrame([{"group": r["group"], **{v: fmt(r[k]) for k, v in SUBGROUP_COLUMNS.items()}} for r in rows])
+
+
+def formatted_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows of numbers (e.g. the vitals metric groups), every value through :func:`fmt`."""
+    return pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows])
+
+
+def _news2_value(key: str, value) -> str:
+    if isinstance(value, float):
+        return str(round(value, 1))
+    if key == "air_or_oxygen":
+        return "oxygen" if value else "air"
+    return "alert" if value else "not alert"  # consciousness
+
+
+def news2_rows(inputs: dict, breakdown: dict) -> pd.DataFrame:
+    """The NEWS2 table at the cursor: each parameter, its value as read, and its points."""
+    return pd.DataFrame({"parameter": PARAMETERS, "value": [_news2_value(k, inputs[k]) for k in PARAMETERS],
+                         "points": list(breakdown.values())})
