@@ -117,7 +117,8 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
             "config": config_dict(cfg),
             "init_from": cfg.init_from or None,
             "best_epoch": best["epoch"],
-            "selection": "mean over populations of the validation AUROC (clean films)",
+            "selection": "mean over populations of the validation AUROC (clean films"
+                         + (f"; children: a seeded stratified {cfg.select_child_n} of the val films" if cfg.select_child_n else "") + ")",
             "history": history,
             "wall_time_s": round(wall_s, 1),
             "device": str(device),

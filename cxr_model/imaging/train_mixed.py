@@ -215,6 +215,9 @@ def _fit(cfg, net, sources, device, ckpt_dir: Path, started: float):
             if step % 10 == 0:
                 print(f"  epoch {epoch + 1} step {step}/{steps} loss {total / seen:.4f} ({(time.time() - t0) / (step + 1):.2f} s/step)", flush=True)
         t_train = time.time() - t0
+        if out_of_time and not seen:  # the budget ran out between epochs: nothing new to score
+            print(f"time budget of {cfg.time_budget_min:g} min spent", flush=True)
+            break
         scores = validation_scores(net, sources, cfg.img_size, device, subsets)
         row = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "images": seen, "lr_end": opt.param_groups[0]["lr"], **{f"val_auroc_{k}": v for k, v in scores.items()},
                "train_seconds": t_train, "seconds": time.time() - t0}
