@@ -119,3 +119,15 @@ def test_probability_without_stored_calibration_is_the_plain_sigmoid():
     assert torch.allclose(b.probability(z), torch.sigmoid(z))
     b.meta["calibration"] = {"a": 2.0, "b": -1.0}
     assert torch.allclose(b.probability(z), torch.sigmoid(2 * z - 1))
+
+
+def test_sha256_mismatch_message_shows_both_digests(tmp_path):
+    save_bundle(tmp_path, {"w": torch.zeros(1)}, {})
+    meta = json.loads((tmp_path / METADATA).read_text())
+    meta["sha256"] = "0123456789abcdef" * 4
+    (tmp_path / METADATA).write_text(json.dumps(meta))
+    digest = sha256_file(tmp_path / WEIGHTS)
+    expected = f"{tmp_path / WEIGHTS}: sha256 {digest[:12]}... does not match metadata (0123456789ab...)"
+    with pytest.raises(BundleError) as err:
+        read_state(tmp_path)
+    assert str(err.value) == expected

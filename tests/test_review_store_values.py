@@ -2,6 +2,7 @@
 newest-first order (pinned after mutation testing found them loose)."""
 from __future__ import annotations
 
+import io
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -88,3 +89,11 @@ def test_newest_first_by_time_then_by_id(url, monkeypatch):
                                                t0 + timedelta(hours=1)))
     a, b, c, d = (_save(url, note=n) for n in "abcd")
     assert rs.list_decisions(url)["id"].tolist() == [d, c, a, b]
+
+
+def test_csv_export_reads_the_store_it_is_given(url, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXR_DB_URL", f"sqlite:///{tmp_path / 'default.sqlite'}")  # another, empty store
+    _save(url, note="from the given store")
+    back = pd.read_csv(io.BytesIO(rs.decisions_csv(url)))
+    assert back["note"].tolist() == ["from the given store"]
+    assert list(back.columns) == rs.COLUMNS  # no index column
