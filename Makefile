@@ -33,14 +33,16 @@ run: install
 test: install browser
 	ALLOW_MISSING_DATA=$(ALLOW_MISSING_DATA) $(BIN)/python -m pytest -q
 
-# Mutation testing of the core modules (not part of `make test`; CPU-heavy, about an hour on
-# 2 cores): mutmut 3 as configured in pyproject.toml, one module at a time, then the scores.
+# Mutation testing of the core modules (not part of `make test`; CPU-heavy: on 2 shared cores
+# metrics, calibration, NEWS2, registry and review store took ~45 min, the imaging modules more):
+# mutmut 3 as configured in pyproject.toml, one module at a time (MUTATION_MODULES=... to pick),
+# then killed / total per module. OMP_NUM_THREADS=1: torch's OpenMP pool does not survive fork.
 MUTATION_MODULES ?= metrics.classification metrics.calibration imaging.finish vitals.news2 registry \
 	review_store imaging.transforms imaging.io imaging.formats imaging.ood
 mutation: install
 	$(BIN)/pip install -q -r requirements-dev.txt
 	for m in $(MUTATION_MODULES); do \
-	  CXR_DATA_DIR=$(abspath $(or $(CXR_DATA_DIR),../shared/data)) CXR_MODELS_DIR=$(abspath assets/models) \
+	  OMP_NUM_THREADS=1 CXR_DATA_DIR=$(abspath $(or $(CXR_DATA_DIR),../shared/data)) CXR_MODELS_DIR=$(abspath assets/models) \
 	  nice -n 10 $(BIN)/mutmut run --max-children $(or $(JOBS),1) "cxr_model.$$m.*" || exit 1; done
 	@echo "module  killed / total  (survived, no tests, timeout)"
 	@$(BIN)/mutmut results --all true | awk -F': ' '{m=$$1; sub(/^ +/, "", m); sub(/\.x(_|ǁ).*/, "", m); \

@@ -92,7 +92,7 @@ def test_loaded_bundle_is_in_eval_mode_with_its_metadata(cxr_bundle, settings):
 
 def test_bundle_of_another_task_or_architecture_is_refused(tmp_path):
     save_bundle(tmp_path / "v", {"w": torch.zeros(1)}, {"task": "vitals-mortality"})
-    with pytest.raises(BundleError, match="not a chest X-ray bundle"):
+    with pytest.raises(BundleError, match=r"v: not a chest X-ray bundle \(task 'vitals-mortality'\)$"):
         load_cxr_bundle(tmp_path / "v", device="cpu")
     save_bundle(tmp_path / "x", {"w": torch.zeros(1)}, {"task": "cxr-pneumonia", "architecture": "resnet18"})
     with pytest.raises(BundleError, match="model.pt: weights do not fit resnet18"):
@@ -109,7 +109,9 @@ def test_saved_weights_load_back_into_the_same_network(tmp_path):
     x = torch.randn(2, 1, 64, 64)
     with torch.inference_mode():
         assert torch.allclose(b.model(x), net.eval()(x))
-    assert b.model_id == "n@2" and b.threshold == 0.4
+    assert b.model_id == "n@2" and b.threshold == 0.4 and b.img_size == 64 and b.arch == "resnet18"
+    assert b.device == torch.device("cpu") and b.path == tmp_path and not b.model.training
+    assert all(p.device.type == "cpu" for p in b.model.parameters())
 
 
 def test_probability_without_stored_calibration_is_the_plain_sigmoid():
@@ -133,3 +135,15 @@ def test_save_bundle_renders_the_card_from_the_metadata_as_written(tmp_path):
     assert seen == [meta]  # the JSON read back: sha256 and torch version included, tuples as lists
     assert (tmp_path / "MODEL_CARD.md").read_text() == f"# m@2\nweights {sha256_file(tmp_path / WEIGHTS)}\nsplit ['a', 'b']\n"
     assert model_id({}) == "?@?" and metadata_or_none(tmp_path / "missing") is None
+
+
+def test_sha256_mismatch_message_shows_both_digests(tmp_path):
+    save_bundle(tmp_path, {"w": torch.zeros(1)}, {})
+    meta = json.loads((tmp_path / METADATA).read_text())
+    meta["sha256"] = "0123456789abcdef" * 4
+    (tmp_path / METADATA).write_text(json.dumps(meta))
+    digest = sha256_file(tmp_path / WEIGHTS)
+    expected = f"{tmp_path / WEIGHTS}: sha256 {digest[:12]}... does not match metadata (0123456789ab...)"
+    with pytest.raises(BundleError) as err:
+        read_state(tmp_path)
+    assert str(err.value) == expected

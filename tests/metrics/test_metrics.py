@@ -156,3 +156,64 @@ def test_summary_interval_is_the_documented_2000_resample_seed_0_bootstrap(score
 def test_threshold_cis_default_to_2000_draws_seed_0_at_95_percent(scored):
     y, p = scored
     assert M.threshold_metric_cis(y, p, 0.5) == M.threshold_metric_cis(y, p, 0.5, n_resamples=2000, seed=0, alpha=0.05)
+
+
+@pytest.mark.parametrize("y,s,expected", [([1, 0, 0], [0.9, 0.1, 0.2], 1.0), ([1, 1, 0], [0.9, 0.1, 0.2], 0.5)])
+def test_auroc_with_a_single_case_of_one_class(y, s, expected):
+    assert M.compute_auroc(y, s) == expected
+
+
+def test_mismatched_lengths_name_both_sizes():
+    with pytest.raises(ValueError, match=r"^y_true has 3 values but y_score has 2$"):
+        M.compute_auroc([0, 1, 1], [0.1, 0.2])
+
+
+def test_bootstrap_of_one_case_is_that_case():
+    assert M.bootstrap_ci(lambda yy, ss: float(ss.mean()), [1], [0.3], n_resamples=20) == [0.3, 0.3]
+
+
+def test_wilson_interval_of_one_case():
+    assert M.wilson_interval(1, 1) == pytest.approx([0.2065, 1.0], abs=1e-4)
+
+
+def test_threshold_cis_pass_their_level_to_the_wilson_intervals(tied_scores):
+    y, s = tied_scores
+    c = M.confusion_at(y, s, 0.5)
+    cis = M.threshold_metric_cis(y, s, 0.5, alpha=0.10)
+    assert cis["sensitivity"] == M.wilson_interval(c["tp"], c["tp"] + c["fn"], 0.10)
+    assert cis["specificity"] == M.wilson_interval(c["tn"], c["tn"] + c["fp"], 0.10)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.10])
+def test_f1_interval_is_the_percentile_interval_of_the_multinomial_draws(tied_scores, alpha):
+    # the same seeded draws, counted here: the interval must be their alpha/2 and 1 - alpha/2 quantiles
+    y, s = tied_scores
+    c = M.confusion_at(y, s, 0.5)
+    n = sum(c.values())
+    cells = np.array([c["tp"], c["fp"], c["tn"], c["fn"]], dtype=float)
+    d = np.random.default_rng(4).multinomial(n, cells / n, size=500)
+    f1 = 2 * d[:, 0] / (2 * d[:, 0] + d[:, 1] + d[:, 3])
+    ci = M.threshold_metric_cis(y, s, 0.5, n_resamples=500, seed=4, alpha=alpha)["f1"]
+    assert ci == pytest.approx(np.quantile(f1, [alpha / 2, 1 - alpha / 2]).tolist())
+
+
+@pytest.mark.parametrize("y,s,f1", [
+    ([1], [0.9], [1.0, 1.0]),               # one true positive
+    ([1, 0], [0.9, 0.1], [1.0, 1.0]),       # tp + fp + fn = 1
+    ([1, 0], [0.1, 0.9], [0.0, 0.0]),       # tp = 0, fp = fn = 1: F1 is 0, not undefined
+])
+def test_f1_interval_on_tiny_confusion_matrices(y, s, f1):
+    assert M.threshold_metric_cis(y, s, 0.5, n_resamples=200)["f1"] == f1
+
+
+def test_f1_interval_is_nan_when_no_draw_defines_f1():
+    # one false positive among 1,001 cases; this seeded single draw has none, so F1 is undefined
+    y, s = np.zeros(1001, int), np.r_[np.zeros(1000), [0.9]]
+    assert all(math.isnan(v) for v in M.threshold_metric_cis(y, s, 0.5, n_resamples=1, seed=2)["f1"])
+    assert M.threshold_metric_cis(y, s, 0.5, n_resamples=1, seed=0)["f1"] == [0.0, 0.0]
+
+
+def test_every_metric_has_an_interval_even_when_empty():
+    names = {"sensitivity", "specificity", "ppv", "npv", "accuracy", "f1"}
+    assert set(M.threshold_metric_cis([], [], 0.5)) == names
+    assert set(M.threshold_metric_cis([0, 0], [0.1, 0.2], 0.5)) == names
