@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 
-
-def _fmt(v) -> str:
-    return "n/a" if v is None or v != v else f"{v:.3f}"
+from cxr_model.metrics.format import fmt_metric as _fmt
 
 
 def _row(name: str, m: dict) -> str:

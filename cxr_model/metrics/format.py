@@ -18,6 +18,13 @@ def fmt(v, digits: int = 3) -> str:
     return str(v)
 
 
+def fmt_metric(v, digits: int = 3) -> str:
+    """A metric for a model card: ``n/a`` for None, nan and inf, else fixed-point (ints too)."""
+    if v is None or not math.isfinite(float(v)):
+        return "n/a"
+    return f"{float(v):.{digits}f}"
+
+
 def vitals_groups(metrics: dict, prefix: str = "") -> list[dict]:
     """Flatten a vitals metrics dict into rows, one per group that has an ``auroc``.
 

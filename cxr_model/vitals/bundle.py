@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from cxr_model.metrics.calibration import apply_platt
+from cxr_model.metrics.format import fmt_metric as _fmt
 from cxr_model.registry import BundleError, model_id, read_state
 from cxr_model.vitals.grid import Grid
 from cxr_model.vitals.lstm import VitalsEnsemble, features
@@ -92,10 +93,6 @@ def load_vitals_bundle(bundle_dir: str | Path) -> VitalsBundle:
     for p in model.parameters():
         p.requires_grad_(False)
     return VitalsBundle(model, normaliser, meta, bundle_dir)
-
-
-def _fmt(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
 
 
 def render_card(meta: dict) -> str:
