@@ -1,0 +1,52 @@
+"""Where the OOD check gets its data: the bundle's own split, and its stored statistics (exact
+messages when either is missing), pinned after mutation testing found them loose."""
+from __future__ import annotations
+
+import copy
+import csv
+import re
+import shutil
+
+import pytest
+
+from cxr_model.imaging.ood import OodError, load_ood, split_items
+
+FIT = "run `python -m cxr_model.imaging.ood fit`"
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_split_items_are_that_part_of_splits_csv_with_their_labels(cxr_bundle, kermany_dir, split):
+    with open(cxr_bundle.path / "splits.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
+    items = split_items(cxr_bundle, kermany_dir, split)
+    assert [str(it.path) for it in items] == [str(kermany_dir / r["path"]) for r in rows]
+    assert [it.label for it in items] == [int(r["label"] == "PNEUMONIA") for r in rows]
+    assert len(items) == {"train": 3652, "val": 782, "test": 782}[split]
+
+
+def _bundle_in(tmp_path, cxr_bundle, files):
+    other = copy.copy(cxr_bundle)
+    other.path = tmp_path
+    for f in files:
+        shutil.copy(cxr_bundle.path / f, tmp_path / f)
+    return other
+
+
+def test_a_bundle_without_splits_csv_says_so(cxr_bundle, tmp_path):
+    with pytest.raises(OodError, match=re.escape(f"{tmp_path / 'splits.csv'}: the bundle has no splits.csv, "
+                                                 "so its training images are unknown")):
+        split_items(_bundle_in(tmp_path, cxr_bundle, []), tmp_path, "train")
+
+
+@pytest.mark.parametrize("present", [[], ["ood.pt"], ["ood.json"]])
+def test_missing_ood_statistics_say_what_to_run(cxr_bundle, tmp_path, present):
+    other = _bundle_in(tmp_path, cxr_bundle, present)
+    with pytest.raises(OodError, match=f"^{re.escape(f'{tmp_path.name}: no OOD statistics; {FIT}')}$"):
+        load_ood(other)
+
+
+def test_stale_statistics_message_says_what_to_run(cxr_bundle, tmp_path):
+    other = _bundle_in(tmp_path, cxr_bundle, ["ood.pt", "ood.json"])
+    other.meta = dict(cxr_bundle.meta, sha256="0" * 64)
+    with pytest.raises(OodError, match=re.escape(f"OOD statistics were fitted for other weights; {FIT}") + "$"):
+        load_ood(other)
