@@ -30,7 +30,7 @@ from cxr_model.imaging.data import load_sources
 from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.network import penultimate_features
 from cxr_model.imaging.non_radiographs import non_radiographs
-from cxr_model.imaging.splits import split_items
+from cxr_model.imaging import splits as _splits
 from cxr_model.imaging.transforms import EvalTransform, load_tensor, to_source
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
@@ -42,6 +42,14 @@ PERCENTILE = 99.5
 
 class OodError(RuntimeError):
     """OOD statistics missing or fitted for other weights; the message says what to run."""
+
+
+def split_items(bundle, kermany_dir, split: str):
+    """One part of the bundle's own split, for the fit; a missing ``splits.csv`` is an :class:`OodError`."""
+    try:
+        return _splits.split_items(bundle, kermany_dir, split)
+    except FileNotFoundError as exc:
+        raise OodError(str(exc)) from None
 
 
 @dataclass

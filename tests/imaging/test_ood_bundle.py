@@ -11,7 +11,7 @@ import pytest
 
 from cxr_model.imaging.ood import OodError, load_ood, split_items
 
-FIT = "run `python -m cxr_model.imaging.ood fit`"
+FIT = "run `cxr-model ood fit`"
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])
