@@ -97,14 +97,3 @@ def probability_figure(y, p, threshold: float, classes=CLASSES) -> go.Figure:
     fig.update_layout(barmode="overlay", title="Predicted probability by reference class",
                       xaxis_title="P(pneumonia)", yaxis_title="images", xaxis=dict(range=[0, 1]), **_LAYOUT)
     return fig
-
-
-def vitals_figure(rows: list[dict], metrics=("auroc", "auprc", "event1")) -> go.Figure:
-    """Grouped bars of the vitals models' metrics (LSTM vs NEWS2 vs SAPS-I), one group per model/window."""
-    fig = go.Figure()
-    for m in metrics:
-        fig.add_trace(go.Bar(x=[r["group"] for r in rows], y=[r.get(m) for r in rows], name=m.upper(),
-                             hovertemplate="%{x}: %{y:.3f}<extra>" + m + "</extra>"))
-    fig.update_layout(barmode="group", title="Early-warning models on the same held-out stays",
-                      yaxis=dict(range=[0, 1]), **_LAYOUT)
-    return fig
