@@ -50,3 +50,39 @@ def test_stale_statistics_message_says_what_to_run(cxr_bundle, tmp_path):
     other.meta = dict(cxr_bundle.meta, sha256="0" * 64)
     with pytest.raises(OodError, match=re.escape(f"OOD statistics were fitted for other weights; {FIT}") + "$"):
         load_ood(other)
+
+
+def test_features_have_one_row_per_image_in_order_and_empty_is_empty(cxr_bundle, kermany_dir):
+    import numpy as np
+    import torch
+
+    from cxr_model.imaging.data import load_sources
+    from cxr_model.imaging.ood import batch_features, gray_features, source_features
+    from cxr_model.imaging.transforms import EvalTransform
+
+    src, _ = load_sources(split_items(cxr_bundle, kermany_dir, "val")[:3])
+    f = source_features(cxr_bundle, src, batch_size=2)
+    one = [batch_features(cxr_bundle, EvalTransform(cxr_bundle.img_size)(src[i:i + 1]))[0] for i in range(3)]
+    assert f.shape[0] == 3 and np.allclose(f, np.stack(one), atol=1e-4)
+    assert source_features(cxr_bundle, src[:0]).shape == (0, 0) and gray_features(cxr_bundle, []).shape == (0, 0)
+    assert torch.is_tensor(src)
+
+
+class _Evil:
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(_Evil.marker),))
+
+
+def test_ood_statistics_that_are_a_pickled_program_are_not_run(cxr_bundle, tmp_path):
+    import pickle
+
+    import torch
+
+    other = _bundle_in(tmp_path, cxr_bundle, ["ood.json"])
+    _Evil.marker = str(tmp_path / "pwned")
+    torch.save({"mean": _Evil()}, tmp_path / "ood.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        load_ood(other)
+    assert not (tmp_path / "pwned").exists()

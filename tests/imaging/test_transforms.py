@@ -34,3 +34,11 @@ def test_eval_transform_equalises_and_scales_to_the_documented_range():
     low, high = (0 - NORM_MEAN) / NORM_STD, (1 - NORM_MEAN) / NORM_STD
     assert sorted(torch.unique(x).tolist()) == pytest.approx([low, high], abs=1e-6)
     assert torch.equal(EvalTransform(160)(src.unsqueeze(0))[0], EvalTransform(160)(src))  # batch = single
+
+
+def test_load_tensor_names_the_file_in_its_error():
+    from cxr_model.imaging.io import ImageReadError
+    from cxr_model.imaging.transforms import load_tensor
+
+    with pytest.raises(ImageReadError, match=r"^chest_07\.png: "):
+        load_tensor(b"\x89PNG\r\n\x1a\n not a png", 64, "chest_07.png")
