@@ -52,20 +52,8 @@ def split_by_child(
     for it in items:
         clusters[(it.label, find(it.group))].append(it)
 
-    names = list(fractions)
-    parts: dict[str, list[Item]] = {n: [] for n in names}
-    rng = np.random.default_rng(seed)
-    for label in sorted({k[0] for k in clusters}):
-        keys = sorted(k for k in clusters if k[0] == label)
-        keys = [keys[i] for i in rng.permutation(len(keys))]
-        total = sum(len(clusters[k]) for k in keys)
-        bounds = np.cumsum([fractions[n] for n in names]) * total
-        done = 0
-        for k in keys:
-            part = names[int(np.searchsorted(bounds, done, side="right"))] if done < total else names[-1]
-            parts[part].extend(clusters[k])
-            done += len(clusters[k])
-    return {n: sorted(v, key=lambda it: str(it.path)) for n, v in parts.items()}
+    strata = [sorted(k for k in clusters if k[0] == label) for label in sorted({k[0] for k in clusters})]
+    return _deal(clusters, strata, fractions, seed)
 
 
 def split_by_patient(items: list[Item], fractions: dict[str, float], seed: int = 0) -> dict[str, list[Item]]:
@@ -78,19 +66,25 @@ def split_by_patient(items: list[Item], fractions: dict[str, float], seed: int =
     by_patient: dict[str, list[Item]] = defaultdict(list)
     for it in items:
         by_patient[it.group].append(it)
+    strata = [sorted(k for k, v in by_patient.items() if max(i.label for i in v) == stratum) for stratum in (0, 1)]
+    return _deal(by_patient, strata, fractions, seed)
+
+
+def _deal(groups: dict, strata: list[list], fractions: dict[str, float], seed: int) -> dict[str, list[Item]]:
+    """Deal whole groups out to the parts: per stratum (in order, one seeded RNG for all), the
+    group keys are shuffled and dealt until each part holds its fraction of the stratum's images."""
     names = list(fractions)
     parts: dict[str, list[Item]] = {n: [] for n in names}
     rng = np.random.default_rng(seed)
-    for stratum in (0, 1):
-        keys = sorted(k for k, v in by_patient.items() if max(i.label for i in v) == stratum)
+    for keys in strata:
         keys = [keys[i] for i in rng.permutation(len(keys))]
-        total = sum(len(by_patient[k]) for k in keys)
+        total = sum(len(groups[k]) for k in keys)
         bounds = np.cumsum([fractions[n] for n in names]) * total
         done = 0
         for k in keys:
             part = names[int(np.searchsorted(bounds, done, side="right"))] if done < total else names[-1]
-            parts[part].extend(by_patient[k])
-            done += len(by_patient[k])
+            parts[part].extend(groups[k])
+            done += len(groups[k])
     return {n: sorted(v, key=lambda it: str(it.path)) for n, v in parts.items()}
 
 
