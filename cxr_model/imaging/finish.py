@@ -50,12 +50,9 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
         results["test"] = dict(block(y_test, lt), split="own held-out test (child-level split of official train)")
         robustness["test"] = {name: _short(block(y_test, predict_logits(net, src_test, cfg.img_size, device, shift=fn)))
                               for name, fn in SHIFTS.items()}
-    official_val = D.kermany_items(cfg.data, "val")
-    if official_val:
-        src_ov, _ = D.load_sources(official_val)
-        y_ov = np.array([it.label for it in official_val])
-        results["official_val"] = dict(block(y_ov, predict_logits(net, src_ov, cfg.img_size, device)),
-                                       split="official Kaggle val (16 images, second uploader)")
+    official_val = official_val_logits(cfg, net, device)
+    if official_val is not None:
+        results["official_val"] = dict(block(*official_val), split="official Kaggle val (16 images, second uploader)")
 
     counts = {k: {"n": len(v), "pneumonia": sum(i.label for i in v), "normal": sum(1 - i.label for i in v)} for k, v in parts.items()}
     meta = {
@@ -100,6 +97,15 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
                                        for k, v in parts.items() for it in v)
     )
     return meta
+
+
+def official_val_logits(cfg, net, device) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels and logits of the official Kaggle val films (second uploader); None where there are none."""
+    items = D.kermany_items(cfg.data, "val")
+    if not items:
+        return None
+    src, _ = D.load_sources(items)
+    return np.array([it.label for it in items]), predict_logits(net, src, cfg.img_size, device)
 
 
 def _short(m: dict) -> dict:

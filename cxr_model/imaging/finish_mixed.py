@@ -15,6 +15,7 @@ import torch
 from cxr_model.imaging import data as D
 from cxr_model.imaging.card import render_mixed_card
 from cxr_model.imaging.config import config_dict
+from cxr_model.imaging.finish import official_val_logits
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.predict import predict_logits
 from cxr_model.imaging.shift import SELECTION_SHIFTS, SHIFTS
@@ -71,12 +72,9 @@ def finish_mixed(cfg, net, parts, sources, device, history, best, wall_s) -> dic
     for pop in pops:
         for part in ("val", "test"):
             results[f"{pop}_{part}"] = dict(block(ys[pop][part], lg[pop][part]), split=f"{names[pop]}: {part}")
-    official_val = D.kermany_items(cfg.data, "val")
-    if official_val:
-        src_ov, _ = D.load_sources(official_val)
-        y_ov = np.array([it.label for it in official_val])
-        results["official_val"] = dict(block(y_ov, predict_logits(net, src_ov, cfg.img_size, device)),
-                                       split="official Kaggle val (16 children, second uploader)")
+    official_val = official_val_logits(cfg, net, device)
+    if official_val is not None:
+        results["official_val"] = dict(block(*official_val), split="official Kaggle val (16 children, second uploader)")
     cross = {
         "child-val threshold on adult test": _short(block(ys["adult"]["test"], lg["adult"]["test"], movement["child"]["clean"])),
         "adult-val threshold on child test": _short(block(ys["child"]["test"], lg["child"]["test"], movement["adult"]["clean"])),
