@@ -52,3 +52,12 @@ def count_rows(csv_path: Path) -> int:
         return 0
     with open(csv_path, newline="", encoding="utf-8") as fh:
         return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+
+
+#: A cell starting with one of these is a formula in spreadsheet programs (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value):
+    """A string cell that a spreadsheet would run as a formula, prefixed with ``'``; others unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value

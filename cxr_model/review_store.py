@@ -3,42 +3,38 @@
 One row per decision: who reviewed, which image (by its SHA-256 only), which model and output,
 which CAM they looked at, and their call. No pixels and no DICOM header values are stored, so the
 table holds no PHI (the free-text note is the reviewer's responsibility and is capped in length).
-The URL comes from ``Settings.db_url``; any SQLAlchemy URL works (e.g. ``postgresql+psycopg://``),
-since only portable column types are used.
+The URL comes from ``Settings.db_url``; any SQLAlchemy URL works (SQLite by default, PostgreSQL as
+``postgresql+psycopg://``), since only portable column types are used. The table is made by the
+migrations (``cxr_model.db``); each saved decision also appends an ``audit_events`` row.
 """
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Collection
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy import DateTime, Float, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from cxr_model.access import can_review
+from cxr_model.db import Base, audit_event, engine_for
+from cxr_model.files import FORMULA_START, neutralise_formula
 from cxr_model.settings import get_settings
+
+__all__ = ["Base", "Decision", "engine_for", "save_decision", "list_decisions", "decisions_csv", "neutralise_formula",
+           "FORMULA_START", "DECISIONS", "NOTE_MAX", "NOTE_HIDDEN", "COLUMNS"]
 
 DECISIONS = ("agree", "disagree", "uncertain")
 NOTE_MAX = 2000
 #: Shown instead of a note saved by another session (notes may hold PHI despite the warning).
 NOTE_HIDDEN = "(note hidden: saved in another session)"
-#: A cell starting with one of these is a formula in spreadsheet programs (OWASP, CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-SQLITE_BUSY_TIMEOUT_S = 30.0
 COLUMNS = ["id", "created_at", "reviewer", "image_sha256", "model_id", "model_version", "probability",
            "threshold", "cam_method", "decision", "note"]
 
 
-class Base(DeclarativeBase):
-    pass
-
-
 class Decision(Base):
-    """One reviewer's call on one image and model output."""
+    """One reviewer's call on one image and model output (created by migration 0001)."""
 
     __tablename__ = "review_decisions"
 
@@ -55,40 +51,6 @@ class Decision(Base):
     note: Mapped[str] = mapped_column(Text, nullable=False, default="")
 
 
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def engine_for(url: str) -> Engine:
-    """One engine per URL (pooled connections); creates the SQLite folder and the schema once.
-
-    Safe under concurrency: one lock per process makes the first caller create the engine and the
-    schema while the others wait, and ``CREATE ... IF NOT EXISTS`` keeps another process doing the
-    same at the same moment from failing with "table already exists" (``create_all`` checks, then
-    creates: two sessions could both see no table).
-    """
-    engine = _ENGINES.get(url)
-    if engine is not None:
-        return engine
-    with _ENGINES_LOCK:
-        if url not in _ENGINES:
-            u = make_url(url)
-            connect_args = {}
-            if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-                # Writers queue on SQLite's file lock; the 5 s default wait was too short for four
-                # sessions saving at once on a busy server ("database is locked").
-                connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
-            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-            with engine.begin() as conn:
-                for table in Base.metadata.sorted_tables:
-                    conn.execute(CreateTable(table, if_not_exists=True))
-                    for index in sorted(table.indexes, key=lambda i: i.name or ""):
-                        conn.execute(CreateIndex(index, if_not_exists=True))
-            _ENGINES[url] = engine
-        return _ENGINES[url]
-
-
 def _url(url: str | None) -> str:
     if url:
         return url
@@ -98,16 +60,24 @@ def _url(url: str | None) -> str:
 
 def save_decision(
     *, reviewer: str, image_sha256: str, model_id: str, model_version: str, probability: float,
-    threshold: float, cam_method: str, decision: str, note: str = "", url: str | None = None,
+    threshold: float, cam_method: str, decision: str, note: str = "", role: str = "reviewer",
+    url: str | None = None,
 ) -> int:
-    """Store one decision and return its id.
+    """Store one decision and its audit row (one transaction: both or neither) and return its id.
+
+    Args:
+        reviewer: the signed-in identity (``access.Identity.name``); at most 120 characters kept.
+        role: the reviewer's role; a ``viewer`` may not save.
 
     Raises:
-        ValueError: with a message a person can act on (no reviewer name, unknown decision, ...).
+        ValueError: with a message a person can act on (no reviewer, unknown decision, ...).
+        PermissionError: the role may not save decisions.
     """
     reviewer = (reviewer or "").strip()
     if not reviewer:
-        raise ValueError("enter your name in the sidebar (Reviewer name) before saving a decision")
+        raise ValueError("no reviewer: sign in before saving a decision")
+    if not can_review(role):
+        raise PermissionError(f"{reviewer} has the role {role!r}, which may read but not save decisions")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
     if not re.fullmatch(r"[0-9a-f]{64}", image_sha256 or ""):
@@ -123,20 +93,27 @@ def save_decision(
     with Session(engine_for(_url(url))) as session, session.begin():
         session.add(row)
         session.flush()
+        session.add(audit_event(actor=row.reviewer, role=role, action="decision.save", subject=image_sha256,
+                                detail={"decision_id": row.id, "decision": decision, "model_id": model_id,
+                                        "model_version": model_version, "probability": row.probability,
+                                        "threshold": row.threshold, "cam_method": cam_method}))
         return int(row.id)
 
 
 def list_decisions(url: str | None = None, image_sha256: str | None = None,
-                   notes_of: Collection[int] | None = None) -> pd.DataFrame:
-    """All decisions (or one image's), newest first, with :data:`COLUMNS`; ``created_at`` in UTC.
+                   notes_of: Collection[int] | None = None, reviewer: str | None = None) -> pd.DataFrame:
+    """All decisions (or one image's, or one reviewer's), newest first, with :data:`COLUMNS`; times in UTC.
 
     Args:
+        reviewer: only this reviewer's decisions (what a reviewer who is not a lead sees).
         notes_of: when given, only the notes of these decision ids are returned; every other
             non-empty note reads :data:`NOTE_HIDDEN` (a session sees its own notes only).
     """
     stmt = select(Decision).order_by(Decision.created_at.desc(), Decision.id.desc())
     if image_sha256:
         stmt = stmt.where(Decision.image_sha256 == image_sha256)
+    if reviewer is not None:
+        stmt = stmt.where(Decision.reviewer == reviewer[:120])
     with Session(engine_for(_url(url))) as session:
         rows = [{c: getattr(d, c) for c in COLUMNS} for d in session.scalars(stmt)]
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -149,17 +126,13 @@ def list_decisions(url: str | None = None, image_sha256: str | None = None,
     return df
 
 
-def neutralise_formula(value):
-    """A string cell that a spreadsheet would run as a formula, prefixed with ``'``; others unchanged."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
-
-
-def decisions_csv(url: str | None = None, notes_of: Collection[int] | None = None) -> bytes:
+def decisions_csv(url: str | None = None, notes_of: Collection[int] | None = None,
+                  reviewer: str | None = None) -> bytes:
     """CSV export of :func:`list_decisions` (UTF-8, ISO 8601 times), safe to open in a spreadsheet.
 
     Text cells starting with ``= + - @``, a tab or a carriage return get a leading ``'`` so that
     Excel, LibreOffice or Sheets show them as text instead of evaluating ``=HYPERLINK(...)``.
     """
-    df = list_decisions(url, notes_of=notes_of)
+    df = list_decisions(url, notes_of=notes_of, reviewer=reviewer)
     df["created_at"] = df["created_at"].map(lambda t: t.isoformat(timespec="seconds"))
     return df.map(neutralise_formula).to_csv(index=False).encode("utf-8")

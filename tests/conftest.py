@@ -131,6 +131,28 @@ def streamlit_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def pg():
+    """A PostgreSQL server of our own (``tests/pg_server.py``) for the session; never skipped."""
+    import shutil
+    import tempfile
+
+    from tests.pg_server import PgServer
+
+    root = Path(tempfile.mkdtemp(prefix="cxr-pg-"))
+    server = PgServer(root)
+    try:
+        server.start()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        pytest.fail(f"could not start PostgreSQL for the tests: {detail}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def browser():
     """Headless Debian chromium driven by Playwright."""
     chromium = Path("/usr/bin/chromium")
