@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test install browser clean lint-docker mutation
+.PHONY: run test install browser postgres clean lint-docker mutation
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,12 +25,20 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "WARNING: could not install chromium; browser tests will fail under CI"; }
 
+# Debian's PostgreSQL server programs for the `postgres` tests (the tests start their own server in a
+# temporary folder; nothing is started or enabled here).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian postgresql for the database tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "WARNING: could not install postgresql; the postgres tests will fail"; }
+
 run: install
 	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
 
 # Missing ../shared/data (or chromium) fails the tests that need it; `make test ALLOW_MISSING_DATA=1`
 # skips them instead, named in the summary, for a quick local run (ignored under CI=true).
-test: install browser
+test: install browser postgres
 	ALLOW_MISSING_DATA=$(ALLOW_MISSING_DATA) $(BIN)/python -m pytest -q
 
 # Mutation testing of the core modules (not part of `make test`; CPU-heavy: on 2 shared cores

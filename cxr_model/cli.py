@@ -35,6 +35,33 @@ def _ood_fit(args) -> int:
     return fit_command(args.model_dir, args.max_train)
 
 
+def _audit_export(args) -> int:
+    from datetime import datetime, timezone
+
+    from cxr_model.audit import audit_csv, export
+
+    since = None
+    if args.since:
+        since = datetime.fromisoformat(args.since)
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    filters = dict(actor=args.actor, action=args.action, since=since)
+    if args.out == "-":
+        sys.stdout.write(audit_csv(args.db, **filters).decode("utf-8"))
+        return 0
+    n = export(args.out, args.db, **filters)
+    print(f"{n} audit events written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _db_upgrade(args) -> int:
+    from cxr_model.db import engine_for
+    from cxr_model.settings import get_settings
+
+    engine_for(args.db or get_settings().db_url)
+    print("database at the newest revision", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cxr-model", description="Chest X-ray pneumonia model and ward vitals tools.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -92,6 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     of.add_argument("--model-dir", dest="model_dir", default=None)
     of.add_argument("--max-train", dest="max_train", type=int, default=1500)
     of.set_defaults(func=_ood_fit)
+
+    a = sub.add_parser("audit", help="the audit trail (who did what, when, on which image or record)")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    ae = asub.add_parser("export", help="write the audit trail as CSV (oldest first)")
+    ae.add_argument("--out", default="-", help="CSV file to write (default: standard output)")
+    ae.add_argument("--db", default=None, help="SQLAlchemy URL (default: CXR_DB_URL / the settings)")
+    ae.add_argument("--actor", default=None, help="only this person's events")
+    ae.add_argument("--action", default=None, help="only this action, e.g. decision.save")
+    ae.add_argument("--since", default=None, help="ISO 8601 time (UTC unless it says otherwise)")
+    ae.set_defaults(func=_audit_export)
+    d = sub.add_parser("db", help="the decision and audit database")
+    dsub = d.add_subparsers(dest="db_command", required=True)
+    du = dsub.add_parser("upgrade", help="migrate the database to the newest revision (the app does it on start)")
+    du.add_argument("--db", default=None, help="SQLAlchemy URL (default: CXR_DB_URL / the settings)")
+    du.set_defaults(func=_db_upgrade)
 
     try:
         from cxr_model.vitals.cli import register as register_vitals

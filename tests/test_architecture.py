@@ -3,10 +3,11 @@
 Floors, lowest first (``benchmarks/import_graph.py`` reads the imports from source, function-local
 ones included):
 
-0. ``settings``, ``files``, ``metrics/`` (pure compute on arrays)
-1. ``registry`` (generic bundle I/O), ``review_store``
+0. ``settings``, ``files``, ``metrics/`` (pure compute on arrays), ``access`` (roles), ``db`` (base,
+   audit table, engines, migrations runner)
+1. ``registry`` (generic bundle I/O), ``review_store``, ``audit``
 2. ``imaging/`` and ``vitals/`` (side by side: neither imports the other)
-3. ``cli`` (and ``__main__`` above it)
+3. ``cli`` and ``migrations/`` (Alembic's env.py imports every module with a table) (``__main__`` above)
 then ``dashboard/`` (the only ``st.cache_resource`` loaders, UI glue) and ``pages/`` above the package.
 A module may import its own subpackage or any lower floor, never a higher floor or a sibling.
 """
@@ -24,10 +25,11 @@ import import_graph as G  # noqa: E402  (benchmarks/ is not a package)
 
 MAX_LINES = 300
 FLOOR = {
-    "cxr_model.settings": 0, "cxr_model.files": 0, "cxr_model.metrics": 0,
-    "cxr_model.registry": 1, "cxr_model.review_store": 1,
+    "cxr_model.settings": 0, "cxr_model.files": 0, "cxr_model.metrics": 0, "cxr_model.access": 0,
+    "cxr_model.db": 0,
+    "cxr_model.registry": 1, "cxr_model.review_store": 1, "cxr_model.audit": 1,
     "cxr_model.imaging": 2, "cxr_model.vitals": 2,
-    "cxr_model.cli": 3, "cxr_model.__main__": 4, "cxr_model": 4,
+    "cxr_model.cli": 3, "cxr_model.migrations": 3, "cxr_model.__main__": 4, "cxr_model": 4,
 }
 UI = sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "dashboard").glob("*.py")])
 PACKAGE = sorted((ROOT / "cxr_model").rglob("*.py"))

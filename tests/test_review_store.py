@@ -58,7 +58,7 @@ def test_table_has_no_pixel_or_phi_columns(url):
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"reviewer": "  "}, "Reviewer name"),
+    ({"reviewer": "  "}, "sign in"),
     ({"decision": "maybe"}, "decision must be one of"),
     ({"image_sha256": "xyz"}, "SHA-256"),
     ({"probability": 1.5}, "outside"),
@@ -115,18 +115,18 @@ def test_first_saves_racing_on_twenty_fresh_databases_all_succeed(tmp_path):
     assert failures == []
 
 
-def test_schema_creation_is_idempotent_across_engines(url):
-    """A second process (here: a second engine on the same file) finds the table and adds to it."""
-    from sqlalchemy import create_engine
+def test_a_viewer_may_not_save_and_nothing_is_stored(url):
+    with pytest.raises(PermissionError, match="may read but not save"):
+        _save(url, role="viewer")
+    assert rs.list_decisions(url).empty
 
-    _save(url)
-    rs._ENGINES.pop(url)  # forget the engine, as a new process would
-    other = create_engine(url)
-    with other.begin() as conn:  # the schema statements run again on an existing database
-        for table in rs.Base.metadata.sorted_tables:
-            conn.execute(rs.CreateTable(table, if_not_exists=True))
-    _save(url, decision="disagree")
-    assert list(rs.list_decisions(url)["decision"]) == ["disagree", "agree"]
+
+def test_a_reviewer_lists_only_their_own_decisions_when_asked(url):
+    a = _save(url, reviewer="a@hospital.org")
+    _save(url, reviewer="b@hospital.org")
+    assert rs.list_decisions(url, reviewer="a@hospital.org")["id"].tolist() == [a]
+    assert len(rs.list_decisions(url)) == 2  # a lead's view
+    assert b"b@hospital.org" not in rs.decisions_csv(url, reviewer="a@hospital.org")
 
 
 @pytest.mark.parametrize("cell", ['=HYPERLINK("https://evil.example","click")', "+1+1", "-2+3", "@SUM(A1)"])

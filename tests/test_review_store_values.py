@@ -49,7 +49,7 @@ def test_a_note_of_exactly_the_maximum_is_kept_and_a_long_name_is_cut_to_120(url
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"reviewer": None}, "enter your name in the sidebar (Reviewer name) before saving a decision"),
+    ({"reviewer": None}, "no reviewer: sign in before saving a decision"),
     ({"decision": "maybe"}, "decision must be one of agree, disagree, uncertain, not 'maybe'"),
     ({"image_sha256": SHA.upper()}, "image_sha256 must be a 64-character lowercase hex SHA-256"),
 ])

@@ -1,0 +1,137 @@
+"""Schema migrations: a fresh database reaches head, a pre-migration SQLite file upgrades without
+losing a row, the migrated schema is exactly the models, and the audit table refuses changes."""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from cxr_model import audit, db
+from cxr_model import review_store as rs
+
+SHA = "ab" * 32
+HEAD = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+
+# The DDL the code before migrations ran (CreateTable/CreateIndex of review_decisions, SQLite dialect),
+# written out so that this test keeps meaning what it says when the models change.
+LEGACY_DDL = [
+    """CREATE TABLE IF NOT EXISTS review_decisions (
+        id INTEGER NOT NULL, created_at DATETIME NOT NULL, reviewer VARCHAR(120) NOT NULL,
+        image_sha256 VARCHAR(64) NOT NULL, model_id VARCHAR(200) NOT NULL, model_version VARCHAR(50) NOT NULL,
+        probability FLOAT NOT NULL, threshold FLOAT NOT NULL, cam_method VARCHAR(40) NOT NULL,
+        decision VARCHAR(20) NOT NULL, note TEXT NOT NULL, PRIMARY KEY (id))""",
+    "CREATE INDEX IF NOT EXISTS ix_review_decisions_image_sha256 ON review_decisions (image_sha256)",
+]
+
+
+def _save(url, **kw):
+    args = dict(reviewer="Dr A", image_sha256=SHA, model_id="cxr-pneumonia-resnet18", model_version="1.1.0",
+                probability=0.81, threshold=0.5, cam_method="GradCAM", decision="agree", note="", url=url)
+    args.update(kw)
+    return rs.save_decision(**args)
+
+
+def _schema_diff(url: str) -> list:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def _revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return db.current_revision(conn)
+    finally:
+        engine.dispose()
+
+
+def test_a_fresh_sqlite_database_is_migrated_to_head_and_matches_the_models(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'reviews.sqlite'}"
+    _save(url)
+    assert HEAD == "0002_audit_events"
+    assert _revision(url) == HEAD
+    assert _schema_diff(url) == []
+
+
+def test_a_database_made_before_migrations_is_stamped_and_upgraded_keeping_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    for ddl in LEGACY_DDL:
+        con.execute(ddl)
+    con.execute("INSERT INTO review_decisions (created_at, reviewer, image_sha256, model_id, model_version, "
+                "probability, threshold, cam_method, decision, note) VALUES "
+                "('2026-01-02 03:04:05.000000', 'Dr Old', ?, 'm', '1.0.0', 0.7, 0.5, 'GradCAM', 'agree', 'kept')",
+                (SHA,))
+    con.commit()
+    con.close()
+    url = f"sqlite:///{path}"
+    new = _save(url, reviewer="Dr New")
+    df = rs.list_decisions(url)
+    assert list(df["reviewer"]) == ["Dr New", "Dr Old"]
+    assert df.set_index("id").loc[1, "note"] == "kept" and new == 2
+    assert _revision(url) == HEAD
+    assert _schema_diff(url) == []
+    assert audit.list_events(url)["subject"].tolist() == [SHA]  # the new save is audited
+
+
+def test_an_existing_database_at_head_is_left_as_it_is(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    _save(url)
+    db._ENGINES.pop(url).dispose()  # a second process opening the same file
+    _save(url, decision="disagree")
+    assert list(rs.list_decisions(url)["decision"]) == ["disagree", "agree"]
+    assert _revision(url) == HEAD
+
+
+def test_every_revision_downgrades_and_upgrades_again(tmp_path):
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    cfg = db.alembic_config(url)
+    command.upgrade(cfg, "head")
+    command.downgrade(cfg, "base")
+    engine = create_engine(url)
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()
+    command.upgrade(cfg, "head")
+    assert _schema_diff(url) == []
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_events SET actor = 'someone else'", "DELETE FROM audit_events"])
+def test_the_audit_trail_refuses_updates_and_deletes_on_sqlite(tmp_path, statement):
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    _save(url)
+    with pytest.raises(DBAPIError, match="append-only"), db.engine_for(url).begin() as conn:
+        conn.execute(text(statement))
+    assert audit.list_events(url)["actor"].tolist() == ["Dr A"]
+
+
+def test_the_unreachable_database_raises_and_is_tried_again_next_time(tmp_path):
+    url = f"sqlite:///{tmp_path / 'file-not-folder'}/r.sqlite"
+    (tmp_path / "file-not-folder").write_text("a file where the folder should be")
+    with pytest.raises(OSError):
+        _save(url)
+    assert url not in db._ENGINES
+    (tmp_path / "file-not-folder").unlink()
+    _save(url)
+    assert len(rs.list_decisions(url)) == 1
+
+
+def test_audit_event_needs_an_actor_and_a_known_action():
+    with pytest.raises(ValueError, match="no identity"):
+        db.audit_event(actor=" ", role="reviewer", action="decision.save", subject=SHA)
+    with pytest.raises(ValueError, match="audit action must be one of"):
+        db.audit_event(actor="a", role="reviewer", action="decision.delete", subject=SHA)
+    e = db.audit_event(actor="a", role="lead", action="model.load", subject="m", detail={"sha256": "00"})
+    assert e.detail == '{"sha256": "00"}' and e.created_at.tzinfo is timezone.utc
+    assert abs((datetime.now(timezone.utc) - e.created_at).total_seconds()) < 60
