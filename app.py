@@ -6,6 +6,7 @@ Run with ``make run`` (or ``streamlit run app.py``). Pages hold the UI; all mode
 import streamlit as st
 
 from cxr_model.settings import get_settings
+from dashboard import auth
 
 st.set_page_config(page_title="Clinician AI dashboard", page_icon=":material/radiology:", layout="wide")
 
@@ -14,13 +15,15 @@ pages = [
     st.Page("pages/ward_vitals.py", title="Ward vitals", icon=":material/monitor_heart:"),
     st.Page("pages/evaluation_report.py", title="Evaluation report", icon=":material/analytics:"),
 ]
-nav = st.navigation(pages)
+# Signed out (sign-in configured, no session yet): no page links, only the sign-in screen.
+nav = st.navigation(pages, position="sidebar" if auth.signed_in() else "hidden")
+me = auth.current_identity()
 
 settings = get_settings()
 with st.sidebar:
     st.caption("**Decision support, not a diagnosis.** Every output is for a clinician to weigh with the "
                "patient and the images; none is a diagnosis.")
-    st.text_input("Reviewer name", key="reviewer_name", help="Recorded with each review decision.")
+    auth.sidebar(me)
     st.caption(f"Chest X-ray model: `{settings.cxr_model_name}` · data: `{settings.data_dir}`")
 
 nav.run()

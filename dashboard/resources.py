@@ -4,6 +4,8 @@ The only ``st.cache_resource`` of the app (tests/test_architecture.py checks it)
 here, so one copy of each bundle lives in memory, on ``settings.device``. The cached objects are
 shared by all users' threads and never mutated (the chest X-ray network's lock lives in
 ``registry.SharedModel``). Keyed by the bundle folder and device, so a changed environment reloads.
+Each load appends a ``model.load`` audit row (model id, version, sha256, device) under the person
+whose session caused it; a database that is down does not stop the model from loading.
 """
 from __future__ import annotations
 
@@ -13,11 +15,19 @@ from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.ood import OodError, OodModel, load_ood
 from cxr_model.settings import get_settings
 from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
+from dashboard.auth import audit
+
+
+def _audit_load(meta: dict, model_dir: str, device: str) -> None:
+    audit("model.load", str(meta.get("name", model_dir)),
+          {"version": str(meta.get("version")), "sha256": meta.get("sha256"), "dir": model_dir, "device": device})
 
 
 @st.cache_resource(show_spinner="Loading the chest X-ray model ...")
 def _cxr(model_dir: str, device: str) -> CxrBundle:
-    return load_cxr_bundle(model_dir, device=device)
+    bundle = load_cxr_bundle(model_dir, device=device)
+    _audit_load(bundle.meta, model_dir, device)
+    return bundle
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,7 +40,9 @@ def _ood(model_dir: str, device: str) -> tuple[OodModel | None, str | None]:
 
 @st.cache_resource(show_spinner="Loading the vitals model ...")
 def _vitals(model_dir: str) -> VitalsBundle:
-    return load_vitals_bundle(model_dir)
+    bundle = load_vitals_bundle(model_dir)
+    _audit_load(bundle.meta, model_dir, str(getattr(bundle, "device", "cpu")))
+    return bundle
 
 
 def cxr_bundle(model_dir: str | None = None) -> CxrBundle:

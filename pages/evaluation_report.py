@@ -29,6 +29,7 @@ from cxr_model.imaging.runfolder import PREDICTIONS, RunFolderError, safe_run_na
 from cxr_model.metrics.format import fmt
 from cxr_model.registry import metadata_or_none, model_id
 from cxr_model.settings import get_settings
+from dashboard.auth import audit, current_identity
 from dashboard.resources import cxr_bundle
 from dashboard.tables import rows_frame, subgroup_frame
 from dashboard.text import plain
@@ -252,16 +253,21 @@ def cxr_tab() -> None:
             html_path.write_bytes(report_bytes())
             return write_pdf(html_path).read_bytes()
 
+    def exported(what: str) -> dict:  # the audit row of a download: which run, which file, which threshold
+        return dict(on_click=audit, args=("report.export", run.run_dir.name, {"file": what, "threshold": threshold}))
+
     d1, d2, d3 = st.columns(3)
     d1.download_button(f"report.html (threshold {threshold:.3f})", report_bytes, file_name="report.html",
-                       mime="text/html", key="eval_download_report")
+                       mime="text/html", key="eval_download_report", **exported("report.html"))
     d2.download_button("predictions.csv", run.predictions.to_csv(index=False), file_name="predictions.csv",
-                       mime="text/csv", key="eval_download_predictions")
+                       mime="text/csv", key="eval_download_predictions", **exported("predictions.csv"))
     if find_chromium():
         d3.download_button("report.pdf", pdf_bytes, file_name="report.pdf", mime="application/pdf",
-                           key="eval_download_pdf", help="The HTML report printed by headless Chromium.")
+                           key="eval_download_pdf", help="The HTML report printed by headless Chromium.",
+                           **exported("report.pdf"))
 
 
+current_identity()  # signed out: the sign-in screen, and the page stops here
 st.title("Evaluation report")
 st.caption("**Decision support, not a diagnosis.** How a model performed on one labelled set, with 95% "
            "confidence intervals, calibration and its most confident mistakes.")

@@ -17,6 +17,7 @@ from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.news2 import BANDS, POINT_COLOURS, RISK_COLOURS, SUBSTITUTIONS, news2_inputs
 from cxr_model.vitals.ward import build_ward, has_real_ward, real_ward_records, snapshot
+from dashboard.auth import current_identity
 from dashboard.resources import vitals_bundle
 from dashboard.tables import news2_rows
 from dashboard.text import plain
@@ -48,6 +49,7 @@ def contributions(source: str, physionet_dir: str, model_dir: str, index: int, s
 settings = get_settings()
 model_dir, physionet_dir = str(settings.vitals_model_dir), str(settings.physionet_dir)
 
+current_identity()  # signed out: the sign-in screen, and the page stops here
 st.title("Ward vitals: early warning")
 st.caption("**Decision support, not a diagnosis.** Risk of in-hospital death from the ICU record so far "
            "(LSTM, calibrated) beside NEWS2. Thresholds and limits are in the model card.")

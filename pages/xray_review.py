@@ -28,6 +28,7 @@ from cxr_model.imaging.review import (
 )
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
+from dashboard.auth import audit, current_identity
 from dashboard.resources import cxr_bundle, cxr_ood
 from dashboard.text import plain
 
@@ -66,6 +67,7 @@ def study_of(f, data: bytes, refused: str | None) -> Study:
         return Study(f.name, sha, error=f"{f.name}: {problem}", problem=problem)
 
 
+me = current_identity()  # signed out: the sign-in screen, and the page stops here
 st.title("Chest X-ray review")
 st.info("**Decision support, not a diagnosis.** The probability and the map are for a radiologist to weigh "
         "with the image and the patient.")
@@ -80,29 +82,26 @@ files = st.file_uploader("Chest radiographs (PNG, JPEG or DICOM)", type=["png", 
                          accept_multiple_files=True, key="xray_upload")
 
 
-def my_decisions() -> list[int]:
-    """Ids of the decisions saved in this session (whose notes it may see)."""
-    return st.session_state.setdefault("my_decision_ids", [])
-
-
 def past_decisions() -> None:
+    """This person's decisions; a lead may ask for everyone's (their notes may hold identifiers)."""
     st.subheader("Past decisions")
-    all_notes = st.toggle("Show notes saved in other sessions (they may hold identifiers)", value=False,
-                          key="show_all_notes")
-    notes_of = None if all_notes else my_decisions()
+    everyone = me.sees_everyone and st.toggle("Show everyone's decisions (their notes may hold identifiers)",
+                                              value=False, key="show_all_notes")
+    mine = None if everyone else me.name
     try:
-        df = review_store.list_decisions(notes_of=notes_of)
+        df = review_store.list_decisions(reviewer=mine)
     except Exception as exc:  # database unreachable: say so, keep the page usable
         log.exception("reading the decision store failed")
-        st.error(f"The decision store cannot be read ({get_settings().db_url.split('://')[0]}): "
-                 f"{plain(type(exc).__name__)}")
+        st.error(f"The decision store cannot be reached ({get_settings().db_url.split('://')[0]}: "
+                 f"{plain(type(exc).__name__)}). Past decisions cannot be shown; try again later.")
         return
     if df.empty:
         st.caption("No decisions saved yet.")
         return
     st.dataframe(df, hide_index=True, key="decisions_table")
-    st.download_button("Download decisions (CSV)", review_store.decisions_csv(notes_of=notes_of),
-                       "review_decisions.csv", "text/csv", key="decisions_csv")
+    st.download_button("Download decisions (CSV)", review_store.decisions_csv(reviewer=mine),
+                       "review_decisions.csv", "text/csv", key="decisions_csv",
+                       on_click=audit, args=("report.export", "review_decisions.csv", {"rows": len(df)}))
 
 
 if not files:
@@ -209,27 +208,29 @@ st.subheader("Your decision")
 decision = st.radio("Do you agree with the model's call?", list(review_store.DECISIONS), index=None,
                     horizontal=True, key="review_decision")
 note = st.text_area("Note (no patient identifiers)", key="review_note", max_chars=review_store.NOTE_MAX)
-if st.button("Save decision", key="review_save", type="primary"):
+if not me.can_review:
+    st.info(f"You are signed in as a {me.role}: you can read decisions but not save them.")
+elif st.button("Save decision", key="review_save", type="primary"):
     if decision is None:
         st.error("Choose agree, disagree or uncertain before saving.")
     else:
         try:
             rid = review_store.save_decision(
-                reviewer=st.session_state.get("reviewer_name", ""), image_sha256=study.sha256,
+                reviewer=me.name, role=me.role, image_sha256=study.sha256,
                 model_id=bundle.meta["name"], model_version=str(bundle.meta["version"]),
                 probability=study.probability, threshold=study.threshold, cam_method=method,
                 decision=decision, note=note)
-            my_decisions().append(rid)
-            st.success(f"Decision saved (#{rid}).")
-        except ValueError as exc:
+            st.success(f"Decision saved as {plain(me.name)} (#{rid}).")
+        except (ValueError, PermissionError) as exc:
             st.error(f"Not saved: {plain(exc)}")
         except Exception as exc:  # database errors: a message, never a traceback (the SQL may quote the note)
             log.exception("saving a decision failed")
-            st.error(f"Not saved: the decision store failed ({plain(type(exc).__name__)}; details in the server log)")
+            st.error(f"Not saved: the decision store cannot be reached ({plain(type(exc).__name__)}; details in "
+                     "the server log). Your decision and note are still in the form: press Save again later.")
 
 latest = None
 try:
-    previous = review_store.list_decisions(image_sha256=study.sha256, notes_of=my_decisions())
+    previous = review_store.list_decisions(image_sha256=study.sha256, reviewer=me.name)
     latest = None if previous.empty else previous.iloc[0].to_dict()
 except Exception:
     pass
@@ -248,4 +249,5 @@ with faith_box:
     st.caption(plain(fa.meaning))
 report_slot.download_button("Download study report (HTML)",
                             render_study_report(study, display, over, bundle.meta, fa, latest).encode("utf-8"),
-                            f"{study.sha256[:12]}_report.html", "text/html", key="download_report")
+                            f"{study.sha256[:12]}_report.html", "text/html", key="download_report",
+                            on_click=audit, args=("report.export", study.sha256, {"report": "study", "method": method}))

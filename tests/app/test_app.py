@@ -19,10 +19,10 @@ def app(kermany_dir):
     return at
 
 
-def test_sidebar_says_decision_support_and_takes_a_reviewer_name(app):
+def test_sidebar_says_decision_support_and_who_is_reviewing(app):
     assert any("Decision support, not a diagnosis" in c.value for c in app.sidebar.caption)
-    app.sidebar.text_input(key="reviewer_name").input("Dr Test").run()
-    assert app.session_state["reviewer_name"] == "Dr Test"
+    assert any("Single local user" in c.value for c in app.sidebar.caption)  # no secrets.toml: one local user
+    assert not app.sidebar.text_input  # no free-text reviewer name
 
 
 @pytest.mark.parametrize("page", PAGES)

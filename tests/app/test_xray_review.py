@@ -54,7 +54,6 @@ def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_di
     assert len(at.image) == 1
     assert float({m.label: m.value for m in at.metric}["P(pneumonia)"]) == p  # same study, same number
 
-    at.session_state["reviewer_name"] = "Dr Tester"
     at.radio(key="review_decision").set_value("disagree")
     at.text_area(key="review_note").input("opacity is an overlying marker")
     at.button(key="review_save").click().run()
@@ -62,7 +61,7 @@ def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_di
     assert any("Decision saved" in s.value for s in at.success)
     table = at.dataframe[-1].value
     assert list(table["decision"]) == ["disagree"]
-    assert table["reviewer"].iloc[0] == "Dr Tester"
+    assert table["reviewer"].iloc[0] == "local"  # no sign-in configured: the single local user
     assert table["cam_method"].iloc[0] == "EigenCAM"
     assert abs(table["probability"].iloc[0] - p) < 1e-3
     # the row that was stored, field by field, against the file and the bundle
@@ -104,15 +103,14 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     assert {m.label: m.value for m in at.metric}["Model's call"].endswith("(unreliable)")
 
 
-def test_save_without_reviewer_name_is_refused_with_a_message(app, kermany_dir):
+def test_save_without_a_decision_is_refused_with_a_message(app, kermany_dir):
     at = app
     f = _radiograph(kermany_dir)
     at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
     at.run()
-    at.radio(key="review_decision").set_value("agree")
     at.button(key="review_save").click().run()
     assert not at.exception
-    assert any("Reviewer name" in e.value for e in at.error)
+    assert any("Choose agree, disagree or uncertain" in e.value for e in at.error)
 
 
 def test_dicom_shows_window_controls_and_masks_phi(app, dicom_dir):
