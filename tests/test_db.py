@@ -2,6 +2,8 @@
 losing a row, the migrated schema is exactly the models, and the audit table refuses changes."""
 from __future__ import annotations
 
+import importlib
+import re
 import sqlite3
 from datetime import datetime, timezone
 
@@ -14,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cxr_model import audit, db
 from cxr_model import review_store as rs
+from cxr_model.settings import PROJECT_ROOT
 
 SHA = "ab" * 32
 HEAD = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
@@ -28,6 +31,19 @@ LEGACY_DDL = [
         decision VARCHAR(20) NOT NULL, note TEXT NOT NULL, PRIMARY KEY (id))""",
     "CREATE INDEX IF NOT EXISTS ix_review_decisions_image_sha256 ON review_decisions (image_sha256)",
 ]
+
+
+def table_modules() -> list[str]:
+    """Every module of the package that declares a table on ``db.Base`` (found by reading the source)."""
+    found = []
+    for path in sorted((PROJECT_ROOT / "cxr_model").rglob("*.py")):
+        if "migrations" not in path.parts and re.search(r"^class \w+\(Base\):", path.read_text(), re.M):
+            found.append(".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts))
+    return found
+
+
+for _module in table_modules():  # every table joins the metadata, whichever tests ran before
+    importlib.import_module(_module)
 
 
 def _save(url, **kw):
@@ -61,6 +77,14 @@ def test_a_fresh_sqlite_database_is_migrated_to_head_and_matches_the_models(tmp_
     assert HEAD == "0002_audit_events"
     assert _revision(url) == HEAD
     assert _schema_diff(url) == []
+
+
+def test_alembic_env_imports_every_module_that_declares_a_table():
+    env = (db.MIGRATIONS_DIR / "env.py").read_text()
+    imported = set(re.findall(r"^from (cxr_model[\w.]*) import ([\w, ]+)", env, re.M))
+    names = {f"{pkg}.{m.strip()}" for pkg, mods in imported for m in mods.split(",")} | {p for p, _ in imported}
+    assert {"cxr_model.review_store", "cxr_model.db"} <= set(table_modules())
+    assert set(table_modules()) <= names, "add the module to cxr_model/migrations/env.py (autogenerate sees it)"
 
 
 def test_a_database_made_before_migrations_is_stamped_and_upgraded_keeping_its_rows(tmp_path):
