@@ -24,7 +24,7 @@ WORKDIR /home/app/dashboard
 # The CPU build of torch first (the PyPI default is a multi-GB CUDA build), then the rest.
 COPY requirements.txt .
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1 \
- && grep -v -E '^(torch|torchvision|pytest|playwright)==' requirements.txt > /tmp/req.txt \
+ && grep -v -E '^(torch|torchvision|pytest|playwright|oidc-provider-mock)==' requirements.txt > /tmp/req.txt \
  && pip install -r /tmp/req.txt \
  && rm /tmp/req.txt
 
