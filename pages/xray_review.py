@@ -225,8 +225,8 @@ elif st.button("Save decision", key="review_save", type="primary"):
             st.error(f"Not saved: {plain(exc)}")
         except Exception as exc:  # database errors: a message, never a traceback (the SQL may quote the note)
             log.exception("saving a decision failed")
-            st.error(f"Not saved: the decision store cannot be reached ({plain(type(exc).__name__)}; details in "
-                     "the server log). Your decision and note are still in the form: press Save again later.")
+            st.error(f"Not saved: the decision store failed or cannot be reached ({plain(type(exc).__name__)}; "
+                     "details in the server log). Your decision and note are still in the form: press Save again later.")
 
 latest = None
 try:

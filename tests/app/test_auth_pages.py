@@ -123,7 +123,8 @@ def test_database_down_keeps_the_decision_in_the_form_and_it_saves_when_back(ker
     monkeypatch.setenv("CXR_DB_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")  # nothing listens
     _decide(at, "right lower lobe consolidation")
     errors = [unescape(e.value) for e in at.error]
-    assert any("Not saved: the decision store cannot be reached" in e and "still in the form" in e for e in errors)
+    assert any("Not saved: the decision store failed or cannot be reached" in e and "still in the form" in e
+               for e in errors)
     assert any("The decision store cannot be reached (postgresql+psycopg" in e for e in errors)
     assert at.radio(key="review_decision").value == "agree"
     assert at.text_area(key="review_note").value == "right lower lobe consolidation"
