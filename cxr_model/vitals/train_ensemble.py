@@ -58,6 +58,16 @@ def _platt_per_hour(y: np.ndarray, z: np.ndarray, how: str) -> dict:
     return {"a": [f["a"] for f in fits], "b": [f["b"] for f in fits], "method": how}
 
 
+class _Fixed:
+    """Stand-in bundle for scoring validation stays with precomputed (out-of-fold) components."""
+
+    def __init__(self, lstm_risk, gbt_raw, comp, lstm):
+        self._c, self.trees, self.threshold = combine(lstm_risk, gbt_raw, comp), True, None
+
+    def components(self, grids):
+        return self._c
+
+
 def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, folds: int = 5, seed: int = 2012) -> dict:
     """Fit, calibrate and bundle the ensemble; returns the metadata written (see module docstring)."""
     from sklearn.model_selection import StratifiedKFold
@@ -110,8 +120,11 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
         shutil.copyfile(Path(lstm_dir) / name, out_dir / name)
     meta.pop("history", None)
     write_json(out_dir / "metadata.json", meta)
-    bundle = load_vitals_bundle(out_dir)  # checks both hashes and loads the trees back
-    val = metrics_for(score_grids(bundle, [g for g, v in zip(grids, is_val) if v], outcomes), meta, n_boot=200)
+    load_vitals_bundle(out_dir)  # checks both hashes and loads the trees back
+    # Validation figures use the out-of-fold trees: the final trees have seen the validation stays.
+    val_grids = [g for g, v in zip(grids, is_val) if v]
+    scored = score_grids(_Fixed(lstm_risk[is_val], oof[is_val], comp, lstm), val_grids, outcomes)
+    val = metrics_for(scored, meta, n_boot=200)
     meta["validation"] = {k: {kk: vv for kk, vv in v.items() if kk != "auroc_ci95"} for k, v in val.items() if "auroc" in v}
     write_json(out_dir / "metadata.json", meta)
     return meta
