@@ -24,20 +24,23 @@ ALERTS = {"alerts": "model", "alerts_news2_5": "NEWS2 ≥ 5", "alerts_news2_7": 
           "alerts_combined": "model or NEWS2 ≥ 5"}
 
 
-def group_label(key: str) -> str:
-    """``ensemble_48h`` -> "LSTM + GBT ensemble, risk at 48 h"; ``news2_24h_ge7`` -> "NEWS2 ≥ 7, highest in 24 h"."""
+def group_label(row: dict) -> str:
+    """``ensemble_48h`` -> "LSTM + GBT ensemble, risk at 48 h"; a NEWS2 group at threshold 7 over 24 h ->
+    "NEWS2 ≥ 7, highest in 24 h" (the threshold the row was scored at)."""
+    key = row["group"]
     if key == "saps1":
         return "SAPS-I (admission score)"
     name, _, rest = key.partition("_")
     window = rest.split("_")[0].rstrip("h")
     if name == "news2":
-        return f"NEWS2 ≥ {7 if rest.endswith('ge7') else 5}, highest in {window} h"
+        thr = row.get("threshold")
+        return f"NEWS2 ≥ {thr:g}, highest in {window} h" if isinstance(thr, (int, float)) else f"NEWS2, highest in {window} h"
     return f"{MODELS.get(name, name)}, risk at {window} h"
 
 
 def metrics_frame(rows: list[dict]) -> pd.DataFrame:
     """Metric rows with readable labels and column names; every number through :func:`fmt`."""
-    return pd.DataFrame([{"model / window": group_label(r["group"]),
+    return pd.DataFrame([{"model / window": group_label(r),
                           **{v: fmt(r[k]) if k in r else "-" for k, v in COLUMNS.items()}} for r in rows])
 
 
@@ -46,7 +49,7 @@ def vitals_figure(rows: list[dict], title: str, metrics=("auroc", "auprc", "even
     fig = go.Figure()
     names = {"auroc": "AUROC", "auprc": "AUPRC", "event1": "event-1"}
     for m in metrics:
-        fig.add_trace(go.Bar(x=[group_label(r["group"]) for r in rows], y=[r.get(m) for r in rows], name=names[m],
+        fig.add_trace(go.Bar(x=[group_label(r) for r in rows], y=[r.get(m) for r in rows], name=names[m],
                              hovertemplate="%{x}: %{y:.3f}<extra>" + names[m] + "</extra>"))
     fig.update_layout(barmode="group", title=title, yaxis=dict(range=[0, 1]), **LAYOUT)
     return fig

@@ -1,0 +1,54 @@
+"""The bundled LSTM + GBT ensemble: trees loaded without pickle and hash-checked, risk = the stated formula."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from cxr_model.registry import BundleError
+from cxr_model.settings import get_settings
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.reader import N_HOURS, read_dir
+from cxr_model.vitals.summary import stack_features
+
+ENSEMBLE = get_settings().models_dir / "vitals-ensemble"
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _logit(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def test_ensemble_risk_is_the_documented_combination(physionet_dir):
+    bundle = load_vitals_bundle(ENSEMBLE)
+    assert bundle.trees is not None and (ENSEMBLE / "trees.npz").stat().st_size < 3_000_000
+    records, errors = read_dir(physionet_dir / "set-a", [132539, 132540, 132541])
+    assert not errors
+    grids = [to_grid(r) for r in records]
+    c = bundle.meta["components"]
+    raw = bundle.trees.decision_function(stack_features(grids).reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
+    g = _sigmoid(np.asarray(c["gbt_calibration"]["a"]) * raw + np.asarray(c["gbt_calibration"]["b"]))
+    lstm = bundle.components(grids)["lstm"]
+    w = c["weight_lstm"]
+    z = w * _logit(lstm) + (1 - w) * _logit(g)
+    expected = _sigmoid(np.asarray(c["calibration"]["a"]) * z + np.asarray(c["calibration"]["b"]))
+    assert np.allclose(bundle.risk(grids), expected, atol=1e-9)
+    assert ((bundle.risk(grids) >= 0) & (bundle.risk(grids) <= 1)).all()
+
+
+def test_altered_trees_are_refused_naming_the_file(tmp_path):
+    d = tmp_path / "b"
+    shutil.copytree(ENSEMBLE, d, ignore=shutil.ignore_patterns("test_evaluation"))
+    with open(d / "trees.npz", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(BundleError, match="trees.npz: sha256"):
+        load_vitals_bundle(d)
+    (d / "trees.npz").unlink()
+    with pytest.raises(BundleError, match="trees.npz"):
+        load_vitals_bundle(d)
