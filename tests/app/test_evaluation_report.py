@@ -128,7 +128,7 @@ def test_vitals_tab_compares_the_model_with_news2_at_its_triggers_and_saps(setti
     assert "_" not in groups  # human labels, not metric keys
     news2 = tables[1][tables[1]["model / window"].str.startswith("NEWS2")]
     assert set(news2["alert threshold"]) == {"5", "7"} or set(news2["alert threshold"]) == {"5.000", "7.000"}
-    assert any("validation stays" in m.value for m in at.markdown)
+    assert any("Validation stays" in m.value for m in at.markdown)
     assert any(s.value.startswith("Held-out test stays") for s in at.subheader)
     # held-out test stays, with the alert burden and lead time at the alert threshold
     labels = [m.label for m in at.metric]
