@@ -119,7 +119,8 @@ def _last(grid: Grid, step: int, channel: str) -> tuple[float | None, float | No
     c = channel_names().index(channel)
     if grid.mask[: step + 1, c].max(initial=0) <= 0 or grid.delta[step, c] > WINDOW_H:
         return None, None
-    return float(grid.values[step, c]), float(grid.delta[step, c])
+    # float32 grid values, shown to two decimals (37.1, not 37.099998); the chart bands need less
+    return round(float(grid.values[step, c]), 2), float(grid.delta[step, c])
 
 
 def observation_set(grid: Grid, step: int, spo2_scale: int = 1) -> dict[str, Observation]:

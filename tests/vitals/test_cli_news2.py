@@ -32,6 +32,7 @@ def test_json_has_the_issue_shape_and_a_never_measured_parameter_is_null(record_
     # pulse 132: 3, SBP 88: 3, temp 38.4: 1, SaO2 93 (scale 1): 2, oxygen: 2, alert: 0
     assert [out["parameters"][k]["points"] for k in PARAMETERS] == [None, 2, 2, 3, 3, 0, 1]
     assert out["parameters"]["pulse"]["hours_since_measured"] == 2
+    assert out["parameters"]["temperature"]["value"] == 38.4  # not the grid's float32 38.400001
     assert out["aggregate"] == 11 and out["level"] == "high" and out["incomplete"] is True
 
 
