@@ -97,7 +97,17 @@ def level_style(level: str) -> str:
     return f"background-color: {colour}; color: white" if colour else ""
 
 
-def overview(ward_hour: int) -> None:
+def with_scales(ward: list) -> list:
+    """The ward with each patient's chosen SpO2 scale (kept in session state, default scale 1)."""
+    scales = st.session_state.setdefault("ward_spo2_scales", {})
+    return [p.with_spo2_scale(scales.get(p.record_id, 1)) for p in ward]
+
+
+def _keep_scale(record_id: int) -> None:
+    st.session_state["ward_spo2_scales"][record_id] = st.session_state[f"ward_spo2_scale_{record_id}"]
+
+
+def overview(patients: list, ward_hour: int) -> None:
     rows = snapshot(patients, ward_hour, bundle.threshold)
     n_alert = sum(r["alerting"] != "no" for r in rows)
     st.metric("Patients alerting now", f"{n_alert} of {len(rows)} admitted",
@@ -121,7 +131,7 @@ def overview(ward_hour: int) -> None:
     )
 
 
-def alert_list(ward_hour: int) -> None:
+def alert_list(patients: list, ward_hour: int) -> None:
     alerts = [a for p in patients if (s := p.step_at(ward_hour)) is not None for a in p.alerts(s, bundle.threshold)]
     try:
         actions = actions_for([a.alert_id for a in alerts])
@@ -155,7 +165,7 @@ def alert_list(ward_hour: int) -> None:
                 st.error(plain(exc))
 
 
-def detail(ward_hour: int) -> None:
+def detail(patients: list, ward_hour: int) -> None:
     admitted = [i for i, p in enumerate(patients) if p.step_at(ward_hour) is not None]
     if not admitted:
         return
@@ -166,6 +176,9 @@ def detail(ward_hour: int) -> None:
     p = patients[index]
     step = p.step_at(ward_hour)
     st.subheader(f"{p.bed} · record {p.record_id} · hour {step + 1} of this stay")
+    st.radio("SpO2 scale for this patient", [1, 2], index=p.spo2_scale - 1, horizontal=True,
+             key=f"ward_spo2_scale_{p.record_id}", on_change=_keep_scale, args=(p.record_id,),
+             format_func=lambda s: "Scale 1" if s == 1 else "Scale 2 (hypercapnic respiratory failure; clinician's decision)")
     c1, c2, c3 = st.columns(3)
     c1.metric(MODEL_LABEL, f"{100 * p.risk[step]:.1f}%",
               f"{100 * (p.risk[step] - p.risk[max(0, step - 4)]):+.1f} points in 4 h", delta_color="inverse")
@@ -201,9 +214,10 @@ def ward_view() -> None:
             st.session_state["_ward_tick"] = now
     ward_hour = st.slider("Ward clock: hours since the replay started (each patient has their own hour of stay)",
                           1, WARD_HOURS, key="ward_hour")
-    overview(ward_hour)
-    alert_list(ward_hour)
-    detail(ward_hour)
+    ward = with_scales(patients)
+    overview(ward, ward_hour)
+    alert_list(ward, ward_hour)
+    detail(ward, ward_hour)
 
 
 reviewer_name()  # a full run: take the sidebar's name before the fragment runs

@@ -6,7 +6,7 @@ The page lays these out; no model math lives in the page.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class WardPatient:
         first_alert: first hour index with risk >= threshold, or ``None``.
         vital_minutes: sorted minutes since admission of every bedside vital-sign observation.
         admitted_at: ward-clock hour at which this stay's hour 0 starts.
+        spo2_scale: the NEWS2 SpO2 scale a clinician chose for this patient (1, or 2 for hypercapnic
+            respiratory failure).
     """
 
     bed: str
@@ -43,6 +45,13 @@ class WardPatient:
     first_alert: int | None
     vital_minutes: np.ndarray
     admitted_at: int = 0
+    spo2_scale: int = 1
+
+    def with_spo2_scale(self, scale: int) -> "WardPatient":
+        """This patient with NEWS2 rescored on SpO2 ``scale`` (itself when unchanged; never mutated)."""
+        if scale == self.spo2_scale:
+            return self
+        return replace(self, news2=news2_grid(self.grid, scale), spo2_scale=scale)
 
     @property
     def record_id(self) -> int:

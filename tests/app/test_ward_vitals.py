@@ -40,6 +40,9 @@ def test_real_ward_replays_and_shows_a_patient_with_human_labels(physionet_dir, 
     assert any(m.label.startswith("Model risk (LSTM") and m.value.endswith("%") for m in at.metric)
     for df in at.dataframe:
         assert not (_cells(df.value) & RAW_NAMES), _cells(df.value) & RAW_NAMES
+    rid = int(patient.options[3].split("record ")[1])
+    at.radio(key=f"ward_spo2_scale_{rid}").set_value(2).run()  # scale 2 for this patient only
+    assert not at.exception and at.session_state["ward_spo2_scales"] == {rid: 2}
     at.toggle(key="ward_autoplay").set_value(True).run()
     assert not at.exception
     assert at.slider(key="ward_hour").value == 49  # auto-play advanced the ward clock

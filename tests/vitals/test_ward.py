@@ -61,3 +61,12 @@ def test_the_real_ward_needs_set_a_and_the_bundles_split(settings, physionet_dir
     assert has_real_ward(physionet_dir, settings.vitals_model_dir)
     assert not has_real_ward(physionet_dir, tmp_path)  # no splits.csv
     assert not has_real_ward(tmp_path, settings.vitals_model_dir)  # no set-a/
+
+
+def test_spo2_scale_2_rescores_one_patient_without_touching_the_shared_one(settings, record_writer):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    rows = [("00:30", "SaO2", 97), ("00:30", "FiO2", 0.5), ("00:30", "HR", 80)]
+    (p,) = build_ward([read_record(record_writer(33, rows))], bundle)
+    q = p.with_spo2_scale(2)
+    assert p.news2.breakdown(0)["spo2"] == 0 and q.news2.breakdown(0)["spo2"] == 3  # >= 97 on oxygen
+    assert p.spo2_scale == 1 and q.spo2_scale == 2 and p.with_spo2_scale(1) is p
