@@ -27,6 +27,7 @@ from cxr_model.metrics.classification import event1_threshold
 from cxr_model.registry import sha256_file
 from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.ensemble import combine, logit
+from cxr_model.vitals.ensemble_card import render_ensemble_card
 from cxr_model.vitals.evaluate import metrics_for, score_grids
 from cxr_model.vitals.grid import to_grid
 from cxr_model.vitals.reader import N_HOURS, load_outcomes, read_dir
@@ -61,8 +62,8 @@ def _platt_per_hour(y: np.ndarray, z: np.ndarray, how: str) -> dict:
 class _Fixed:
     """Stand-in bundle for scoring validation stays with precomputed (out-of-fold) components."""
 
-    def __init__(self, lstm_risk, gbt_raw, comp, lstm):
-        self._c, self.trees, self.threshold = combine(lstm_risk, gbt_raw, comp), True, None
+    def __init__(self, lstm_risk, gbt_raw, comp):
+        self._c, self.trees = combine(lstm_risk, gbt_raw, comp), True
 
     def components(self, grids):
         return self._c
@@ -123,8 +124,9 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     load_vitals_bundle(out_dir)  # checks both hashes and loads the trees back
     # Validation figures use the out-of-fold trees: the final trees have seen the validation stays.
     val_grids = [g for g, v in zip(grids, is_val) if v]
-    scored = score_grids(_Fixed(lstm_risk[is_val], oof[is_val], comp, lstm), val_grids, outcomes)
+    scored = score_grids(_Fixed(lstm_risk[is_val], oof[is_val], comp), val_grids, outcomes)
     val = metrics_for(scored, meta, n_boot=200)
     meta["validation"] = {k: {kk: vv for kk, vv in v.items() if kk != "auroc_ci95"} for k, v in val.items() if "auroc" in v}
     write_json(out_dir / "metadata.json", meta)
+    (out_dir / "MODEL_CARD.md").write_text(render_ensemble_card(meta))  # re-rendered with the test run later
     return meta

@@ -52,3 +52,29 @@ def test_altered_trees_are_refused_naming_the_file(tmp_path):
     (d / "trees.npz").unlink()
     with pytest.raises(BundleError, match="trees.npz"):
         load_vitals_bundle(d)
+
+
+def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_path, monkeypatch):
+    import torch
+
+    from cxr_model.vitals import train_ensemble as te
+    from cxr_model.vitals.splits import read_split
+    from cxr_model.vitals.train import VitalsTrainConfig, train
+
+    torch.set_num_threads(1)
+    lstm = tmp_path / "lstm"
+    train(VitalsTrainConfig(records=str(physionet_dir / "set-a"), outcomes=str(physionet_dir / "Outcomes-a.txt"),
+                            out=str(lstm), max_records=150, epochs=1, hidden=8, members=1))
+    read = []
+    real_read_dir = te.read_dir
+    monkeypatch.setattr(te, "read_dir", lambda d, ids=None: read.extend(ids) or real_read_dir(d, ids))
+    meta = te.train_ensemble(str(physionet_dir / "set-a"), str(physionet_dir / "Outcomes-a.txt"), str(lstm),
+                             str(tmp_path / "ens"), folds=2)
+    test_ids = set(read_split(lstm / "splits.csv", "test"))
+    assert read and not (set(read) & test_ids)  # the held-out stays are never read
+    bundle = load_vitals_bundle(tmp_path / "ens")
+    assert bundle.trees is not None and meta["threshold"]["split"] == "val"
+    assert meta["validation"]["ensemble_48h"]["n"] == meta["training_data"]["n_val"]
+    assert len(meta["components"]["gbt_calibration"]["a"]) == N_HOURS
+    assert "out-of-fold" in meta["components"]["gbt_calibration"]["method"]
+    assert "Decision support, not a diagnosis" in (tmp_path / "ens" / "MODEL_CARD.md").read_text()
