@@ -46,3 +46,23 @@ def news2_rows(observations: dict) -> pd.DataFrame:
                      "Points": "not scorable (air/oxygen unknown)" if o.points is None else str(o.points),
                      "Measured": "this hour" if not o.hours_since_measured else f"{o.hours_since_measured:.0f} h ago"})
     return pd.DataFrame(rows)
+
+
+CHANNEL_LABELS = {
+    "ALP": "Alkaline phosphatase", "ALT": "ALT (liver enzyme)", "AST": "AST (liver enzyme)", "Albumin": "Albumin",
+    "BUN": "Blood urea nitrogen", "Bilirubin": "Bilirubin", "Cholesterol": "Cholesterol", "Creatinine": "Creatinine",
+    "DiasABP": "Diastolic BP (arterial line)", "FiO2": "Inspired oxygen fraction (FiO2)", "GCS": "Glasgow coma score",
+    "Glucose": "Glucose", "HCO3": "Bicarbonate", "HCT": "Haematocrit", "HR": "Heart rate", "K": "Potassium",
+    "Lactate": "Lactate", "MAP": "Mean arterial pressure (arterial line)", "MechVent": "Mechanical ventilation",
+    "Mg": "Magnesium", "NIDiasABP": "Diastolic BP (cuff)", "NIMAP": "Mean arterial pressure (cuff)",
+    "NISysABP": "Systolic BP (cuff)", "Na": "Sodium", "PaCO2": "Arterial CO2 (PaCO2)", "PaO2": "Arterial O2 (PaO2)",
+    "Platelets": "Platelets", "RespRate": "Respiration rate", "SaO2": "Arterial O2 saturation (SaO2)",
+    "SysABP": "Systolic BP (arterial line)", "Temp": "Temperature", "TroponinI": "Troponin I", "TroponinT": "Troponin T",
+    "Urine": "Urine output", "WBC": "White cell count", "Weight": "Weight", "pH": "Arterial pH",
+    "descriptors": "Age, sex, height, weight, ICU type",
+}
+
+
+def channel_label(name: str) -> str:
+    """A PhysioNet channel name as a person reads it (``NIDiasABP`` -> "Diastolic BP (cuff)")."""
+    return CHANNEL_LABELS.get(name, name)

@@ -19,7 +19,7 @@ from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.news2 import LEVEL_LABELS, RISK_COLOURS, STAND_INS, observation_set
 from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward, real_ward_records, snapshot
 from dashboard.resources import vitals_bundle
-from dashboard.tables import news2_rows
+from dashboard.tables import channel_label, news2_rows
 from dashboard.text import plain
 from dashboard.ward_figures import risk_figure, trends_figure
 
@@ -198,8 +198,7 @@ def detail(patients: list, ward_hour: int) -> None:
         st.caption(f"Stand-ins: {STAND_INS}")
         st.markdown("**What moved the model's risk** (occlusion: risk minus risk with the input unmeasured)")
         contrib = contributions(source, physionet_dir, model_dir, index, step)[:8]
-        st.dataframe(pd.DataFrame([{"Input": "age, sex, height, weight, ICU type" if c["input"] == "descriptors"
-                                    else c["input"], "Risk change (points)": round(100 * c["contribution"], 2),
+        st.dataframe(pd.DataFrame([{"Input": channel_label(c["input"]), "Risk change (points)": round(100 * c["contribution"], 2),
                                     "Measured so far": "yes" if c["observed"] else "no"} for c in contrib]),
                      hide_index=True)
     st.plotly_chart(risk_figure(p, step, bundle.threshold, MODEL_LABEL), key="ward_risk")

@@ -34,3 +34,13 @@ def test_only_measured_hours_are_plotted_with_gaps(settings, tmp_path):
     assert np.isnan(np.array(resp.y, dtype=float)).all()
     s = np.array(spo2.y, dtype=float)
     assert np.count_nonzero(~np.isnan(s)) == 2 and pulse.connectgaps is False  # 18 h apart: not joined
+
+
+def test_every_channel_has_a_human_label():
+    from cxr_model.vitals.reader import channel_names
+    from dashboard.tables import channel_label
+
+    labels = [channel_label(c) for c in channel_names() + ["descriptors"]]
+    assert all(label not in channel_names() or label in ("Albumin", "Bilirubin", "Cholesterol", "Creatinine", "Glucose",
+                                                           "Lactate", "Platelets", "Weight") for label in labels)
+    assert len(set(labels)) == len(labels)

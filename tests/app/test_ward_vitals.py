@@ -5,7 +5,8 @@ from streamlit.testing.v1 import AppTest
 
 from cxr_model.vitals.demo import DEMO_LABEL
 
-RAW_NAMES = {"air_or_oxygen", "respiration_rate", "systolic_bp", "spo2", "None", "nan", "descriptors"}
+RAW_NAMES = {"air_or_oxygen", "respiration_rate", "systolic_bp", "spo2", "None", "nan", "descriptors", "RespRate",
+             "NIDiasABP", "HR", "SaO2", "SysABP", "NISysABP", "MechVent"}
 
 
 def _ward() -> AppTest:
