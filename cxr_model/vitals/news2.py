@@ -101,7 +101,6 @@ def response_level(total: int, any_three: bool) -> str:
     return "low-medium" if any_three else "low"
 
 
-clinical_risk = response_level  # the older name, kept for callers
 RISK_COLOURS = {"low": "#2e7d32", "low-medium": "#f9a825", "medium": "#ef6c00", "high": "#c62828"}
 
 
@@ -202,11 +201,6 @@ def news2_record(grid: Grid, hour: int, spo2_scale: int = 1) -> dict:
     return {"record_id": grid.record_id, "hour": hour,
             "parameters": {p: {"value": o.value, "points": o.points, "hours_since_measured": o.hours_since_measured}
                            for p, o in obs.items()}, **aggregate(obs)}
-
-
-def max_news2(grid: Grid, hours: int) -> int:
-    """The highest NEWS2 total in the first ``hours`` hours (the comparator score)."""
-    return int(news2_grid(grid).total[:hours].max())
 
 
 SCORERS = {"respiration_rate": score_respiration, "spo2": score_spo2_scale1, "systolic_bp": score_systolic_bp,

@@ -70,11 +70,6 @@ class WardPatient:
         seen = self.vital_minutes[self.vital_minutes <= end]
         return None if seen.size == 0 else int(end - seen[-1])
 
-    def hours_since_vitals(self, step: int) -> float:
-        """Hours since any bedside vital sign was last observed at ``step`` (whole hours on the grid)."""
-        idx = [channel_names().index(c) for c in VITAL_CHANNELS]
-        return float(self.grid.delta[step, idx].min())
-
     def alerts(self, step: int, threshold: float) -> list[Alert]:
         """NEWS2 and model alerts raised up to ``step``, each labelled with its source."""
         return (news2_alerts(self.record_id, self.bed, self.news2.risk, self.news2.total, step)
