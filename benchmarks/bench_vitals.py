@@ -2,7 +2,9 @@
 
 Usage: ``python benchmarks/bench_vitals.py [--records DIR] [--model DIR] [--threads N]``.
 Reports the stays per second end to end (read file -> clean -> hourly grid -> features -> risk at
-all 48 hours) and the model's share of the time (features + forward pass). CPU, one process.
+all 48 hours) and the model's share of the time (features + forward pass). CPU, one process. Then re-scoring a
+ward of ``--ward`` stays x 48 h from their grids (``bundle.risk``: features, LSTM, trees,
+calibration) against one bare batched pass (LSTM forward + tree walk on inputs already built).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from cxr_model.settings import get_settings
 from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.grid import to_grid
 from cxr_model.vitals.reader import read_record
+from cxr_model.vitals.summary import stack_features
 
 
 def main() -> None:
@@ -27,6 +30,7 @@ def main() -> None:
     p.add_argument("--model", default=str(s.vitals_model_dir))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--ward", type=int, default=1000, help="stays in the ward re-scoring comparison")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     bundle = load_vitals_bundle(args.model)
@@ -43,7 +47,20 @@ def main() -> None:
     risk = np.concatenate([bundle.risk(grids[i:i + args.batch_size]) for i in range(0, len(grids), args.batch_size)])
     t_model = time.perf_counter() - t1
     total = t_read + t_model
-    out = {"stays": len(grids), "errors": errors, "threads": args.threads, "model": bundle.model_id,
+    ward = grids[: args.ward]  # re-scoring a ward (grids in hand) vs one bare batched pass of the model
+    t2 = time.perf_counter()
+    bundle.risk(ward)
+    t_ward = time.perf_counter() - t2
+    x = bundle.features(ward)
+    s_feat = stack_features(ward) if bundle.trees is not None else None
+    t3 = time.perf_counter()
+    with torch.inference_mode():
+        bundle.model(x)
+    if s_feat is not None:
+        bundle.trees.decision_function(s_feat.reshape(-1, s_feat.shape[-1]))
+    t_bare = time.perf_counter() - t3
+    out = {"ward_stays": len(ward), "ward_rescore_s": round(t_ward, 2), "bare_pass_s": round(t_bare, 2),
+           "ward_over_bare": round(t_ward / t_bare, 2), "stays": len(grids), "errors": errors, "threads": args.threads, "model": bundle.model_id,
            "reader_grid_s": round(t_read, 2), "model_s": round(t_model, 2), "total_s": round(total, 2),
            "stays_per_s": round(len(grids) / total, 1), "model_share": round(t_model / total, 3),
            "risk_shape": list(risk.shape)}

@@ -77,7 +77,7 @@ def get_settings() -> Settings:
         data_dir=data_dir,
         models_dir=models_dir,
         cxr_model_name=env.get("CXR_MODEL_NAME", DEFAULT_MODEL_NAME),
-        vitals_model_name=env.get("CXR_VITALS_MODEL_NAME", "vitals-lstm"),
+        vitals_model_name=env.get("CXR_VITALS_MODEL_NAME", "vitals-ensemble"),
         db_url=env.get("CXR_DB_URL", db_default),
         device=_default_device(),
         runs_dir=Path(env.get("CXR_RUNS_DIR", PROJECT_ROOT / "runs")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cxr_model.metrics.format import fmt
-from cxr_model.vitals.news2 import PARAMETERS
+from cxr_model.vitals.news2 import LABELS, WINDOW_H
 
 SUBGROUP_COLUMNS = {"n": "n", "n_positive": "pneumonia", "n_negative": "normal", "mean_probability": "mean P",
                     "auroc": "AUROC", "auroc_ci95": "AUROC 95% CI", "sensitivity": "sensitivity",
@@ -29,15 +29,40 @@ def formatted_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows])
 
 
-def _news2_value(key: str, value) -> str:
-    if isinstance(value, float):
-        return str(round(value, 1))
-    if key == "air_or_oxygen":
-        return "oxygen" if value else "air"
-    return "alert" if value else "not alert"  # consciousness
+def news2_rows(observations: dict) -> pd.DataFrame:
+    """The NEWS2 table at the cursor: each parameter (human label, stand-ins named), its value, points and age.
+
+    A missing parameter reads "not measured in the last 12 h" and scores nothing; no cell is empty or ``None``.
+    """
+    rows = []
+    for key, o in observations.items():
+        if o.value is None:
+            rows.append({"Parameter": LABELS[key], "Value": f"not measured in the last {WINDOW_H} h",
+                         "Points": "none (missing)", "Measured": "-"})
+            continue
+        value = f"{o.value:.1f}" if isinstance(o.value, float) and key == "temperature" else (
+            f"{o.value:.0f}" if isinstance(o.value, float) else str(o.value))
+        rows.append({"Parameter": LABELS[key], "Value": value,
+                     "Points": "not scorable (air/oxygen unknown)" if o.points is None else str(o.points),
+                     "Measured": "this hour" if not o.hours_since_measured else f"{o.hours_since_measured:.0f} h ago"})
+    return pd.DataFrame(rows)
 
 
-def news2_rows(inputs: dict, breakdown: dict) -> pd.DataFrame:
-    """The NEWS2 table at the cursor: each parameter, its value as read, and its points."""
-    return pd.DataFrame({"parameter": PARAMETERS, "value": [_news2_value(k, inputs[k]) for k in PARAMETERS],
-                         "points": list(breakdown.values())})
+CHANNEL_LABELS = {
+    "ALP": "Alkaline phosphatase", "ALT": "ALT (liver enzyme)", "AST": "AST (liver enzyme)", "Albumin": "Albumin",
+    "BUN": "Blood urea nitrogen", "Bilirubin": "Bilirubin", "Cholesterol": "Cholesterol", "Creatinine": "Creatinine",
+    "DiasABP": "Diastolic BP (arterial line)", "FiO2": "Inspired oxygen fraction (FiO2)", "GCS": "Glasgow coma score",
+    "Glucose": "Glucose", "HCO3": "Bicarbonate", "HCT": "Haematocrit", "HR": "Heart rate", "K": "Potassium",
+    "Lactate": "Lactate", "MAP": "Mean arterial pressure (arterial line)", "MechVent": "Mechanical ventilation",
+    "Mg": "Magnesium", "NIDiasABP": "Diastolic BP (cuff)", "NIMAP": "Mean arterial pressure (cuff)",
+    "NISysABP": "Systolic BP (cuff)", "Na": "Sodium", "PaCO2": "Arterial CO2 (PaCO2)", "PaO2": "Arterial O2 (PaO2)",
+    "Platelets": "Platelets", "RespRate": "Respiration rate", "SaO2": "Arterial O2 saturation (SaO2)",
+    "SysABP": "Systolic BP (arterial line)", "Temp": "Temperature", "TroponinI": "Troponin I", "TroponinT": "Troponin T",
+    "Urine": "Urine output", "WBC": "White cell count", "Weight": "Weight", "pH": "Arterial pH",
+    "descriptors": "Age, sex, height, weight, ICU type",
+}
+
+
+def channel_label(name: str) -> str:
+    """A PhysioNet channel name as a person reads it (``NIDiasABP`` -> "Diastolic BP (cuff)")."""
+    return CHANNEL_LABELS.get(name, name)

@@ -1,33 +1,33 @@
-"""Ward vitals: the ward sorted by LSTM risk, replayed hour by hour, with a patient detail.
+"""Ward vitals: the ward replayed hour by hour, NEWS2 beside the model's risk, alerts with actions.
 
-Layout only: scoring, NEWS2 and explanations come from ``cxr_model.vitals``.
+Layout only: scoring, NEWS2, alerts and explanations come from ``cxr_model.vitals``; figures from
+``dashboard.ward_figures``.
 """
 from __future__ import annotations
 
 import time
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
+from cxr_model.vitals.alert_store import actions_for, record_action
+from cxr_model.vitals.alerts import sort_alerts, status_of
 from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
-from cxr_model.vitals.news2 import BANDS, POINT_COLOURS, RISK_COLOURS, SUBSTITUTIONS, news2_inputs
-from cxr_model.vitals.ward import build_ward, has_real_ward, real_ward_records, snapshot
+from cxr_model.vitals.news2 import LEVEL_LABELS, RISK_COLOURS, STAND_INS, observation_set
+from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward, real_ward_records, snapshot
 from dashboard.auth import current_identity
 from dashboard.resources import vitals_bundle
-from dashboard.tables import news2_rows
+from dashboard.tables import channel_label, news2_rows
 from dashboard.text import plain
+from dashboard.ward_figures import risk_figure, trends_figure
 
 REAL = "PhysioNet 2012 set A (30 held-out test stays)"
 DEMO = "Simulated demo ward"
 TICK_SECONDS = 1.5
-TRENDS = [("HR", "Pulse (bpm)", "pulse"), ("RespRate", "Respiration (/min)", "respiration"),
-          ("SBP", "Systolic BP (mmHg)", "systolic_bp"), ("SaO2", "SaO2 (%)", "spo2"),
-          ("Temp", "Temperature (°C)", "temperature")]
+WARD_HOURS = 48 + ADMISSION_SPREAD_H
 
 
 @st.cache_data(show_spinner="Scoring the ward ...")
@@ -49,16 +49,18 @@ def contributions(source: str, physionet_dir: str, model_dir: str, index: int, s
 settings = get_settings()
 model_dir, physionet_dir = str(settings.vitals_model_dir), str(settings.physionet_dir)
 
-current_identity()  # signed out: the sign-in screen, and the page stops here
+me = current_identity()  # signed out: the sign-in screen, and the page stops here
 st.title("Ward vitals: early warning")
-st.caption("**Decision support, not a diagnosis.** Risk of in-hospital death from the ICU record so far "
-           "(LSTM, calibrated) beside NEWS2. Thresholds and limits are in the model card.")
+st.caption("**Decision support, not a diagnosis.** NEWS2 (RCP 2017) beside the model's risk of in-hospital "
+           "death from the ICU record so far. An alert is raised by either; thresholds and limits are in the "
+           "model card.")
 
 try:
     bundle = vitals_bundle(model_dir)
 except (BundleError, OSError, ValueError) as exc:
     st.error(f"The vitals model cannot be loaded: {plain(exc)}")
     st.stop()
+MODEL_LABEL = "Model risk (LSTM + gradient-boosted trees)" if bundle.trees is not None else "Model risk (LSTM)"
 
 has_data = has_real_ward(physionet_dir, model_dir)
 sources = [REAL, DEMO] if has_data else [DEMO]
@@ -77,97 +79,126 @@ if not patients:
     st.error("No stays could be read for this ward.")
     st.stop()
 
-labels = [f"{p.bed} · {p.record_id}" for p in patients]
+labels = [f"{p.bed} · record {p.record_id}" for p in patients]
 st.session_state.setdefault("ward_hour", 24)
-if st.session_state.get("ward_patient") not in labels:
-    st.session_state["ward_patient"] = labels[int(max(range(len(patients)), key=lambda i: patients[i].risk[23]))]
 
 
-def risk_style(band: str) -> str:
-    return f"background-color: {RISK_COLOURS.get(band, '#ffffff')}; color: white"
+def level_style(level: str) -> str:
+    colour = RISK_COLOURS.get(level.split(" ")[0].lower())
+    return f"background-color: {colour}; color: white" if colour else ""
 
 
-def overview(step: int) -> None:
-    rows = snapshot(patients, step, bundle.threshold)
+def with_scales(ward: list) -> list:
+    """The ward with each patient's chosen SpO2 scale (kept in session state, default scale 1)."""
+    scales = st.session_state.setdefault("ward_spo2_scales", {})
+    return [p.with_spo2_scale(scales.get(p.record_id, 1)) for p in ward]
+
+
+def _keep_scale(record_id: int) -> None:
+    st.session_state["ward_spo2_scales"][record_id] = st.session_state[f"ward_spo2_scale_{record_id}"]
+
+
+def overview(patients: list, ward_hour: int) -> None:
+    rows = snapshot(patients, ward_hour, bundle.threshold)
+    n_alert = sum(r["alerting"] != "no" for r in rows)
+    st.metric("Patients alerting now", f"{n_alert} of {len(rows)} admitted",
+              help=f"NEWS2 response level low-medium or above, or model risk ≥ {100 * bundle.threshold:.1f}%")
     df = pd.DataFrame([{
-        "Bed": r["bed"], "Record": r["record_id"], "NEWS2": r["news2"], "NEWS2 band": r["news2_band"],
-        "Risk %": 100 * r["risk"], "4 h trend (pts)": 100 * r["trend"],
-        "Last vitals (h ago)": r["last_obs_h"], "Alert": r["alert"],
-        "Alert since hour": r["alert_since_h"],
+        "Bed": r["bed"], "Record": str(r["record_id"]), "Hour of stay": r["hour_of_stay"],
+        "NEWS2": f"{r['news2']} (incomplete)" if r["news2_incomplete"] else str(r["news2"]),
+        "NEWS2 response": LEVEL_LABELS[r["news2_level"]], "Model risk %": 100 * r["risk"],
+        "4 h change (points)": 100 * r["trend"], "Since last vitals": r["since_vitals"],
+        "Alerting now": r["alerting"],
     } for r in rows])
-    n_alert = sum(r["alert"] == "ALERT" for r in rows)
-    st.metric("Patients alerting now", f"{n_alert} of {len(rows)}",
-              help=f"risk ≥ {100 * bundle.threshold:.1f}% ({bundle.meta['threshold']['rule']})")
+    if df.empty:
+        st.info("No patient admitted yet at this ward hour.")
+        return
     st.dataframe(
-        df.style.map(risk_style, subset=["NEWS2 band"]), hide_index=True, width="stretch",
+        df.style.map(level_style, subset=["NEWS2 response"]), hide_index=True, width="stretch",
         column_config={
-            "Risk %": st.column_config.ProgressColumn("Risk %", min_value=0, max_value=100, format="%.0f%%"),
-            "4 h trend (pts)": st.column_config.NumberColumn(format="%+.1f"),
-            "Last vitals (h ago)": st.column_config.NumberColumn(format="%.0f"),
-            "Alert since hour": st.column_config.NumberColumn(format="%d"),
+            "Model risk %": st.column_config.ProgressColumn("Model risk %", min_value=0, max_value=100, format="%.0f%%"),
+            "4 h change (points)": st.column_config.NumberColumn(format="%+.1f"),
         },
     )
 
 
-def trends_figure(p, step: int) -> go.Figure:
-    fig = make_subplots(rows=len(TRENDS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        subplot_titles=[t[1] for t in TRENDS])
-    hours = list(range(1, step + 2))  # replay: nothing after the cursor is shown
-    for i, (chan, title, param) in enumerate(TRENDS, start=1):
-        values, observed = p.trend(chan, step)
-        seen = [h for h, m in zip(hours, observed) if m > 0]
-        y_seen = [v for v, m in zip(values, observed) if m > 0]
-        lo, hi = min(list(values) + [b[0] for b in BANDS[param][1:2]]), max(list(values))
-        for low, high, pts in BANDS[param]:
-            if pts and high > lo - 5 and low < hi + 5:
-                fig.add_hrect(y0=low, y1=high, fillcolor=POINT_COLOURS[pts], line_width=0, row=i, col=1)
-        fig.add_trace(go.Scatter(x=hours, y=values, mode="lines", line={"color": "#90a4ae", "dash": "dot"},
-                                 name="carried forward", showlegend=i == 1), row=i, col=1)
-        fig.add_trace(go.Scatter(x=seen, y=y_seen, mode="markers+lines", marker={"size": 5, "color": "#1565c0"},
-                                 name="observed", showlegend=i == 1), row=i, col=1)
-        fig.add_vline(x=step + 1, line_color="#424242", line_width=1, row=i, col=1)
-    fig.update_layout(height=170 * len(TRENDS), margin={"t": 30, "b": 20}, legend={"orientation": "h"})
-    fig.update_xaxes(range=[0, 49])
-    fig.update_xaxes(title_text="hour since ICU admission", row=len(TRENDS), col=1)
-    return fig
+def alert_list(patients: list, ward_hour: int) -> None:
+    alerts = [a for p in patients if (s := p.step_at(ward_hour)) is not None for a in p.alerts(s, bundle.threshold)]
+    try:
+        actions = actions_for([a.alert_id for a in alerts])
+    except Exception as exc:  # noqa: BLE001 - the database being down must not hide the alerts
+        st.warning(f"Alert actions cannot be read from the database: {plain(exc)}")
+        actions = {}
+    status = {a.alert_id: status_of(actions.get(a.alert_id, [])) for a in alerts}
+    ordered = sort_alerts(alerts, {k for k, v in status.items() if v != "new"})
+    st.subheader(f"Alerts ({sum(v == 'new' for v in status.values())} not acknowledged)")
+    if not ordered:
+        st.caption("No alerts raised so far.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "Status": status[a.alert_id], "Bed": a.bed, "Source": a.source, "Alert": a.text,
+        "Raised at hour of stay": a.hour, "Still triggering": "yes" if a.active else "no",
+        "Last action by": (actions.get(a.alert_id) or [{}])[-1].get("reviewer", "-"),
+    } for a in ordered]), hide_index=True, width="stretch", key="ward_alert_table")
+    by_label = {f"{a.bed} · {a.source}: {a.text} (hour {a.hour})": a for a in ordered}
+    choice = st.selectbox("Alert to act on", list(by_label), key="ward_alert")
+    note = st.text_input("Note (optional)", key="ward_alert_note", max_chars=2000)
+    if not me.can_review:
+        st.caption(f"Read only: your role ({plain(me.role)}) may not acknowledge or escalate alerts.")
+        return
+    c1, c2 = st.columns(2)
+    for col, action, label in ((c1, "acknowledge", "Acknowledge"), (c2, "escalate", "Escalate")):
+        if col.button(label, key=f"ward_{action}"):
+            a = by_label[choice]
+            try:
+                record_action(reviewer=me.name, role=me.role, record_id=a.record_id, alert_id=a.alert_id,
+                              alert_kind=a.kind, action=action, note=note)
+                st.success(f"{label}d by {plain(me.display)}: {plain(choice)}")
+                st.rerun()
+            except (ValueError, PermissionError) as exc:
+                st.error(plain(exc))
+            except Exception as exc:  # noqa: BLE001 - the database may be down: say so, keep the choice
+                st.error(f"Not saved: the database failed or cannot be reached ({plain(type(exc).__name__)}); "
+                         "the alert and your note are still here: press the button again later.")
 
 
-def risk_figure(p, step: int) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=list(range(1, step + 2)), y=100 * p.risk[: step + 1], mode="lines+markers",
-                               name="LSTM risk"))
-    fig.add_hline(y=100 * bundle.threshold, line_dash="dash", line_color="#c62828",
-                  annotation_text=f"alert threshold {100 * bundle.threshold:.1f}%")
-    if p.first_alert is not None and p.first_alert <= step:
-        fig.add_vline(x=p.first_alert + 1, line_color="#c62828",
-                      annotation_text=f"first crossing: hour {p.first_alert + 1}")
-    fig.add_vline(x=step + 1, line_color="#424242", line_width=1)
-    fig.update_layout(height=280, margin={"t": 30, "b": 20}, xaxis_title="hour since ICU admission",
-                      yaxis_title="risk of in-hospital death (%)", yaxis_range=[0, 100], xaxis_range=[0, 49])
-    return fig
-
-
-def detail(step: int) -> None:
+def detail(patients: list, ward_hour: int) -> None:
+    admitted = [i for i, p in enumerate(patients) if p.step_at(ward_hour) is not None]
+    if not admitted:
+        return
+    if st.session_state.get("ward_patient") not in [labels[i] for i in admitted]:
+        st.session_state["ward_patient"] = labels[max(admitted, key=lambda i: patients[i].risk[patients[i].step_at(ward_hour)])]
+    st.selectbox("Patient", [labels[i] for i in admitted], key="ward_patient")
     index = labels.index(st.session_state["ward_patient"])
     p = patients[index]
-    st.subheader(f"{p.bed} · record {p.record_id} · hour {step + 1}")
+    step = p.step_at(ward_hour)
+    st.subheader(f"{p.bed} · record {p.record_id} · hour {step + 1} of this stay")
+    st.radio("SpO2 scale for this patient", [1, 2], index=p.spo2_scale - 1, horizontal=True,
+             key=f"ward_spo2_scale_{p.record_id}", on_change=_keep_scale, args=(p.record_id,),
+             format_func=lambda s: "Scale 1" if s == 1 else "Scale 2 (hypercapnic respiratory failure; clinician's decision)")
     c1, c2, c3 = st.columns(3)
-    c1.metric("LSTM risk", f"{100 * p.risk[step]:.1f}%", f"{100 * (p.risk[step] - p.risk[max(0, step - 4)]):+.1f} pts / 4 h",
-              delta_color="inverse")
-    c2.metric("NEWS2", int(p.news2.total[step]), p.news2.risk[step], delta_color="off")
-    alerted = p.first_alert is not None and p.first_alert <= step
-    c3.metric("First alert", f"hour {p.first_alert + 1}" if alerted else "none yet")
+    c1.metric(MODEL_LABEL, f"{100 * p.risk[step]:.1f}%",
+              f"{100 * (p.risk[step] - p.risk[max(0, step - 4)]):+.1f} points in 4 h", delta_color="inverse")
+    incomplete = " (incomplete)" if p.news2.incomplete[step] else ""
+    c2.metric("NEWS2", f"{int(p.news2.total[step])}{incomplete}")
+    c2.caption(f"Response level: {LEVEL_LABELS[p.news2.risk[step]]}")
+    active = [a for a in p.alerts(step, bundle.threshold) if a.active]
+    c3.metric("Alerting now", " + ".join(sorted({a.source for a in active})) or "no")
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(trends_figure(p, step), key="ward_trends")
+        st.caption("Dots are measurements; lines join consecutive hourly measurements only (a gap is a gap in "
+                   "measuring). Shading: NEWS2 points (amber 1, orange 2, red 3).")
     with right:
         st.markdown("**NEWS2 at the cursor**")
-        st.dataframe(news2_rows(news2_inputs(p.grid, step), p.news2.breakdown(step)), hide_index=True)
-        st.caption(f"Stand-ins: {SUBSTITUTIONS}")
-        st.markdown("**What moved the risk** (occlusion: risk minus risk with the input unmeasured)")
+        st.dataframe(news2_rows(observation_set(p.grid, step)), hide_index=True, key="ward_news2_table")
+        st.caption(f"Stand-ins: {STAND_INS}")
+        st.markdown("**What moved the model's risk** (occlusion: risk minus risk with the input unmeasured)")
         contrib = contributions(source, physionet_dir, model_dir, index, step)[:8]
-        st.dataframe(pd.DataFrame([{"input": c["input"], "risk change (pts)": round(100 * c["contribution"], 2),
-                                    "measured": c["observed"]} for c in contrib]), hide_index=True)
-    st.plotly_chart(risk_figure(p, step), key="ward_risk")
+        st.dataframe(pd.DataFrame([{"Input": channel_label(c["input"]), "Risk change (points)": round(100 * c["contribution"], 2),
+                                    "Measured so far": "yes" if c["observed"] else "no"} for c in contrib]),
+                     hide_index=True)
+    st.plotly_chart(risk_figure(p, step, bundle.threshold, MODEL_LABEL), key="ward_risk")
 
 
 @st.fragment(run_every=TICK_SECONDS if autoplay else None)
@@ -175,13 +206,14 @@ def ward_view() -> None:
     if st.session_state.get("ward_autoplay"):
         now = time.monotonic()
         if now - st.session_state.get("_ward_tick", 0.0) >= TICK_SECONDS * 0.9:
-            st.session_state["ward_hour"] = st.session_state["ward_hour"] % 48 + 1
+            st.session_state["ward_hour"] = st.session_state["ward_hour"] % WARD_HOURS + 1
             st.session_state["_ward_tick"] = now
-    hour = st.slider("Hour since ICU admission (time cursor)", 1, 48, key="ward_hour")
-    step = hour - 1
-    overview(step)
-    st.selectbox("Patient", labels, key="ward_patient")
-    detail(step)
+    ward_hour = st.slider("Ward clock: hours since the replay started (each patient has their own hour of stay)",
+                          1, WARD_HOURS, key="ward_hour")
+    ward = with_scales(patients)
+    overview(ward, ward_hour)
+    alert_list(ward, ward_hour)
+    detail(ward, ward_hour)
 
 
 ward_view()

@@ -74,7 +74,7 @@ def _revision(url: str) -> str | None:
 def test_a_fresh_sqlite_database_is_migrated_to_head_and_matches_the_models(tmp_path):
     url = f"sqlite:///{tmp_path / 'new' / 'reviews.sqlite'}"
     _save(url)
-    assert HEAD == "0002_audit_events"
+    assert HEAD == "0003_ward_alert_actions"
     assert _revision(url) == HEAD
     assert _schema_diff(url) == []
 

@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from cxr_model import audit, review_store  # noqa: F401  (their tables join db.Base.metadata)
+from cxr_model.vitals import alert_store  # noqa: F401
 from cxr_model.db import Base
 from cxr_model.settings import get_settings
 

@@ -10,10 +10,12 @@ import torch
 
 from cxr_model.metrics.calibration import apply_platt
 from cxr_model.metrics.format import fmt_metric as _fmt
-from cxr_model.registry import BundleError, model_id, read_state
+from cxr_model.registry import BundleError, model_id, read_state, sha256_file
+from cxr_model.vitals.ensemble import combine, gbt_logits
 from cxr_model.vitals.grid import Grid
 from cxr_model.vitals.lstm import VitalsEnsemble, features
 from cxr_model.vitals.normaliser import Normaliser
+from cxr_model.vitals.trees import Trees
 
 
 TASK = "vitals-mortality"
@@ -28,12 +30,14 @@ class VitalsBundle:
         model: the network in eval mode on CPU.
         normaliser: the training-set normaliser.
         meta: the bundle's metadata (threshold, calibration, metrics, ...).
+        trees: the gradient-boosted trees of an LSTM + GBT ensemble bundle (``None`` for the LSTM alone).
     """
 
     model: VitalsEnsemble
     normaliser: Normaliser
     meta: dict[str, Any]
     path: Path
+    trees: Trees | None = None
 
     @property
     def threshold(self) -> float:
@@ -62,10 +66,17 @@ class VitalsBundle:
         return torch.cat(outs).double().numpy()
 
     def risk(self, grids: list[Grid]) -> np.ndarray:
-        """Calibrated risk of in-hospital death at every hour: ``[N, 48]``."""
+        """Calibrated risk of in-hospital death at every hour: ``[N, 48]`` (the ensemble's when there are trees)."""
+        return self.components(grids)["ensemble" if self.trees is not None else "lstm"]
+
+    def components(self, grids: list[Grid]) -> dict[str, np.ndarray]:
+        """``{"lstm": [N, 48]}``, plus ``"gbt"`` and ``"ensemble"`` for an ensemble bundle."""
         if not grids:
-            return np.zeros((0, 48))
-        return self.risk_from_features(self.features(grids))
+            return {k: np.zeros((0, 48)) for k in ("lstm", "gbt", "ensemble")}
+        lstm = self.risk_from_features(self.features(grids))
+        if self.trees is None:
+            return {"lstm": lstm}
+        return combine(lstm, gbt_logits(self.trees, grids), self.meta["components"])
 
 
 def build_model(meta: dict[str, Any]) -> VitalsEnsemble:
@@ -92,7 +103,22 @@ def load_vitals_bundle(bundle_dir: str | Path) -> VitalsBundle:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return VitalsBundle(model, normaliser, meta, bundle_dir)
+    return VitalsBundle(model, normaliser, meta, bundle_dir, _load_trees(bundle_dir, meta))
+
+
+def _load_trees(bundle_dir: Path, meta: dict) -> Trees | None:
+    comp = meta.get("components")
+    if not comp:
+        return None
+    path = bundle_dir / comp.get("trees", "trees.npz")
+    if not path.exists():
+        raise BundleError(f"{path}: trees of the ensemble not found")
+    if sha256_file(path) != comp.get("trees_sha256"):
+        raise BundleError(f"{path}: sha256 does not match metadata")
+    try:
+        return Trees.load(path)
+    except ValueError as exc:
+        raise BundleError(f"{path}: {exc}") from None
 
 
 def render_card(meta: dict) -> str:

@@ -1,4 +1,4 @@
-"""``cxr-model vitals {train,evaluate,fetch}``: registered into the main parser by :func:`register`."""
+"""``cxr-model vitals {train,train-ensemble,evaluate,news2,fetch}``: registered into the main parser by :func:`register`."""
 from __future__ import annotations
 
 import logging
@@ -24,6 +24,20 @@ def _train(args) -> int:
     return 0
 
 
+def _train_ensemble(args) -> int:
+    from cxr_model.vitals.train_ensemble import train_ensemble
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        meta = train_ensemble(args.records, args.outcomes, args.lstm, args.out, folds=args.folds)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    v = meta["validation"]["ensemble_48h"]
+    print(f"wrote {args.out} (validation AUROC@48h {v['auroc']:.4f}, threshold {meta['threshold']['value']:.3f})")
+    return 0
+
+
 def _evaluate(args) -> int:
     from cxr_model.settings import get_settings
     from cxr_model.vitals.evaluate import evaluate
@@ -36,7 +50,7 @@ def _evaluate(args) -> int:
         return 2
     for e in m["errors"]:
         print(f"skipped {e}", file=sys.stderr)
-    for key in ("lstm_24h", "lstm_48h", "news2_24h", "news2_48h", "saps1"):
+    for key in [k for k in m if isinstance(m[k], dict) and "auroc" in m[k]]:
         if key in m:
             g = m[key]
             e1 = g.get("event1")
@@ -45,6 +59,39 @@ def _evaluate(args) -> int:
     print(f"wrote {args.out}/metrics.json (n={m['n']}, n_errors={m['n_errors']}, "
           f"readings dropped by the cleaning rules={m['n_dropped']})")
     return 0 if m["n"] else 1
+
+
+def _news2(args) -> int:
+    import json
+    import math
+
+    from cxr_model.vitals.grid import to_grid
+    from cxr_model.vitals.news2 import LABELS, STAND_INS, news2_record
+    from cxr_model.vitals.reader import N_HOURS, RecordError, read_record
+
+    try:
+        record = read_record(args.record)
+        last = max((m for m, _, _ in record.events), default=60)
+        hour = args.hour if args.hour is not None else min(max(math.ceil(last / 60), 1), N_HOURS)
+        out = news2_record(to_grid(record), hour, args.spo2_scale)
+    except (RecordError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"NEWS2 for record {out['record_id']} at hour {out['hour']} (SpO2 scale {args.spo2_scale})")
+    for name, p in out["parameters"].items():
+        if p["points"] is None and p["value"] is None:
+            print(f"  {LABELS[name]:46s} missing (not measured in the window)")
+        else:
+            v = round(p["value"], 1) if isinstance(p["value"], float) else p["value"]
+            pts = "not scorable (air/oxygen unknown)" if p["points"] is None else f"{p['points']} points"
+            print(f"  {LABELS[name]:46s} {v!s:>9}  {pts}  ({p['hours_since_measured']:.0f} h ago)")
+    flag = " INCOMPLETE: missing parameters score nothing" if out["incomplete"] else ""
+    print(f"  aggregate {out['aggregate']}, response level {out['level']}{flag}")
+    print(f"Stand-ins: {STAND_INS}")
+    return 0
 
 
 def _fetch(args) -> int:
@@ -77,6 +124,14 @@ def register(subparsers) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.set_defaults(func=_train)
 
+    te = vs.add_parser("train-ensemble", help="gradient-boosted trees beside a trained LSTM bundle -> ensemble bundle")
+    te.add_argument("--records", required=True)
+    te.add_argument("--outcomes", required=True)
+    te.add_argument("--lstm", required=True, help="the LSTM bundle (its splits.csv is reused)")
+    te.add_argument("--out", required=True)
+    te.add_argument("--folds", type=int, default=5)
+    te.set_defaults(func=_train_ensemble)
+
     e = vs.add_parser("evaluate", help="LSTM, NEWS2 and SAPS-I at 24 h and 48 h -> metrics.json")
     e.add_argument("--records", required=True)
     e.add_argument("--outcomes", required=True)
@@ -85,6 +140,14 @@ def register(subparsers) -> None:
     e.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                    help="score only this split of the bundle's splits.csv (default: every record)")
     e.set_defaults(func=_evaluate)
+
+    n = vs.add_parser("news2", help="NEWS2 (RCP 2017) of one record at one hour, from the observations up to it")
+    n.add_argument("record", help="a <RecordID>.txt in PhysioNet 2012 format")
+    n.add_argument("--hour", type=int, help="hour since ICU admission, 1-48 (default: the record's last hour)")
+    n.add_argument("--spo2-scale", dest="spo2_scale", type=int, default=1, choices=[1, 2],
+                   help="SpO2 scale 2 for hypercapnic respiratory failure, chosen by a clinician (default 1)")
+    n.add_argument("--json", action="store_true", help="print JSON")
+    n.set_defaults(func=_news2)
 
     f = vs.add_parser("fetch", help="download the public challenge sets (set-a, set-b + outcomes)")
     f.add_argument("--dest", required=True)

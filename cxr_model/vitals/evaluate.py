@@ -35,20 +35,23 @@ class Scored:
     news2_max: dict[int, np.ndarray]  # window hours -> [N] highest NEWS2 so far
     saps1: np.ndarray  # [N], nan when missing
     survival_days: np.ndarray | None = None  # [N], days from ICU admission to death; nan if unknown
+    components: dict[str, np.ndarray] | None = None  # "lstm" (+ "gbt", "ensemble"): [N, 48] risk each
+    news2_hourly: np.ndarray | None = None  # [N, 48] NEWS2 aggregate (missing parameters score nothing)
 
 
 def score_grids(bundle, grids: list[Grid], outcomes: dict[int, dict]) -> Scored:
     """LSTM risk, highest NEWS2 in each window and SAPS-I for grids that have an outcome."""
     grids = [g for g in grids if g.record_id in outcomes]
     labels = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids], dtype=np.int64)
-    risk = bundle.risk(grids) if grids else np.zeros((0, 48))
+    comps = bundle.components(grids)
+    risk = comps["ensemble" if "ensemble" in comps and getattr(bundle, "trees", None) is not None else "lstm"]
     totals = np.array([news2_grid(g).total for g in grids]) if grids else np.zeros((0, 48))
     news = {w: totals[:, :w].max(axis=1) if len(grids) else np.zeros(0) for w in WINDOWS}
     saps = np.array([outcomes[g.record_id].get("SAPS-I", -1) for g in grids], dtype=np.float64)
     saps[saps < 0] = np.nan
     surv = np.array([outcomes[g.record_id].get("Survival", -1) for g in grids], dtype=np.float64)
     surv[surv < 0] = np.nan  # -1: survived or unknown
-    return Scored([g.record_id for g in grids], labels, risk, news, saps, surv)
+    return Scored([g.record_id for g in grids], labels, risk, news, saps, surv, comps, totals)
 
 
 def alert_summary(risk: np.ndarray, labels: np.ndarray, threshold: float, survival_days: np.ndarray | None = None) -> dict:
@@ -107,19 +110,39 @@ def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
     return out
 
 
+# NEWS2 is scored at its clinical triggers (RCP 2017): 5 = urgent ward response, 7 = emergency response.
+NEWS2_TRIGGERS = (5, 7)
+
+
 def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000) -> dict:
-    """The metrics.json groups: lstm_24h/48h, news2_24h/48h, saps1 (thresholds from ``meta``)."""
+    """The metrics.json groups: ``<model>_24h/48h`` for each component (``lstm``, and ``gbt`` and
+    ``ensemble`` for an ensemble bundle), ``news2_24h/48h`` (highest NEWS2 so far, at trigger 5) and
+    ``news2_..._ge7``, ``saps1``; ``alerts`` of the bundle's model, ``alerts_news2_5``/``_7`` and
+    ``alerts_combined`` (model or NEWS2 >= 5). Model thresholds come from ``meta`` (validation)."""
     comp = meta.get("comparators", {})
     y = scored.labels
+    comps = scored.components or {"lstm": scored.risk}
+    own = meta.get("components", {}).get("thresholds_val", {})
+    primary = "ensemble" if "ensemble" in comps else "lstm"
     out = {}
     for w in WINDOWS:
-        out[f"lstm_{w}h"] = _block(y, scored.risk[:, w - 1] if y.size else np.zeros(0), meta["threshold"]["value"], True, n_boot)
-        out[f"news2_{w}h"] = _block(y, scored.news2_max[w], comp.get(f"news2_{w}h_threshold"), False, n_boot)
+        for name, r in comps.items():
+            thr = meta["threshold"]["value"] if name == primary else own.get(name)
+            out[f"{name}_{w}h"] = _block(y, r[:, w - 1] if y.size else np.zeros(0), thr, True, n_boot)
+        out[f"news2_{w}h"] = _block(y, scored.news2_max[w], NEWS2_TRIGGERS[0], False, n_boot)
+        out[f"news2_{w}h_ge7"] = _block(y, scored.news2_max[w], NEWS2_TRIGGERS[1], False, n_boot)
     ok = ~np.isnan(scored.saps1)
     if ok.any():
         out["saps1"] = _block(y[ok], scored.saps1[ok], comp.get("saps1_threshold"), False, n_boot)
     if y.size:
-        out["alerts"] = alert_summary(scored.risk, y, meta["threshold"]["value"], scored.survival_days)
+        thr = meta["threshold"]["value"]
+        out["alerts"] = alert_summary(scored.risk, y, thr, scored.survival_days)
+        if scored.news2_hourly is not None and len(scored.news2_hourly):
+            for t in NEWS2_TRIGGERS:
+                out[f"alerts_news2_{t}"] = alert_summary(scored.news2_hourly, y, t, scored.survival_days)
+            both = np.maximum(scored.risk >= thr, scored.news2_hourly >= NEWS2_TRIGGERS[0]).astype(float)
+            out["alerts_combined"] = dict(alert_summary(both, y, 1.0, scored.survival_days),
+                                          rule=f"model risk >= {thr:.3f} or NEWS2 >= {NEWS2_TRIGGERS[0]}")
 
         out["calibration_48h"] = {"ece": compute_ece(y, scored.risk[:, -1]),
                                   **calibration_slope_intercept(y, scored.risk[:, -1])}

@@ -32,8 +32,7 @@ def occlusion(bundle, grid: Grid, step: int) -> list[dict]:
         d[: step + 1, c] = np.arange(1, step + 2, dtype=np.float32)
         variants.append(replace(grid, values=v, mask=m, delta=d))
     variants.append(replace(grid, descriptors={k: math.nan for k in grid.descriptors}))
-    x = bundle.features(variants)
-    risk = bundle.risk_from_features(x[:, : step + 1])[:, step]
+    risk = bundle.risk(variants)[:, step]  # causal: hours after ``step`` do not change it
     observed = grid.mask[: step + 1].max(axis=0) > 0
     out = [{"input": n, "contribution": float(risk[0] - risk[i + 1]), "observed": bool(observed[i])}
            for i, n in enumerate(names)]

@@ -1,15 +1,19 @@
-"""NEWS2 from the hourly grid, by the Royal College of Physicians chart (RCP, NEWS2, 2017, Chart 1).
+"""NEWS2 per observation set, by the Royal College of Physicians chart (RCP, NEWS2, 2017, Chart 1).
 
 One small function per parameter. Values are first rounded to the chart's resolution (whole
 numbers; temperature to 0.1 C), so a band edge means what it says on the chart.
 
-Substitutions forced by the PhysioNet 2012 data (stated wherever NEWS2 is shown):
-  * SpO2: arterial SaO2 stands in for pulse-oximetry SpO2; scale 1 is used throughout.
-  * Air or oxygen: "oxygen" when FiO2 > 0.21 or the patient is mechanically ventilated.
+Missing is missing: a parameter with no observation in the last ``WINDOW_H`` hours (12 h, the
+RCP's minimum observation frequency for a score of 0-4) scores no points, is reported as missing,
+and the aggregate is flagged incomplete. Nothing is filled from normal values.
+
+Stand-ins forced by the PhysioNet 2012 ICU data (named wherever NEWS2 is shown):
+  * SpO2: arterial SaO2 stands in for pulse-oximetry SpO2. Scale 1, or scale 2 for a patient with
+    hypercapnic respiratory failure, chosen per patient by the clinician (``spo2_scale``).
+  * Air or oxygen: FiO2 and mechanical ventilation stand in for the oxygen prescription: oxygen
+    when FiO2 > 0.21 or MechVent = 1, air when FiO2 = 0.21 was recorded without ventilation.
+  * Consciousness: GCS stands in for ACVPU: GCS 15 is "alert", GCS < 15 "not alert" (3 points).
   * Systolic BP: invasive SysABP, or non-invasive NISysABP when it was measured more recently.
-  * Consciousness: GCS < 15 is taken as "not alert" (new confusion, V, P or U: 3 points).
-  * A parameter never measured so far carries its normal value (0 points); RespRate is absent for
-    ventilated stays, so their respiration scores 0 while oxygen scores 2.
 """
 from __future__ import annotations
 
@@ -20,37 +24,44 @@ import numpy as np
 from cxr_model.vitals.grid import Grid
 from cxr_model.vitals.reader import channel_names
 
-PARAMETERS = ["respiration", "spo2", "air_or_oxygen", "systolic_bp", "pulse", "consciousness", "temperature"]
-SUBSTITUTIONS = (
-    "SaO2 stands in for SpO2 (scale 1); oxygen = FiO2 > 0.21 or ventilated; "
-    "GCS < 15 counts as not alert; a parameter not yet measured scores 0."
-)
+WINDOW_H = 12
+PARAMETERS = ["respiration_rate", "spo2", "air_or_oxygen", "systolic_bp", "pulse", "consciousness", "temperature"]
+LABELS = {"respiration_rate": "Respiration rate (/min)", "spo2": "SpO2 (%) [stand-in: SaO2]",
+          "air_or_oxygen": "Air or oxygen [stand-in: FiO2 / ventilation]", "systolic_bp": "Systolic BP (mmHg)",
+          "pulse": "Pulse (/min)", "consciousness": "Consciousness [stand-in: GCS]", "temperature": "Temperature (°C)"}
+SOURCES = {"respiration_rate": ["RespRate"], "spo2": ["SaO2"], "air_or_oxygen": ["FiO2", "MechVent"],
+           "systolic_bp": ["SysABP", "NISysABP"], "pulse": ["HR"], "consciousness": ["GCS"], "temperature": ["Temp"]}
+STAND_INS = (f"SaO2 stands in for SpO2; FiO2 > 0.21 or mechanical ventilation stands in for oxygen; GCS < 15 "
+             f"stands in for 'not alert' (CVPU). A parameter not measured in the last {WINDOW_H} h is missing: "
+             "it scores nothing and the score is incomplete.")
+LEVELS = ["low", "low-medium", "medium", "high"]
+LEVEL_LABELS = {"low": "Low (0-4)", "low-medium": "Low-medium (a 3 in one parameter)", "medium": "Medium (5-6)",
+                "high": "High (7 or more)"}
 
 
 def score_respiration(rate: float) -> int:
     """Respiration rate (per minute): <=8: 3, 9-11: 1, 12-20: 0, 21-24: 2, >=25: 3."""
     r = round(rate)
-    if r <= 8:
-        return 3
-    if r <= 11:
-        return 1
-    if r <= 20:
-        return 0
-    if r <= 24:
-        return 2
-    return 3
+    return 3 if r <= 8 else 1 if r <= 11 else 0 if r <= 20 else 2 if r <= 24 else 3
 
 
 def score_spo2_scale1(spo2: float) -> int:
     """SpO2 scale 1 (%): <=91: 3, 92-93: 2, 94-95: 1, >=96: 0."""
     s = round(spo2)
-    if s <= 91:
-        return 3
-    if s <= 93:
-        return 2
-    if s <= 95:
-        return 1
-    return 0
+    return 3 if s <= 91 else 2 if s <= 93 else 1 if s <= 95 else 0
+
+
+def score_spo2_scale2(spo2: float, on_oxygen: bool | None) -> int | None:
+    """SpO2 scale 2 (%), for hypercapnic respiratory failure: <=83: 3, 84-85: 2, 86-87: 1, 88-92: 0,
+    >=93 on air: 0; on oxygen 93-94: 1, 95-96: 2, >=97: 3. ``None`` when >=93 and air/oxygen is unknown."""
+    s = round(spo2)
+    if s <= 92:
+        return 3 if s <= 83 else 2 if s <= 85 else 1 if s <= 87 else 0
+    if on_oxygen is None:
+        return None
+    if not on_oxygen:
+        return 0
+    return 1 if s <= 94 else 2 if s <= 96 else 3
 
 
 def score_air_or_oxygen(on_oxygen: bool) -> int:
@@ -61,31 +72,13 @@ def score_air_or_oxygen(on_oxygen: bool) -> int:
 def score_systolic_bp(sbp: float) -> int:
     """Systolic BP (mmHg): <=90: 3, 91-100: 2, 101-110: 1, 111-219: 0, >=220: 3."""
     s = round(sbp)
-    if s <= 90:
-        return 3
-    if s <= 100:
-        return 2
-    if s <= 110:
-        return 1
-    if s <= 219:
-        return 0
-    return 3
+    return 3 if s <= 90 else 2 if s <= 100 else 1 if s <= 110 else 0 if s <= 219 else 3
 
 
 def score_pulse(rate: float) -> int:
     """Pulse (per minute): <=40: 3, 41-50: 1, 51-90: 0, 91-110: 1, 111-130: 2, >=131: 3."""
     p = round(rate)
-    if p <= 40:
-        return 3
-    if p <= 50:
-        return 1
-    if p <= 90:
-        return 0
-    if p <= 110:
-        return 1
-    if p <= 130:
-        return 2
-    return 3
+    return 3 if p <= 40 else 1 if p <= 50 else 0 if p <= 90 else 1 if p <= 110 else 2 if p <= 130 else 3
 
 
 def score_consciousness(alert: bool) -> int:
@@ -96,100 +89,127 @@ def score_consciousness(alert: bool) -> int:
 def score_temperature(temp_c: float) -> int:
     """Temperature (C): <=35.0: 3, 35.1-36.0: 1, 36.1-38.0: 0, 38.1-39.0: 1, >=39.1: 2."""
     t = round(temp_c, 1)
-    if t <= 35.0:
-        return 3
-    if t <= 36.0:
-        return 1
-    if t <= 38.0:
-        return 0
-    if t <= 39.0:
-        return 1
-    return 2
+    return 3 if t <= 35.0 else 1 if t <= 36.0 else 0 if t <= 38.0 else 1 if t <= 39.0 else 2
 
 
-def clinical_risk(total: int, any_three: bool) -> str:
-    """RCP clinical risk: 'high' (>=7), 'medium' (5-6), 'low-medium' (a single 3), 'low' (0-4)."""
+def response_level(total: int, any_three: bool) -> str:
+    """RCP clinical response: 'high' (>=7), 'medium' (5-6), 'low-medium' (a 3 in one parameter), 'low' (0-4)."""
     if total >= 7:
         return "high"
     if total >= 5:
         return "medium"
-    if any_three:
-        return "low-medium"
-    return "low"
+    return "low-medium" if any_three else "low"
 
 
 RISK_COLOURS = {"low": "#2e7d32", "low-medium": "#f9a825", "medium": "#ef6c00", "high": "#c62828"}
 
 
 @dataclass
+class Observation:
+    """One parameter at one observation set: ``value`` and ``points`` are ``None`` when missing."""
+
+    value: float | str | None
+    points: int | None
+    hours_since_measured: float | None
+
+
+def _last(grid: Grid, step: int, channel: str) -> tuple[float | None, float | None]:
+    """(value, hours since measured) of a channel at ``step``, or (None, None) if none within the window."""
+    c = channel_names().index(channel)
+    if grid.mask[: step + 1, c].max(initial=0) <= 0 or grid.delta[step, c] > WINDOW_H:
+        return None, None
+    # float32 grid values, shown to two decimals (37.1, not 37.099998); the chart bands need less
+    return round(float(grid.values[step, c]), 2), float(grid.delta[step, c])
+
+
+def observation_set(grid: Grid, step: int, spo2_scale: int = 1) -> dict[str, Observation]:
+    """The seven NEWS2 parameters at hour index ``step`` (0-based), from observations up to it."""
+    if spo2_scale not in (1, 2):
+        raise ValueError(f"SpO2 scale must be 1 or 2, not {spo2_scale!r}")
+    out: dict[str, Observation] = {}
+    for name, scorer, channel in (("respiration_rate", score_respiration, "RespRate"), ("pulse", score_pulse, "HR"),
+                                  ("temperature", score_temperature, "Temp")):
+        v, h = _last(grid, step, channel)
+        out[name] = Observation(v, None if v is None else scorer(v), h)
+    inv, ni = _last(grid, step, "SysABP"), _last(grid, step, "NISysABP")
+    sbp = ni if inv[0] is None or (ni[0] is not None and ni[1] < inv[1]) else inv  # the more recent; tie: invasive
+    out["systolic_bp"] = Observation(sbp[0], None if sbp[0] is None else score_systolic_bp(sbp[0]), sbp[1])
+    gcs, h = _last(grid, step, "GCS")
+    out["consciousness"] = Observation(None if gcs is None else ("alert" if gcs >= 15 else "not alert"),
+                                       None if gcs is None else score_consciousness(gcs >= 15), h)
+    fio2, hf = _last(grid, step, "FiO2")
+    vent, hv = _last(grid, step, "MechVent")
+    on_o2 = True if (vent is not None and vent >= 1) or (fio2 is not None and fio2 > 0.21 + 1e-6) else (
+        False if fio2 is not None else None)
+    hours = min(x for x in (hf, hv, 1e9) if x is not None)
+    out["air_or_oxygen"] = Observation(None if on_o2 is None else ("oxygen" if on_o2 else "air"),
+                                       None if on_o2 is None else score_air_or_oxygen(on_o2),
+                                       None if on_o2 is None else hours)
+    s, h = _last(grid, step, "SaO2")
+    pts = None if s is None else (score_spo2_scale1(s) if spo2_scale == 1 else score_spo2_scale2(s, on_o2))
+    out["spo2"] = Observation(s, pts, h)
+    return {p: out[p] for p in PARAMETERS}
+
+
+@dataclass
 class News2:
-    """NEWS2 per hour for one stay.
+    """NEWS2 at every hour of a stay.
 
     Attributes:
-        points: ``[48, 7]`` int, points per parameter (columns in ``PARAMETERS`` order).
-        total: ``[48]`` int, the aggregate score.
-        risk: clinical risk band per hour.
+        points: ``[48, 7]`` int, points per parameter (``PARAMETERS`` order); -1 where missing.
+        total: ``[48]`` int, the aggregate of the points that could be scored.
+        risk: response level per hour (``LEVELS``).
+        incomplete: ``[48]`` bool, True where any parameter was missing.
     """
 
     points: np.ndarray
     total: np.ndarray
     risk: list[str]
+    incomplete: np.ndarray
 
-    def breakdown(self, step: int) -> dict[str, int]:
-        return {p: int(v) for p, v in zip(PARAMETERS, self.points[step])}
-
-
-def news2_inputs(grid: Grid, step: int) -> dict[str, float | bool]:
-    """The seven NEWS2 inputs at one step of the grid (see the module docstring for substitutions)."""
-    idx = {n: i for i, n in enumerate(channel_names())}
-    v, d = grid.values[step], grid.delta[step]
-    ever = grid.mask[: step + 1].max(axis=0) > 0
-    use_ni = ever[idx["NISysABP"]] and (not ever[idx["SysABP"]] or d[idx["NISysABP"]] < d[idx["SysABP"]])
-    sbp = v[idx["NISysABP"]] if use_ni else v[idx["SysABP"]]
-    return {
-        "respiration": float(v[idx["RespRate"]]),
-        "spo2": float(v[idx["SaO2"]]),
-        "air_or_oxygen": bool(v[idx["FiO2"]] > 0.21 + 1e-6 or v[idx["MechVent"]] >= 1),
-        "systolic_bp": float(sbp),
-        "pulse": float(v[idx["HR"]]),
-        "consciousness": bool(v[idx["GCS"]] >= 15),
-        "temperature": float(v[idx["Temp"]]),
-    }
+    def breakdown(self, step: int) -> dict[str, int | None]:
+        return {p: (None if v < 0 else int(v)) for p, v in zip(PARAMETERS, self.points[step])}
 
 
-SCORERS = {
-    "respiration": score_respiration,
-    "spo2": score_spo2_scale1,
-    "air_or_oxygen": score_air_or_oxygen,
-    "systolic_bp": score_systolic_bp,
-    "pulse": score_pulse,
-    "consciousness": score_consciousness,
-    "temperature": score_temperature,
-}
+def aggregate(obs: dict[str, Observation]) -> dict:
+    """``{"aggregate", "level", "incomplete"}`` of one observation set."""
+    pts = [o.points for o in obs.values() if o.points is not None]
+    total = int(sum(pts))
+    return {"aggregate": total, "level": response_level(total, 3 in pts),
+            "incomplete": any(o.points is None for o in obs.values())}
 
 
-def news2_grid(grid: Grid) -> News2:
+def news2_grid(grid: Grid, spo2_scale: int = 1) -> News2:
     """NEWS2 at every hour of a stay."""
     n = grid.values.shape[0]
-    points = np.zeros((n, len(PARAMETERS)), dtype=np.int64)
+    points = np.full((n, len(PARAMETERS)), -1, dtype=np.int64)
+    levels, incomplete = [], np.zeros(n, dtype=bool)
     for t in range(n):
-        inputs = news2_inputs(grid, t)
-        points[t] = [SCORERS[p](inputs[p]) for p in PARAMETERS]
-    total = points.sum(axis=1)
-    risk = [clinical_risk(int(total[t]), bool((points[t] == 3).any())) for t in range(n)]
-    return News2(points, total, risk)
+        obs = observation_set(grid, t, spo2_scale)
+        points[t] = [-1 if o.points is None else o.points for o in obs.values()]
+        agg = aggregate(obs)
+        levels.append(agg["level"])
+        incomplete[t] = agg["incomplete"]
+    return News2(points, np.where(points < 0, 0, points).sum(axis=1), levels, incomplete)
 
 
-def max_news2(grid: Grid, hours: int) -> int:
-    """The highest NEWS2 total in the first ``hours`` hours (the comparator score)."""
-    return int(news2_grid(grid).total[:hours].max())
+def news2_record(grid: Grid, hour: int, spo2_scale: int = 1) -> dict:
+    """The CLI's JSON at ``hour`` (1-48): observations recorded up to the end of that hour."""
+    if not 1 <= hour <= grid.values.shape[0]:
+        raise ValueError(f"hour {hour} is outside 1-{grid.values.shape[0]}")
+    obs = observation_set(grid, hour - 1, spo2_scale)
+    return {"record_id": grid.record_id, "hour": hour,
+            "parameters": {p: {"value": o.value, "points": o.points, "hours_since_measured": o.hours_since_measured}
+                           for p, o in obs.items()}, **aggregate(obs)}
 
 
+SCORERS = {"respiration_rate": score_respiration, "spo2": score_spo2_scale1, "systolic_bp": score_systolic_bp,
+           "pulse": score_pulse, "temperature": score_temperature}
 # Chart bands as (low, high, points) on the measured scale, for shading trend plots; the band
 # edges sit halfway between the chart's whole numbers (tenths for temperature). A test checks
 # that every band agrees with the scoring functions above.
 BANDS = {
-    "respiration": [(0, 8.5, 3), (8.5, 11.5, 1), (11.5, 20.5, 0), (20.5, 24.5, 2), (24.5, 60, 3)],
+    "respiration_rate": [(0, 8.5, 3), (8.5, 11.5, 1), (11.5, 20.5, 0), (20.5, 24.5, 2), (24.5, 60, 3)],
     "spo2": [(40, 91.5, 3), (91.5, 93.5, 2), (93.5, 95.5, 1), (95.5, 100, 0)],
     "systolic_bp": [(20, 90.5, 3), (90.5, 100.5, 2), (100.5, 110.5, 1), (110.5, 219.5, 0), (219.5, 300, 3)],
     "pulse": [(0, 40.5, 3), (40.5, 50.5, 1), (50.5, 90.5, 0), (90.5, 110.5, 1), (110.5, 130.5, 2), (130.5, 300, 3)],

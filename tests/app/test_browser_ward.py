@@ -15,8 +15,13 @@ def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir)
         page.get_by_text("Ward vitals: early warning").wait_for(timeout=60_000)
         page.get_by_text("Patients alerting now").wait_for(timeout=90_000)
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # trends and the risk curve
-        page.get_by_text("alert threshold").first.wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot").get_by_text("alert threshold").first.wait_for(timeout=30_000)
         assert page.get_by_text("Decision support, not a diagnosis").count() >= 1
+        # the NEWS2 colour bands are really drawn on the trend chart (they once were silently dropped)
+        trends = page.locator(".js-plotly-plot").first
+        drawn = trends.locator(".layer-below .shapelayer path").count()
+        rects = trends.evaluate("el => el._fullLayout.shapes.filter(s => s.type === 'rect').length")
+        assert drawn >= 5 and rects >= 5, (drawn, rects)
         assert page.locator("[data-testid='stDataFrame']").count() >= 3  # overview, NEWS2, contributions
         assert page.locator("[data-testid='stException']").count() == 0
         page.wait_for_timeout(1500)  # let the data grids paint before the screenshot

@@ -116,14 +116,20 @@ def test_scoring_the_kermany_val_folder_writes_a_run_and_shows_it(kermany_dir):
         shutil.rmtree(out, ignore_errors=True)  # runs/ is git-ignored; leave nothing behind anyway
 
 
-def test_vitals_tab_compares_lstm_with_news2_and_saps(settings):
+def test_vitals_tab_compares_the_model_with_news2_at_its_triggers_and_saps(settings):
     # the vitals model is bundled in the repository: its absence is a failure, never a skip
     assert (settings.vitals_model_dir / "metadata.json").exists(), f"{settings.vitals_model_dir}: no vitals bundle"
     at = _page()
     assert [t.label for t in at.tabs] == ["Chest X-ray model", "Ward vitals model"]
-    table = next(df.value for df in at.dataframe if "group" in df.value.columns)
-    groups = " ".join(table["group"])
-    assert "lstm" in groups and "news2" in groups
+    tables = [df.value for df in at.dataframe if "model / window" in df.value.columns]
+    assert len(tables) == 2  # validation, then held-out test
+    groups = " ".join(tables[0]["model / window"])
+    assert "LSTM" in groups and "NEWS2 ≥ 5" in groups and "NEWS2 ≥ 7" in groups and "SAPS-I" in groups
+    assert "_" not in groups  # human labels, not metric keys
+    news2 = tables[1][tables[1]["model / window"].str.startswith("NEWS2")]
+    assert set(news2["alert threshold"]) == {"5", "7"} or set(news2["alert threshold"]) == {"5.000", "7.000"}
+    assert any("Validation stays" in m.value for m in at.markdown)
+    assert any(s.value.startswith("Held-out test stays") for s in at.subheader)
     # held-out test stays, with the alert burden and lead time at the alert threshold
     labels = [m.label for m in at.metric]
     assert {"Alerts per patient-day", "Deaths alerted", "Median lead time (h)"} <= set(labels)

@@ -1,13 +1,16 @@
-"""The ward vitals page through app.py: real data, the time cursor, a patient, auto-play, the demo ward."""
+"""The ward vitals page through app.py: real data, the ward clock, a patient, alerts and actions, the demo ward."""
 from __future__ import annotations
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
+from cxr_model import audit
 from cxr_model.vitals.demo import DEMO_LABEL
 
+RAW_NAMES = {"air_or_oxygen", "respiration_rate", "systolic_bp", "spo2", "None", "nan", "descriptors", "RespRate",
+             "NIDiasABP", "HR", "SaO2", "SysABP", "NISysABP", "MechVent"}
 
-def _ward(monkeypatch=None) -> AppTest:
+
+def _ward() -> AppTest:
     at = AppTest.from_file("../../app.py", default_timeout=90)
     at.run()
     at.switch_page("pages/ward_vitals.py")
@@ -20,30 +23,57 @@ def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_real_ward_replays_and_shows_a_patient(physionet_dir):
+def _cells(df) -> set[str]:
+    return {str(v) for v in df.to_numpy().ravel()} | {str(c) for c in df.columns}
+
+
+def test_real_ward_replays_and_shows_a_patient_with_human_labels(physionet_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXR_DB_URL", f"sqlite:///{tmp_path / 'reviews.sqlite'}")
     at = _ward()
     assert at.radio(key="ward_source").value.startswith("PhysioNet 2012")
     assert any("Decision support, not a diagnosis" in c.value for c in at.caption)
-    assert _metric(at, "Patients alerting now").endswith("of 30")
     at.slider(key="ward_hour").set_value(48).run()
     assert not at.exception
+    assert _metric(at, "Patients alerting now").endswith("of 30 admitted")
     patient = at.selectbox(key="ward_patient")
     patient.set_value(patient.options[3]).run()
     assert not at.exception
-    assert at.subheader[0].value.startswith(f"{patient.options[3].split(' · ')[0]} · record") and "hour 48" in at.subheader[0].value
-    assert _metric(at, "LSTM risk").endswith("%")
+    assert at.subheader[-1].value.startswith(patient.options[3]) and "of this stay" in at.subheader[-1].value
+    assert any(m.label.startswith("Model risk (LSTM") and m.value.endswith("%") for m in at.metric)
+    for df in at.dataframe:
+        assert not (_cells(df.value) & RAW_NAMES), _cells(df.value) & RAW_NAMES
+    rid = int(patient.options[3].split("record ")[1])
+    at.radio(key=f"ward_spo2_scale_{rid}").set_value(2).run()  # scale 2 for this patient only
+    assert not at.exception and at.session_state["ward_spo2_scales"] == {rid: 2}
     at.toggle(key="ward_autoplay").set_value(True).run()
     assert not at.exception
-    assert at.slider(key="ward_hour").value == 1  # auto-play advanced the cursor (48 wraps to 1)
+    assert at.slider(key="ward_hour").value == 49  # auto-play advanced the ward clock
+
+
+def test_an_alert_is_acknowledged_by_the_reviewer_and_sorts_last(physionet_dir, tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'reviews.sqlite'}"
+    monkeypatch.setenv("CXR_DB_URL", url)
+    at = _ward()  # sign-in not configured: the single local user acts
+    at.slider(key="ward_hour").set_value(48).run()
+    first = at.selectbox(key="ward_alert").value
+    at.button(key="ward_acknowledge").click().run()
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "Status" in d.value.columns)
+    assert table["Status"].iloc[-1] == "acknowledged" and table["Last action by"].iloc[-1] == "local"
+    assert (table["Status"].iloc[:-1] == "new").all()
+    trail = audit.list_events(url, action="alert.acknowledge")
+    assert len(trail) == 1 and trail["actor"].iloc[0] == "local"
+    assert trail["subject"].iloc[0].startswith("record ") and first.split(" · ")[0] in table["Bed"].iloc[-1]
 
 
 def test_demo_ward_when_the_data_folder_is_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("CXR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CXR_DB_URL", f"sqlite:///{tmp_path / 'reviews.sqlite'}")
     at = _ward()
     assert at.radio(key="ward_source").options == ["Simulated demo ward"]
     assert any(DEMO_LABEL in w.value for w in at.warning)
     assert any("not found" in i.value for i in at.info)
-    assert _metric(at, "Patients alerting now").endswith("of 12")
     at.slider(key="ward_hour").set_value(40).run()
     assert not at.exception
-    assert "hour 40" in at.subheader[0].value
+    assert _metric(at, "Patients alerting now").endswith("of 12 admitted")
+    assert "of this stay" in at.subheader[-1].value

@@ -22,3 +22,40 @@ def test_no_alerts_gives_zero_burden_and_no_lead_time():
     s = alert_summary(np.zeros((2, 48)), np.array([1, 0]), 0.3, np.array([3.0, np.nan]))
     assert s["alerts_per_patient_day"] == 0 and s["deaths_alerted"] == 0.0
     assert math.isnan(s["median_lead_time_h"]) and s["n_lead_time"] == 0
+
+
+# --- ward alerts: NEWS2 triggers or the model threshold, each labelled with its source ----------
+
+from cxr_model.vitals.alerts import model_alerts, news2_alerts, sort_alerts, status_of  # noqa: E402
+
+
+def test_news2_alerts_on_each_rise_to_a_trigger_level():
+    levels = ["low", "low-medium", "low-medium", "medium", "high", "medium", "low", "high"]
+    totals = [2, 3, 4, 5, 7, 6, 1, 8]
+    alerts = news2_alerts(11, "Bed 01", levels, totals, step=7)
+    assert [(a.kind, a.hour) for a in alerts] == [("news2-low-medium", 2), ("news2-medium", 4), ("news2-high", 5),
+                                                  ("news2-high", 8)]
+    assert all(a.source == "NEWS2" for a in alerts) and [a.active for a in alerts] == [False, False, False, True]
+    assert alerts[-1].text.startswith("NEWS2 8: response level high")
+    assert news2_alerts(11, "Bed 01", levels, totals, step=6)[-1].active is False  # back to low at hour 7
+
+
+def test_a_news2_of_7_alerts_even_when_the_model_is_quiet():
+    levels, totals = ["low"] * 3 + ["high"], [0, 0, 0, 7]
+    a = news2_alerts(9, "Bed 09", levels, totals, 3) + model_alerts(9, "Bed 09", [0.01] * 4, 0.3, 3)
+    assert [(x.source, x.kind, x.active) for x in a] == [("NEWS2", "news2-high", True)]
+
+
+def test_model_alerts_on_each_upward_crossing():
+    a = model_alerts(5, "Bed 02", [0.1, 0.4, 0.5, 0.2, 0.31], 0.3, step=4)
+    assert [(x.hour, x.active, x.source) for x in a] == [(2, False, "Model"), (5, True, "Model")]
+    assert a[0].alert_id == "5-model-risk-h2"
+
+
+def test_unacknowledged_alerts_sort_first_then_active_then_severity():
+    a = news2_alerts(1, "Bed 01", ["high"], [7], 0) + model_alerts(2, "Bed 02", [0.9], 0.3, 0) \
+        + news2_alerts(3, "Bed 03", ["medium", "low"], [5, 0], 1)
+    order = sort_alerts(a, acknowledged={"1-news2-high-h1"})
+    assert [x.alert_id for x in order] == ["2-model-risk-h1", "3-news2-medium-h1", "1-news2-high-h1"]
+    assert status_of([]) == "new" and status_of([{"action": "acknowledge"}]) == "acknowledged"
+    assert status_of([{"action": "acknowledge"}, {"action": "escalate"}]) == "escalated"

@@ -40,14 +40,16 @@ def run(settings, physionet_dir, tmp_path_factory):
     return metrics, risk, y, np.where(survival < 0, np.nan, survival), bundle.threshold
 
 
-def test_metrics_json_has_the_alert_and_calibration_blocks(run):
+def test_metrics_json_has_the_alert_and_calibration_blocks(run, settings):
     m, risk, y, _, threshold = run
-    assert {"alerts", "calibration_48h", "lstm_24h", "lstm_48h", "news2_24h", "news2_48h"} <= m.keys()
+    key = "ensemble" if load_vitals_bundle(settings.vitals_model_dir).trees is not None else "lstm"  # the bundle's model
+    assert {"alerts", "calibration_48h", f"{key}_24h", f"{key}_48h", "news2_24h", "news2_48h", "lstm_48h"} <= m.keys()
     assert m["n"] == len(y) == 200 and m["n_errors"] == 0
-    assert m["lstm_48h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, -1]), abs=1e-9)
-    assert m["lstm_24h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, 23]), abs=1e-9)
-    assert m["lstm_48h"]["brier"] == pytest.approx(np.mean((risk[:, -1] - y) ** 2))
-    assert m["lstm_48h"]["threshold"] == threshold
+    assert m[f"{key}_48h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, -1]), abs=1e-9)
+    assert m[f"{key}_24h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, 23]), abs=1e-9)
+    assert m[f"{key}_48h"]["brier"] == pytest.approx(np.mean((risk[:, -1] - y) ** 2))
+    assert m[f"{key}_48h"]["threshold"] == threshold
+    assert (m["news2_48h"]["threshold"], m["news2_48h_ge7"]["threshold"]) == (5, 7)  # NEWS2 at its clinical triggers
 
 
 def test_alert_block_recomputed_from_the_hourly_risk(run):

@@ -49,9 +49,11 @@ def test_bundled_model_risk_is_the_stored_per_hour_platt_of_its_logits(settings,
     grids = [to_grid(r) for r in records]
     with torch.inference_mode():
         logits = bundle.model(bundle.features(grids)).double().numpy()
-    risk = bundle.risk(grids)
+    risk = bundle.components(grids)["lstm"]  # the LSTM's own risk (an ensemble bundle combines it further)
     assert risk.shape == (len(grids), N_HOURS)
     assert np.allclose(risk, _sigmoid(a * logits + b), atol=1e-6)
     assert np.abs(risk - _sigmoid(logits)).max() > 0.05  # not the raw sigmoid
     assert np.allclose(bundle.risk_from_features(bundle.features(grids), batch_size=3), risk)
     assert bundle.risk([]).shape == (0, N_HOURS)
+    if bundle.trees is None:
+        assert np.allclose(bundle.risk(grids), risk)

@@ -1,15 +1,16 @@
-"""The ward's per-patient trends: what the page plots is what NEWS2 scored."""
+"""The ward: trends draw only what was measured, per-patient clocks, time since the last vitals."""
 from __future__ import annotations
 
 import numpy as np
 
 from cxr_model.vitals.bundle import load_vitals_bundle
-from cxr_model.vitals.news2 import news2_inputs
-from cxr_model.vitals.reader import channel_names, read_dir
-from cxr_model.vitals.ward import build_ward, has_real_ward
+from cxr_model.vitals.demo import demo_records
+from cxr_model.vitals.news2 import observation_set
+from cxr_model.vitals.reader import channel_names, read_dir, read_record
+from cxr_model.vitals.ward import build_ward, h_min, has_real_ward, snapshot
 
 
-def test_sbp_trend_is_the_news2_input_and_observed_when_either_pressure_was(settings, physionet_dir):
+def test_sbp_trend_is_the_news2_input_at_measured_hours_and_nan_elsewhere(settings, physionet_dir):
     bundle = load_vitals_bundle(settings.vitals_model_dir)
     records, errors = read_dir(physionet_dir / "set-a", [132539, 132540])
     assert errors == []
@@ -18,15 +19,54 @@ def test_sbp_trend_is_the_news2_input_and_observed_when_either_pressure_was(sett
         step = 40
         values, observed = p.trend("SBP", step)
         assert values.shape == observed.shape == (step + 1,)
-        assert values.tolist() == [news2_inputs(p.grid, t)["systolic_bp"] for t in range(step + 1)]
         either = (p.grid.mask[: step + 1, names.index("SysABP")] > 0) | (p.grid.mask[: step + 1, names.index("NISysABP")] > 0)
-        assert np.array_equal(observed > 0, either) and either.any()
+        assert np.array_equal(observed, either) and either.any()
+        assert np.isnan(values[~observed]).all()
+        assert values[observed].tolist() == [observation_set(p.grid, t)["systolic_bp"].value
+                                             for t in np.flatnonzero(observed)]
         hr, hr_seen = p.trend("HR", step)
-        assert np.array_equal(hr, p.grid.values[: step + 1, names.index("HR")])
-        assert np.array_equal(hr_seen, p.grid.mask[: step + 1, names.index("HR")])
+        assert np.array_equal(hr_seen, p.grid.mask[: step + 1, names.index("HR")] > 0)
+        assert np.isnan(hr[~hr_seen]).all()  # carried-forward values are never returned as measurements
+
+
+def test_a_never_measured_channel_has_no_trend_points(settings, record_writer):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    rec = read_record(record_writer(31, [("00:30", "HR", 80), ("05:10", "HR", 90)]))
+    (p,) = build_ward([rec], bundle)
+    values, observed = p.trend("RespRate", 10)
+    assert not observed.any() and np.isnan(values).all()
+
+
+def test_time_since_last_vitals_in_hours_and_minutes(settings, record_writer):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    rec = read_record(record_writer(32, [("00:30", "HR", 80), ("05:10", "HR", 90), ("05:20", "Glucose", 100)]))
+    (p,) = build_ward([rec], bundle)
+    assert p.minutes_since_vitals(5) == 360 - 310  # end of hour 6 minus 05:10 (glucose is not a vital sign)
+    assert h_min(p.minutes_since_vitals(7)) == "2 h 50 min"
+    assert p.minutes_since_vitals(0) == 30 and h_min(None) == "no vitals yet"
+
+
+def test_each_patient_keeps_their_own_clock(settings):
+    patients = build_ward(demo_records(6), load_vitals_bundle(settings.vitals_model_dir))
+    offsets = [p.admitted_at for p in patients]
+    assert len(set(offsets)) == len(offsets)
+    rows = snapshot(patients, ward_hour=12, threshold=0.99)
+    admitted = [p for p in patients if p.admitted_at < 12]
+    assert {r["bed"] for r in rows} == {p.bed for p in admitted}
+    assert {r["bed"]: r["hour_of_stay"] for r in rows} == {p.bed: 12 - p.admitted_at for p in admitted}
+    assert patients[0].step_at(200) == 47  # the record ends at 48 h
 
 
 def test_the_real_ward_needs_set_a_and_the_bundles_split(settings, physionet_dir, tmp_path):
     assert has_real_ward(physionet_dir, settings.vitals_model_dir)
     assert not has_real_ward(physionet_dir, tmp_path)  # no splits.csv
     assert not has_real_ward(tmp_path, settings.vitals_model_dir)  # no set-a/
+
+
+def test_spo2_scale_2_rescores_one_patient_without_touching_the_shared_one(settings, record_writer):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    rows = [("00:30", "SaO2", 97), ("00:30", "FiO2", 0.5), ("00:30", "HR", 80)]
+    (p,) = build_ward([read_record(record_writer(33, rows))], bundle)
+    q = p.with_spo2_scale(2)
+    assert p.news2.breakdown(0)["spo2"] == 0 and q.news2.breakdown(0)["spo2"] == 3  # >= 97 on oxygen
+    assert p.spo2_scale == 1 and q.spo2_scale == 2 and p.with_spo2_scale(1) is p

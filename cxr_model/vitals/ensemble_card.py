@@ -1,0 +1,96 @@
+"""``MODEL_CARD.md`` of the LSTM + GBT ensemble bundle, from its metadata and its held-out test run."""
+from __future__ import annotations
+
+from cxr_model.metrics.format import fmt_metric as _fmt
+
+LABELS = {"ensemble": "LSTM + GBT ensemble", "lstm": "LSTM alone", "gbt": "GBT alone"}
+
+
+def _label(key: str) -> str:
+    if key == "saps1":
+        return "SAPS-I (admission)"
+    name, _, rest = key.partition("_")
+    window = rest.split("_")[0]
+    if name == "news2":
+        return f"NEWS2 >= {7 if rest.endswith('ge7') else 5} (highest in {window})"
+    return f"{LABELS.get(name, name)}, {window}"
+
+
+def _table(groups: dict) -> str:
+    head = "| score | n (deaths) | AUROC [95% CI] | AUPRC | event-1 (threshold) | Brier |\n|---|---|---|---|---|---|"
+    rows = []
+    for k, v in groups.items():
+        if not isinstance(v, dict) or "auroc" not in v:
+            continue
+        ci = v.get("auroc_ci95")
+        auc = _fmt(v["auroc"]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+        e1 = f"{_fmt(v.get('event1'))} ({_fmt(v.get('threshold'))})" if v.get("threshold") is not None else "-"
+        rows.append(f"| {_label(k)} | {v['n']} ({v['n_positive']}) | {auc} | {_fmt(v['auprc'])} | {e1} | "
+                    f"{_fmt(v.get('brier')) if 'brier' in v else '-'} |")
+    return head + "\n" + "\n".join(rows)
+
+
+def _alerts(m: dict) -> str:
+    head = "| alert source | alerts per patient-day | deaths alerted | survivors alerted | median lead time (h, n) |\n|---|---|---|---|---|"
+    names = {"alerts": "model", "alerts_news2_5": "NEWS2 >= 5", "alerts_news2_7": "NEWS2 >= 7",
+             "alerts_combined": "model or NEWS2 >= 5"}
+    rows = [f"| {label} | {_fmt(a['alerts_per_patient_day'])} | {_fmt(a['deaths_alerted'])} | "
+            f"{_fmt(a['survivors_alerted'])} | {_fmt(a['median_lead_time_h'])} ({a['n_lead_time']}) |"
+            for key, label in names.items() if (a := m.get(key))]
+    return head + "\n" + "\n".join(rows)
+
+
+def render_ensemble_card(meta: dict, test: dict | None = None) -> str:
+    comp, td = meta["components"], meta["training_data"]
+    gp = comp["gbt_params"]
+    test_part = "Not yet evaluated: run `cxr-model vitals evaluate --split test`." if not test else (
+        f"`cxr-model vitals evaluate --split test` (n = {test['n']}, never used for training, calibration or "
+        f"thresholds):\n\n{_table(test)}\n\nAlert burden and lead time on the same stays (lead time: first alert "
+        f"to death, whole days only in the PhysioNet 'Survival' field, so +-24 h):\n\n{_alerts(test)}")
+    return f"""# {meta['name']} {meta['version']}: in-hospital mortality early warning from ICU vitals
+
+**Decision support, not a diagnosis.** The risk is a statistical estimate for ward prioritisation; it
+does not replace clinical assessment, NEWS2 escalation policy or a clinician's judgement.
+
+## Intended use
+Hourly risk of in-hospital death for adult ICU stays, from the vital signs, laboratory values and
+descriptors recorded so far in the first 48 hours. An alert is raised when the risk reaches
+{meta['threshold']['value']:.3f} ({meta['threshold']['rule']}). On the ward page an alert is also
+raised by NEWS2 at its response triggers; each alert names its source.
+
+## Model
+Risk at hour t = Platt_t(w * logit(LSTM risk) + (1 - w) * logit(GBT risk)), w = {comp['weight_lstm']} (fixed
+before any score was seen).
+- LSTM: the `vitals-lstm` bundle unchanged ({meta['hyperparameters']['members']} LSTMs, hidden {meta['hyperparameters']['hidden']}, GRU-D-style inputs; weights
+  copied as `model.pt`), Platt-scaled per hour on validation.
+- GBT: scikit-learn HistGradientBoosting (learning rate {gp['learning_rate']}, {gp['max_iter']} trees of at most
+  {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf) on {len(comp['features'])} per-window summary features
+  (last, first, min, max, mean, count, hours since last, per channel, from hours <= t only; never-measured = missing,
+  not a normal value) at hours {gp['training_hours']}, trained on train + validation. Platt-scaled per hour on
+  {gp['folds']}-fold out-of-fold predictions (cross-validated calibration). Stored as numeric arrays
+  (`trees.npz`, loaded with `allow_pickle=False`, sha256 in the metadata), evaluated in numpy.
+- The ensemble is Platt-scaled per hour on validation with out-of-fold trees.
+
+## Data
+{td['source']}. Split `{meta['split']['name']}` (stratified by outcome, seed {meta['split']['seed']}):
+train {td['n_train']} ({td['n_train_positive']} deaths), validation {td['n_val']} ({td['n_val_positive']}),
+held-out test {td['n_test']} ({td['n_test_positive']}); record ids in `splits.csv`. Outcomes are labels only.
+
+## Validation (optimistic: early stopping, calibration and thresholds were chosen here; trees out-of-fold)
+{_table(meta['validation'])}
+
+## Held-out test
+{test_part}
+
+{("## Why this is the default" + chr(10) + meta["selection"] + chr(10) + chr(10)) if meta.get("selection") else ""}NEWS2 is scored per observation set by the RCP 2017 chart at its clinical triggers 5 and 7 (a parameter not
+measured in 12 h scores nothing). SAPS-I is the admission score from the outcomes file, threshold chosen on
+validation.
+
+## Limits
+- One hospital system (MIMIC-II, Boston, 2001-2008); not validated on other populations or ward (non-ICU) patients.
+- Trained and tested on set A only; set B of the challenge is held back for an independent test.
+- NEWS2 uses ICU stand-ins: SaO2 for SpO2, GCS < 15 for "not alert", FiO2 / ventilation for oxygen.
+- Calibration is per hour on 800 validation stays and has not been checked on other sites.
+- In ICU stays NEWS2 is high almost everywhere (ventilation scores as oxygen, sedation as "not alert"): at 5 it
+  alerts most survivors too, so its burden here says little about a general ward.
+"""

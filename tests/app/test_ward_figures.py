@@ -1,0 +1,46 @@
+"""The ward's trend chart: NEWS2 band shapes exist on every subplot, and only measurements are drawn."""
+from __future__ import annotations
+
+import numpy as np
+
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.reader import read_record
+from cxr_model.vitals.ward import build_ward
+from dashboard.ward_figures import TRENDS, trends_figure
+from tests.vitals.conftest import write_record
+
+ROWS = [("00:30", "HR", 80), ("06:30", "HR", 125), ("07:30", "HR", 130), ("00:30", "SaO2", 97),
+        ("18:30", "SaO2", 90), ("02:30", "NISysABP", 100), ("03:30", "Temp", 38.5)]  # respiration never measured
+
+
+def _figure(settings, tmp_path, step=20):
+    (p,) = build_ward([read_record(write_record(tmp_path, 77, ROWS))], load_vitals_bundle(settings.vitals_model_dir))
+    return trends_figure(p, step)
+
+
+def test_news2_bands_are_drawn_on_every_subplot_even_without_data(settings, tmp_path):
+    fig = _figure(settings, tmp_path)
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    yrefs = {s.yref for s in rects}
+    assert yrefs == {"y"} | {f"y{i}" for i in range(2, len(TRENDS) + 1)}  # respiration (y2) has no data at all
+    assert all(s.layer == "below" and s.fillcolor.startswith("rgba") for s in rects)
+
+
+def test_only_measured_hours_are_plotted_with_gaps(settings, tmp_path):
+    fig = _figure(settings, tmp_path)
+    pulse, resp, _, spo2, _ = fig.data
+    y = np.array(pulse.y, dtype=float)
+    assert np.count_nonzero(~np.isnan(y)) == 3 and y[0] == 80 and np.isnan(y[1:6]).all()
+    assert np.isnan(np.array(resp.y, dtype=float)).all()
+    s = np.array(spo2.y, dtype=float)
+    assert np.count_nonzero(~np.isnan(s)) == 2 and pulse.connectgaps is False  # 18 h apart: not joined
+
+
+def test_every_channel_has_a_human_label():
+    from cxr_model.vitals.reader import channel_names
+    from dashboard.tables import channel_label
+
+    labels = [channel_label(c) for c in channel_names() + ["descriptors"]]
+    assert all(label not in channel_names() or label in ("Albumin", "Bilirubin", "Cholesterol", "Creatinine", "Glucose",
+                                                           "Lactate", "Platelets", "Weight") for label in labels)
+    assert len(set(labels)) == len(labels)

@@ -1,0 +1,80 @@
+"""The bundled LSTM + GBT ensemble: trees loaded without pickle and hash-checked, risk = the stated formula."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from cxr_model.registry import BundleError
+from cxr_model.settings import get_settings
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.reader import N_HOURS, read_dir
+from cxr_model.vitals.summary import stack_features
+
+ENSEMBLE = get_settings().models_dir / "vitals-ensemble"
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _logit(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def test_ensemble_risk_is_the_documented_combination(physionet_dir):
+    bundle = load_vitals_bundle(ENSEMBLE)
+    assert bundle.trees is not None and (ENSEMBLE / "trees.npz").stat().st_size < 3_000_000
+    records, errors = read_dir(physionet_dir / "set-a", [132539, 132540, 132541])
+    assert not errors
+    grids = [to_grid(r) for r in records]
+    c = bundle.meta["components"]
+    raw = bundle.trees.decision_function(stack_features(grids).reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
+    g = _sigmoid(np.asarray(c["gbt_calibration"]["a"]) * raw + np.asarray(c["gbt_calibration"]["b"]))
+    lstm = bundle.components(grids)["lstm"]
+    w = c["weight_lstm"]
+    z = w * _logit(lstm) + (1 - w) * _logit(g)
+    expected = _sigmoid(np.asarray(c["calibration"]["a"]) * z + np.asarray(c["calibration"]["b"]))
+    assert np.allclose(bundle.risk(grids), expected, atol=1e-9)
+    assert ((bundle.risk(grids) >= 0) & (bundle.risk(grids) <= 1)).all()
+
+
+def test_altered_trees_are_refused_naming_the_file(tmp_path):
+    d = tmp_path / "b"
+    shutil.copytree(ENSEMBLE, d, ignore=shutil.ignore_patterns("test_evaluation"))
+    with open(d / "trees.npz", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(BundleError, match="trees.npz: sha256"):
+        load_vitals_bundle(d)
+    (d / "trees.npz").unlink()
+    with pytest.raises(BundleError, match="trees.npz"):
+        load_vitals_bundle(d)
+
+
+def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_path, monkeypatch):
+    import torch
+
+    from cxr_model.vitals import train_ensemble as te
+    from cxr_model.vitals.splits import read_split
+    from cxr_model.vitals.train import VitalsTrainConfig, train
+
+    torch.set_num_threads(1)
+    lstm = tmp_path / "lstm"
+    train(VitalsTrainConfig(records=str(physionet_dir / "set-a"), outcomes=str(physionet_dir / "Outcomes-a.txt"),
+                            out=str(lstm), max_records=150, epochs=1, hidden=8, members=1))
+    read = []
+    real_read_dir = te.read_dir
+    monkeypatch.setattr(te, "read_dir", lambda d, ids=None: read.extend(ids) or real_read_dir(d, ids))
+    meta = te.train_ensemble(str(physionet_dir / "set-a"), str(physionet_dir / "Outcomes-a.txt"), str(lstm),
+                             str(tmp_path / "ens"), folds=2)
+    test_ids = set(read_split(lstm / "splits.csv", "test"))
+    assert read and not (set(read) & test_ids)  # the held-out stays are never read
+    bundle = load_vitals_bundle(tmp_path / "ens")
+    assert bundle.trees is not None and meta["threshold"]["split"] == "val"
+    assert meta["validation"]["ensemble_48h"]["n"] == meta["training_data"]["n_val"]
+    assert len(meta["components"]["gbt_calibration"]["a"]) == N_HOURS
+    assert "out-of-fold" in meta["components"]["gbt_calibration"]["method"]
+    assert "Decision support, not a diagnosis" in (tmp_path / "ens" / "MODEL_CARD.md").read_text()

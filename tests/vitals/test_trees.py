@@ -1,0 +1,47 @@
+"""Trees exported as plain arrays give sklearn's own log-odds; summary features are causal and never filled."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.reader import read_record
+from cxr_model.vitals.summary import summary_feature_names, summary_features
+from cxr_model.vitals.trees import Trees, export_trees
+
+
+def test_the_numpy_walk_equals_sklearns_decision_function_with_missing_values(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 5))
+    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 + rng.normal(scale=0.5, size=600) > 0.5).astype(int)
+    x[rng.random(x.shape) < 0.2] = np.nan  # missing values go where the tree learnt they go
+    model = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=7, random_state=0).fit(x, y)
+    export_trees(model, tmp_path / "trees.npz")
+    trees = Trees.load(tmp_path / "trees.npz")
+    probe = rng.normal(size=(300, 5))
+    probe[rng.random(probe.shape) < 0.3] = np.nan
+    assert np.allclose(trees.decision_function(probe), model.decision_function(probe), atol=1e-9)
+    with pytest.raises(ValueError, match=r"\[N, 5\]"):
+        trees.decision_function(probe[:, :4])
+
+
+def test_a_pickle_is_refused_by_the_loader(tmp_path):
+    path = tmp_path / "trees.npz"
+    np.savez(path, roots=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="trees.npz"):
+        Trees.load(path)
+
+
+def test_summary_features_are_causal_and_missing_is_nan(record_writer):
+    rows = [("00:30", "HR", 80), ("05:10", "HR", 120), ("05:40", "HR", 100), ("10:00", "Temp", 38)]
+    grid = to_grid(read_record(record_writer(3, rows)))
+    f = summary_features(grid)
+    col = {n: i for i, n in enumerate(summary_feature_names())}
+    assert f.shape == (48, len(col))
+    assert f[0, col["HR:last"]] == 80 and f[0, col["HR:n_obs"]] == 1 and np.isnan(f[0, col["Temp:last"]])
+    assert f[5, col["HR:last"]] == 100 and f[5, col["HR:max"]] == 100 and f[5, col["HR:first"]] == 80
+    assert f[4, col["HR:max"]] == 80  # hour 5 is not seen at hour 4
+    assert f[5, col["HR:mean"]] == pytest.approx(90) and f[9, col["HR:hours_since"]] == 4
+    assert np.isnan(f[:, col["RespRate:last"]]).all() and (f[:, col["RespRate:n_obs"]] == 0).all()
+    assert f[47, col["hour"]] == 48 and f[0, col["Age"]] == 70
