@@ -165,7 +165,7 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "", report: boo
     extra = {**scope_metrics(out / PREDICTIONS, bundle, bundle.threshold), **(extra or {})}
     if report:
         run = load_run(out, allow_incomplete=True)
-        run.metrics = {"n": len(run.predictions), **head}
+        run.metrics = {"n": len(run.predictions), **head, **extra}  # the split name says "not a test" on overlap
         a = analyse_run(run, threshold=bundle.threshold)
         metrics = json_safe({"n": len(run.predictions), **head, **summary_of(a), **(extra or {})})
     else:
