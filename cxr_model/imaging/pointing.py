@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from cxr_model.imaging.bundle import CxrBundle
-from cxr_model.imaging.explain import compute_cam, explain
+from cxr_model.files import write_json
+from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
+from cxr_model.imaging.explain import EXPLAIN_META, METHODS, SLOW_METHODS, compute_cam, explain
 from cxr_model.imaging.io import read_image
+from cxr_model.imaging.network import cam_layers
 from cxr_model.imaging.transforms import EvalTransform, load_tensor, to_source
 from cxr_model.metrics.classification import wilson_interval
+from cxr_model.registry import BundleError
+from cxr_model.settings import get_settings
 
 
 # ----------------------------------------------------------------------------------- pointing game
@@ -170,15 +175,6 @@ def pointing_command(model_dir: str | None = None, splits: str | None = None, me
     default; with ``write`` it is saved as the bundle's ``explain.json`` (bound to the weights' sha256),
     which :func:`cxr_model.imaging.explain.default_cam` reads. Returns 0, or 2 on bad input.
     """
-    import sys
-
-    from cxr_model.files import write_json
-    from cxr_model.imaging.bundle import load_cxr_bundle
-    from cxr_model.imaging.explain import EXPLAIN_META, METHODS, SLOW_METHODS
-    from cxr_model.imaging.network import cam_layers
-    from cxr_model.registry import BundleError
-    from cxr_model.settings import get_settings
-
     s = get_settings()
     try:
         bundle = load_cxr_bundle(model_dir or s.cxr_model_dir, device=s.device)
