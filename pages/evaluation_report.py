@@ -176,7 +176,7 @@ def cxr_tab() -> None:
     st.subheader(plain(f"{run_model or 'model'} on {run.split}"))
     st.caption(f"n = {len(run.predictions)} scored, {len(run.errors)} unreadable · operating threshold {op:.4f} · "
                + plain(run.run_dir.name))
-    for i, (level, text) in enumerate(scope_lines(run.metrics, meta if same_model else None)):
+    for level, text in scope_lines(run.metrics, meta if same_model else None):
         (st.warning if level == "warning" else st.info)(plain(text), icon="⚠️" if level == "warning" else None)
 
     summary = A.data_summary(run.predictions, len(run.errors))

@@ -101,7 +101,7 @@ def test_evaluate_without_ood_statistics_says_scope_unknown(sets, cxr_bundle, tm
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_out_of_scope"] is None and m["in_scope"] is None and "unavailable" in m["ood_check"]
     assert pd.read_csv(out / "predictions.csv")["ood"].isna().all()
-    assert "Out-of-scope (OOD) check unavailable" in (out / "report.html").read_text()
+    assert "Out-of-scope (OOD) check: unavailable" in (out / "report.html").read_text()
 
 
 def test_split_hashes_agree_with_the_files_and_the_cache_rehashes_a_changed_file(cxr_bundle, data_dir, kermany_dir,

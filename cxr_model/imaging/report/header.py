@@ -33,8 +33,8 @@ def scope_lines(metrics: dict, bundle_meta: dict | None = None) -> list[tuple[st
     lines = [("info", intended_use(bundle_meta))]
     n = metrics.get("n")
     if metrics.get("n_out_of_scope") is None:
-        why = metrics.get("ood_check") or "not checked (run scored before this check existed)"
-        lines.append(("warning", f"Out-of-scope (OOD) check {why}: files unlike the training radiographs are "
+        why = metrics.get("ood_check") or "not recorded (run scored before this check existed)"
+        lines.append(("warning", f"Out-of-scope (OOD) check: {why}. Files unlike the training radiographs are "
                                  "not flagged, and the metrics may include them."))
     else:
         ins = metrics.get("in_scope") or {}
