@@ -150,14 +150,17 @@ def localise(bundle: CxrBundle, films: list[tuple[Path, list]], pairs: list[tupl
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """One row per ``(method, layer)``: n, hits, pointing rate with Wilson 95% CI, mean energy share, chance."""
+    """One row per ``(method, layer)``: n, hits, pointing rate with Wilson 95% CI, mean energy share
+    (all-zero maps count as 0; ``n_flat`` says how many), chance (mean box area share)."""
     out = []
     for key in dict.fromkeys((r["method"], r["layer"]) for r in rows):
         rs = [r for r in rows if (r["method"], r["layer"]) == key]
         hits = sum(r["hit"] for r in rs)
+        energy = np.array([r["energy"] for r in rs], dtype=np.float64)
         out.append({"method": key[0], "layer": key[1], "n": len(rs), "hits": hits, "pointing": hits / len(rs),
                     "pointing_ci95": wilson_interval(hits, len(rs)),
-                    "energy": float(np.nanmean([r["energy"] for r in rs])),
+                    # an all-zero map highlights nothing: none of its energy is in a box
+                    "energy": float(np.nan_to_num(energy, nan=0.0).mean()), "n_flat": int(np.isnan(energy).sum()),
                     "chance": float(np.mean([r["box_fraction"] for r in rs]))})
     return out
 

@@ -62,6 +62,15 @@ def test_localise_scores_a_real_boxed_film_per_pair(settings, cxr_bundle):
     assert [t["n"] for t in table] == [1, 1] and best_pair(table) in table
 
 
+def test_summary_counts_flat_maps_as_no_energy_in_the_boxes():
+    rows = [{"method": "M", "layer": "l", "hit": h, "energy": e, "box_fraction": f}
+            for h, e, f in ((True, 0.6, 0.1), (False, float("nan"), 0.2), (False, 0.3, 0.3))]
+    (t,) = summarise(rows)
+    assert (t["n"], t["hits"], t["n_flat"]) == (3, 1, 1)
+    assert t["pointing"] == pytest.approx(1 / 3) and t["energy"] == pytest.approx(0.3) and t["chance"] == pytest.approx(0.2)
+    assert t["pointing_ci95"][0] < 1 / 3 < t["pointing_ci95"][1]
+
+
 def test_best_pair_is_chosen_by_pointing_then_energy():
     table = [{"method": "A", "layer": "l4", "pointing": 0.5, "energy": 0.1},
              {"method": "B", "layer": "l3", "pointing": 0.5, "energy": 0.3},
