@@ -126,3 +126,17 @@ def test_overlap_summary_counts_by_part():
     s = overlap_summary([("x", "a"), ("y", "c"), ("z", "zz"), ("w", "")], seen)
     assert (s["n_files"], s["n_train"], s["n_val"], s["n_test"], s["is_test"]) == (4, 1, 0, 1, False)
     assert overlap_summary([("y", "c")], seen)["is_test"] is True  # the model's own test part is a test
+
+
+def test_one_forward_gives_the_same_probabilities_and_features_as_two(cxr_bundle, kermany_dir):
+    import torch
+
+    from cxr_model.imaging.ood import batch_features
+    from cxr_model.imaging.predict import predict_batch, predict_with_features
+    from cxr_model.imaging.transforms import load_tensor
+
+    films = sorted((kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[:3]
+    x = torch.stack([load_tensor(f, cxr_bundle.img_size) for f in films])
+    p, f = predict_with_features(cxr_bundle, x)
+    assert np.allclose(p, predict_batch(cxr_bundle, x), atol=1e-6)
+    assert f.shape == (3, 512) and np.allclose(f, batch_features(cxr_bundle, x), atol=1e-5)
