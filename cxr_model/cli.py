@@ -62,6 +62,18 @@ def _db_upgrade(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    from cxr_model.imaging.explain_files import explain_command
+
+    return explain_command(args.files, args.model, args.method, args.layer, args.json, args.out)
+
+
+def _pointing(args) -> int:
+    from cxr_model.imaging.pointing import pointing_command
+
+    return pointing_command(args.model_dir, args.splits, args.methods, args.slow, args.write, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cxr-model", description="Chest X-ray pneumonia model and ward vitals tools.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -112,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     ev.add_argument("--workers", type=int, default=2)
     ev.set_defaults(func=_evaluate)
+
+    ex = sub.add_parser("explain", help="CAM per file: probability, method, peak_xy (original pixels), overlay PNG")
+    ex.add_argument("files", nargs="+")
+    ex.add_argument("--model", help="bundle folder (default: the bundled model)")
+    ex.add_argument("--method", help="CAM method (default: the bundle's, chosen by `cxr-model pointing`)")
+    ex.add_argument("--layer", help="target layer (default: the bundle's)")
+    ex.add_argument("--json", action="store_true", help="one JSON object per line")
+    ex.add_argument("--out", help="folder for the overlay PNGs")
+    ex.set_defaults(func=_explain)
+
+    pg = sub.add_parser("pointing", help="localisation table: pointing game and CAM energy on the RSNA boxes")
+    pg.add_argument("--model-dir", dest="model_dir", default=None)
+    pg.add_argument("--splits", help="splits.csv naming the val/test patients (default: the bundle's)")
+    pg.add_argument("--methods", nargs="+", help="CAM methods to measure (default: all but the slow ones)")
+    pg.add_argument("--slow", action="store_true", help="include ScoreCAM (one forward per channel)")
+    pg.add_argument("--write", action="store_true", help="save the best pair on validation as the bundle's explain.json")
+    pg.add_argument("--json", action="store_true")
+    pg.set_defaults(func=_pointing)
 
     o = sub.add_parser("ood", help="out-of-distribution statistics of the chest X-ray bundle")
     osub = o.add_subparsers(dest="ood_command", required=True)

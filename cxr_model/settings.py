@@ -25,6 +25,7 @@ class Settings:
         db_url: SQLAlchemy URL of the reviewer-decision store.
         device: ``"cuda"`` when available and not disabled, else ``"cpu"``.
         runs_dir: where the UI writes evaluation runs (``CXR_RUNS_DIR``).
+        state_dir: local state (``CXR_STATE_DIR``, default ``.state/``): review database, sha256 cache.
     """
 
     data_dir: Path
@@ -34,6 +35,7 @@ class Settings:
     db_url: str
     device: str
     runs_dir: Path
+    state_dir: Path = PROJECT_ROOT / ".state"
 
     @property
     def cxr_model_dir(self) -> Path:
@@ -50,6 +52,10 @@ class Settings:
     @property
     def dicom_dir(self) -> Path:
         return self.data_dir / "cxr" / "dicom"
+
+    @property
+    def nih_adult_dir(self) -> Path:
+        return self.data_dir / "cxr" / "nih_adult"
 
     @property
     def physionet_dir(self) -> Path:
@@ -72,7 +78,8 @@ def get_settings() -> Settings:
     env = os.environ
     data_dir = Path(env.get("CXR_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
     models_dir = Path(env.get("CXR_MODELS_DIR", PROJECT_ROOT / "assets" / "models"))
-    db_default = f"sqlite:///{Path(env.get('CXR_STATE_DIR', PROJECT_ROOT / '.state')) / 'reviews.sqlite'}"
+    state_dir = Path(env.get("CXR_STATE_DIR", PROJECT_ROOT / ".state"))
+    db_default = f"sqlite:///{state_dir / 'reviews.sqlite'}"
     return Settings(
         data_dir=data_dir,
         models_dir=models_dir,
@@ -81,4 +88,5 @@ def get_settings() -> Settings:
         db_url=env.get("CXR_DB_URL", db_default),
         device=_default_device(),
         runs_dir=Path(env.get("CXR_RUNS_DIR", PROJECT_ROOT / "runs")),
+        state_dir=state_dir,
     )

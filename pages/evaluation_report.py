@@ -23,6 +23,7 @@ from cxr_model.imaging.data import labelled_sets
 from cxr_model.imaging.evaluate import run_evaluation
 from cxr_model.imaging.report import analysis as A, html as R
 from cxr_model.imaging.report.gallery import failure_cases, gallery_item
+from cxr_model.imaging.report.header import scope_lines
 from cxr_model.imaging.report.pdf import find_chromium, write_pdf
 from cxr_model.imaging.report.run import EvalRun, analyse_run, load_run
 from cxr_model.imaging.runfolder import PREDICTIONS, RunFolderError, safe_run_name, saved_runs
@@ -176,6 +177,8 @@ def cxr_tab() -> None:
     st.subheader(plain(f"{run_model or 'model'} on {run.split}"))
     st.caption(f"n = {len(run.predictions)} scored, {len(run.errors)} unreadable · operating threshold {op:.4f} · "
                + plain(run.run_dir.name))
+    for level, text in scope_lines(run.metrics, meta if same_model else None):
+        (st.warning if level == "warning" else st.info)(plain(text), icon="⚠️" if level == "warning" else None)
 
     summary = A.data_summary(run.predictions, len(run.errors))
     training = A.training_summary(meta if same_model else None)

@@ -21,7 +21,8 @@ from cxr_model.files import count_rows, json_safe, write_json, write_text
 from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
 from cxr_model.imaging.data import Item, scan_labelled
 from cxr_model.imaging.datasets import FileDataset, _collate
-from cxr_model.imaging.predict import predict_batch
+from cxr_model.imaging.overlap import overlap_label
+from cxr_model.imaging.predict import predict_batch, predict_with_features
 from cxr_model.imaging.report.html import report_html
 from cxr_model.imaging.report.analysis import summary_of
 from cxr_model.imaging.report.run import analyse_run, load_run
@@ -29,6 +30,7 @@ from cxr_model.imaging.runfolder import (
     ERRORS, INCOMPLETE, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError, _stopped, finish_run,
     mark_stopped, sigterm_interrupts, start_run,
 )
+from cxr_model.imaging.scope import file_sha256, ood_or_reason, scope_cells, scope_metrics
 from cxr_model.metrics import classification as M
 from cxr_model.registry import BundleError
 
@@ -102,6 +104,7 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
     total = len(items) + len(unlabelled)
     loader = DataLoader(FileDataset(items, bundle.img_size), batch_size=batch_size, num_workers=workers,
                         collate_fn=_collate, persistent_workers=False)
+    ood, _ = ood_or_reason(bundle)  # None: every file's scope is unknown (metrics.json says why)
     extra = sorted({k for it in items for k in it.extra if k not in PRED_COLUMNS})
     with open(out / PREDICTIONS, "w", newline="", encoding="utf-8") as pf, \
             open(out / ERRORS, "w", newline="", encoding="utf-8") as ef:
@@ -117,7 +120,11 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                 for i, msg in errs:
                     ew.writerow([_rel(items[i].path, base), msg])
                 if idx:
-                    p = predict_batch(bundle, x)
+                    if ood is not None:  # one forward gives both the probability and the OOD features
+                        p, feats = predict_with_features(bundle, x)
+                        scores = ood.score(feats)
+                    else:
+                        p, scores = predict_batch(bundle, x), [None] * len(idx)
                     for j, i in enumerate(idx):
                         it = items[i]
                         if not np.isfinite(p[j]):
@@ -125,6 +132,7 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                             continue
                         pw.writerow([_rel(it.path, base), it.label, f"{p[j]:.6f}", int(p[j] >= bundle.threshold),
                                      it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j],
+                                     *scope_cells(scores[j], ood), file_sha256(it.path),
                                      *(it.extra.get(k, "") for k in extra)])
                 pf.flush()  # a killed run keeps every row scored so far
                 ef.flush()
@@ -149,12 +157,15 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "", report: boo
     report.html as the evaluation page); without it only the label and probability columns are
     read, so memory stays at two numbers per image. ``n_errors`` counts CSV rows (an error message
     may span lines). Undefined metrics (one class, no file scored) are ``null`` in the JSON, never ``NaN``.
+    The top-level metrics are over every scored file; :func:`~cxr_model.imaging.scope.scope_metrics`
+    adds ``n_out_of_scope``, ``ood_rate``, the in-scope metrics and the overlap with the model's split.
     """
     out = Path(out)
     head = {"n_errors": count_rows(out / ERRORS), "model": bundle.model_id, "data": data_label}
+    extra = {**scope_metrics(out / PREDICTIONS, bundle, bundle.threshold), **(extra or {})}
     if report:
         run = load_run(out, allow_incomplete=True)
-        run.metrics = {"n": len(run.predictions), **head}
+        run.metrics = {"n": len(run.predictions), **head, **extra}  # the split name says "not a test" on overlap
         a = analyse_run(run, threshold=bundle.threshold)
         metrics = json_safe({"n": len(run.predictions), **head, **summary_of(a), **(extra or {})})
     else:
@@ -215,6 +226,14 @@ def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int
     print(f"n={m['n']} errors={m['n_errors']} AUROC={_num(m['auroc'], 4)} [{_num(ci[0], 4)}, {_num(ci[1], 4)}] "
           f"sens={_num(m['sensitivity'])} spec={_num(m['specificity'])} acc={_num(m['accuracy'])} "
           f"at threshold {m['threshold']:.3f}")
+    if m.get("n_out_of_scope") is None:
+        print(f"out-of-scope check {m.get('ood_check')}")
+    else:
+        ins = m["in_scope"]
+        print(f"out of scope (OOD): {m['n_out_of_scope']} of {m['n']} ({m['ood_rate']:.1%}); in scope n={ins['n']} "
+              f"AUROC={_num(ins.get('auroc'), 4)} sens={_num(ins.get('sensitivity'))} spec={_num(ins.get('specificity'))}")
+    if not (m.get("overlap") or {}).get("is_test", True):
+        print(f"WARNING: {overlap_label(m['overlap'])}")
     print(f"wrote {Path(out) / 'metrics.json'}, predictions.csv, errors.csv, report.html")
     return 0
 

@@ -13,6 +13,7 @@ hooks, which live on the one shared module: every forward of the model takes the
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import cv2
@@ -23,7 +24,7 @@ from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cxr_model.imaging.bundle import CxrBundle
-from cxr_model.imaging.network import classifier_head, target_layer
+from cxr_model.imaging.network import cam_layers, classifier_head, target_layer
 
 #: CAM methods offered, by display name. ScoreCAM runs one forward per channel of the target
 #: layer (512 for ResNet-18): ~10-30 s on CPU, so it is run with a small batch to bound memory.
@@ -40,6 +41,7 @@ SLOW_METHODS = {"ScoreCAM"}
 SCORECAM_BATCH = 16
 #: The model's single output is the pneumonia logit: ``output[0]`` of each sample.
 PNEUMONIA = ClassifierOutputTarget(0)
+EXPLAIN_META = "explain.json"  # the bundle's measured default CAM (see default_cam)
 ROAD_PERCENTILES = (20, 50, 80)  # 6 imputations (sparse solves): ~1-3 s on CPU at 160 px
 
 
@@ -87,7 +89,7 @@ class _FrozenView(torch.nn.Module):
         return torch.func.functional_call(self.net, self.state, (x,))
 
 
-def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") -> Explanation:
+def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", layer: str | None = None) -> Explanation:
     """One forward (+ one backward for gradient methods): CAM, probability and features together.
 
     Args:
@@ -95,6 +97,8 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") ->
         tensor: model input ``(1, S, S)`` or ``(1, 1, S, S)`` float32 (from the one preprocessing
             path, :func:`cxr_model.imaging.transforms.load_tensor`); not modified.
         method: a key of :data:`METHODS`.
+        layer: target layer, one of ``network.cam_layers(bundle.arch)`` (``None``: the last block;
+            :func:`default_cam` gives the bundle's measured default).
 
     Returns:
         :class:`Explanation` whose ``cam`` has shape ``(S, S)``.
@@ -105,9 +109,10 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") ->
     x = _batch(tensor).to(bundle.device).detach().clone().requires_grad_(True)
     feats: list[torch.Tensor] = []
     with bundle.model.hold() as net:
+        layer_module = target_layer(net, bundle.arch, layer)
         handle = classifier_head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
         try:
-            with METHODS[method](model=_FrozenView(net), target_layers=[target_layer(net, bundle.arch)]) as cam:
+            with METHODS[method](model=_FrozenView(net), target_layers=[layer_module]) as cam:
                 if method in SLOW_METHODS:
                     cam.batch_size = SCORECAM_BATCH
                 grayscale = cam(input_tensor=x, targets=[PNEUMONIA])
@@ -119,6 +124,21 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") ->
     prob = float(bundle.probability(logit))
     return Explanation(np.asarray(grayscale[0], dtype=np.float32), float(logit), prob,
                        feats[0][0].cpu().numpy().astype(np.float32), method)
+
+
+def default_cam(bundle: CxrBundle) -> tuple[str, str | None]:
+    """The bundle's default CAM ``(method, layer)``: the pair that localised best on its validation
+    patients (``explain.json`` beside the weights, written by ``cxr-model pointing --write`` for
+    these exact weights), else ``("GradCAM", None)`` (the last block)."""
+    path = bundle.path / EXPLAIN_META
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "GradCAM", None
+    if d.get("model_sha256") != bundle.meta.get("sha256") or d.get("method") not in METHODS:
+        return "GradCAM", None  # measured for other weights: not this model's default
+    layer = d.get("layer")
+    return d["method"], layer if layer in cam_layers(bundle.arch) else None
 
 
 def compute_cam(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") -> np.ndarray:

@@ -44,10 +44,26 @@ def _to_one_channel(net: nn.Module) -> None:
     raise RuntimeError("no 3-channel input convolution found")
 
 
-def target_layer(net: nn.Module, arch: str) -> nn.Module:
-    """The last convolutional block, the layer Grad-CAM reads (coarsest spatial map)."""
+#: CAM target layers offered per architecture family, the default (last block, coarsest map) first.
+#: At 224 px a ResNet's layer4 map is 7 x 7, layer3 14 x 14, layer2 28 x 28.
+CAM_LAYERS = {"resnet": ("layer4", "layer3", "layer2")}
+
+
+def cam_layers(arch: str) -> tuple[str, ...]:
+    """Names of the CAM target layers offered for ``arch`` (``("last",)`` where only the last block is)."""
+    return next((v for k, v in CAM_LAYERS.items() if arch.startswith(k)), ("last",))
+
+
+def target_layer(net: nn.Module, arch: str, layer: str | None = None) -> nn.Module:
+    """The layer a CAM reads: by default the last convolutional block (coarsest spatial map).
+
+    Args:
+        layer: one of :func:`cam_layers` (``None``: the first, the last block).
+    """
+    if layer not in (None, *cam_layers(arch)):
+        raise ValueError(f"unknown CAM layer {layer!r} for {arch}; choose one of {', '.join(cam_layers(arch))}")
     if arch.startswith("resnet"):
-        return net.layer4[-1]
+        return getattr(net, layer or "layer4")[-1]
     if arch.startswith("mobilenet") or arch.startswith("efficientnet"):
         return net.features[-1]
     if arch.startswith("regnet"):

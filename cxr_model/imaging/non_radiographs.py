@@ -68,3 +68,80 @@ def _text_image(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
         draw.text((5, y), line, fill=20 if dark_on_light else 235, font=font)
         y += int(rng.integers(18, 36))
     return np.asarray(img, dtype=np.float32) / 255.0
+
+
+# ------------------------------------------------------------- blank frames, other modalities, lateral views
+def scope_probes(seed: int = 0, n_each: int = 4) -> list[tuple[str, np.ndarray]]:
+    """More images outside the model's scope, generated: blank frames, CT- and MR-like slices, lateral chests.
+
+    Kinds: ``black`` and ``white`` (flat frames with a little sensor noise), ``ct`` (an axial chest
+    slice: round body, rib ring, two dark lungs, vertebra), ``mr`` (an axial head slice: skull,
+    textured brain, ventricles) and ``lateral`` (a side view of a chest: the spine at the back,
+    heart shadow in front, diaphragm dome). The last three are not photographs of anything; they
+    carry the layout that tells those images apart from a frontal radiograph.
+
+    Returns:
+        ``[(kind/i, image float32 (H, W) in [0, 1]), ...]``.
+    """
+    rng = np.random.default_rng(seed + 1)
+    out: list[tuple[str, np.ndarray]] = []
+    for i in range(n_each):
+        size = (int(rng.integers(256, 640)), int(rng.integers(256, 640)))
+        out.append((f"black/{i}", np.clip(rng.normal(0.02 * i, 0.01, size), 0, 1)))
+        out.append((f"white/{i}", np.clip(rng.normal(1 - 0.02 * i, 0.01, size), 0, 1)))
+        out.append((f"ct/{i}", _ct_slice(rng, int(rng.integers(256, 512)))))
+        out.append((f"mr/{i}", _mr_slice(rng, int(rng.integers(256, 512)))))
+        out.append((f"lateral/{i}", _lateral_chest(rng, int(rng.integers(384, 640)), int(rng.integers(320, 560)))))
+    return [(n, np.clip(np.asarray(a, dtype=np.float32), 0, 1)) for n, a in out]
+
+
+def _ellipse(yy, xx, cy, cx, ry, rx) -> np.ndarray:
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    small = rng.random((cells, cells)).astype(np.float32)
+    return np.asarray(Image.fromarray(small).resize(shape[::-1], Image.BICUBIC))
+
+
+def _ct_slice(rng: np.random.Generator, s: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    img = np.zeros((s, s), np.float32)
+    ry, rx = rng.uniform(0.3, 0.38), rng.uniform(0.4, 0.46)
+    img[_ellipse(yy, xx, 0.5, 0.5, ry, rx)] = 0.45  # soft tissue
+    img[_ellipse(yy, xx, 0.5, 0.5, ry * 0.9, rx * 0.92) & ~_ellipse(yy, xx, 0.5, 0.5, ry * 0.84, rx * 0.87)] = 0.9
+    for cx in (0.33, 0.67):  # lungs
+        img[_ellipse(yy, xx, 0.47, cx, ry * 0.7, rx * 0.33)] = 0.05
+    img[_ellipse(yy, xx, 0.5 + ry * 0.62, 0.5, 0.05, 0.05)] = 1.0  # vertebral body
+    img[_ellipse(yy, xx, 0.45, 0.53, 0.1, 0.09)] = 0.55  # heart
+    return img + rng.normal(0, 0.02, img.shape) * (img > 0)
+
+
+def _mr_slice(rng: np.random.Generator, s: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    img = np.zeros((s, s), np.float32)
+    head = _ellipse(yy, xx, 0.5, 0.5, 0.42, 0.34)
+    img[head] = 0.85  # scalp fat
+    brain = _ellipse(yy, xx, 0.5, 0.5, 0.37, 0.29)
+    img[head & ~_ellipse(yy, xx, 0.5, 0.5, 0.39, 0.31)] = 0.85
+    img[_ellipse(yy, xx, 0.5, 0.5, 0.39, 0.31) & ~brain] = 0.1  # skull (dark on MR)
+    texture = _smooth_noise(rng, (s, s), int(rng.integers(12, 24)))
+    img[brain] = (0.45 + 0.25 * texture)[brain]
+    for cx in (0.46, 0.54):
+        img[_ellipse(yy, xx, 0.48, cx, 0.1, 0.025)] = 0.15  # ventricles
+    return img + rng.normal(0, 0.015, img.shape)
+
+
+def _lateral_chest(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    img = np.full((h, w), 0.05, np.float32)
+    face = rng.choice([-1, 1])  # which side the patient faces
+    x = xx if face > 0 else 1 - xx
+    img[_ellipse(yy, x, 0.55, 0.5, 0.5, 0.36)] = 0.55  # trunk seen from the side
+    img[_ellipse(yy, x, 0.45, 0.5, 0.3, 0.26)] = 0.25  # overlapping lungs
+    img[_ellipse(yy, x, 0.62, 0.38, 0.14, 0.13)] = 0.6  # heart, anterior
+    img[(yy > 0.72 + 0.08 * np.cos((x - 0.5) * 4)) & _ellipse(yy, x, 0.55, 0.5, 0.5, 0.36)] = 0.65  # diaphragm
+    for k in range(10):  # vertebrae along the back
+        img[_ellipse(yy, x, 0.2 + k * 0.065, 0.78, 0.025, 0.05)] = 0.9
+    img[(x > 0.08) & (x < 0.14) & (yy > 0.25) & (yy < 0.6)] = 0.8  # sternum
+    return img + 0.05 * _smooth_noise(rng, (h, w), 10) + rng.normal(0, 0.01, (h, w))

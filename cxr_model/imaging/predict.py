@@ -18,6 +18,7 @@ from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
 from cxr_model.imaging.formats import ImageReadError, Source
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
+from cxr_model.imaging.network import classifier_head
 from cxr_model.imaging.ood import OodError, batch_features, load_ood
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import BundleError
@@ -27,9 +28,10 @@ from cxr_model.registry import BundleError
 class Prediction:
     """One file's result. ``error`` is set (and the rest empty) when the file could not be read.
 
-    ``ood_flag`` is ``True`` when the image is unlike the training radiographs (OOD distance above
-    the bundle's threshold: the probability is unreliable); both OOD fields are ``None`` when the
-    bundle has no OOD statistics.
+    ``ood`` is ``True`` when the image is unlike the training radiographs (OOD distance
+    ``ood_score`` above ``ood_threshold``): it is outside what the model was made for, so
+    ``label`` is ``None`` (no call; the probability is kept for the record but means nothing).
+    The three OOD fields are ``None`` when the bundle has no OOD statistics (scope unknown).
     """
 
     file: str
@@ -39,7 +41,8 @@ class Prediction:
     model: str | None = None
     error: str | None = None
     ood_score: float | None = None
-    ood_flag: bool | None = None
+    ood: bool | None = None
+    ood_threshold: float | None = None
 
 
 @torch.inference_mode()
@@ -63,8 +66,27 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     pred = Prediction(name, p, call(p, bundle.threshold), bundle.threshold, bundle.model_id)
     if ood is not None:
         pred.ood_score = float(ood.score(batch_features(bundle, x))[0])
-        pred.ood_flag = pred.ood_score > ood.threshold
+        pred.ood, pred.ood_threshold = bool(pred.ood_score > ood.threshold), float(ood.threshold)
+        if pred.ood:
+            pred.label = None  # out of scope: no call
     return pred
+
+
+@torch.inference_mode()
+def predict_with_features(bundle: CxrBundle, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """One forward: calibrated P(pneumonia) ``(N,)`` float64 and penultimate features ``(N, D)`` float32.
+
+    The same numbers as :func:`predict_batch` and :func:`~cxr_model.imaging.ood.batch_features`,
+    for the cost of one pass (``evaluate`` scores and OOD-checks every file).
+    """
+    feats: list[torch.Tensor] = []
+    with bundle.model.hold() as net:
+        handle = classifier_head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
+        try:
+            logits = net(x.to(bundle.device)).squeeze(1)
+        finally:
+            handle.remove()
+    return bundle.probability(logits).double().cpu().numpy(), feats[0].float().cpu().numpy()
 
 
 def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> int:
@@ -91,10 +113,11 @@ def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> i
             print(json.dumps(asdict(r)))
         elif r.error:
             print(f"ERROR {r.error}")
+        elif r.ood:
+            print(f"{r.file}\tOUT OF SCOPE: unlike the training radiographs (distance {r.ood_score:.1f} > "
+                  f"{r.ood_threshold:.1f}); outside what this model was made for, no call\t{r.model}")
         else:
-            check = "" if r.ood_flag is None else (
-                f"\tOOD: unlike the training radiographs (distance {r.ood_score:.1f} > {ood.threshold:.1f}), unreliable"
-                if r.ood_flag else f"\tOOD ok (distance {r.ood_score:.1f})")
+            check = "\tOOD unknown (no OOD statistics)" if r.ood is None else f"\tOOD ok (distance {r.ood_score:.1f})"
             print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label} (threshold {r.threshold:.3f})\t{r.model}{check}")
     return 1 if failed else 0
 

@@ -155,7 +155,8 @@ def saved_runs(runs_dir: str | Path) -> dict[str, Path]:
     return {name: path for _, name, path in sorted(found, key=lambda t: (-t[0], t[1]))}
 
 
-PRED_COLUMNS = ["path", "label", "probability", "predicted", "subtype", "group", "height", "width"]
+PRED_COLUMNS = ["path", "label", "probability", "predicted", "subtype", "group", "height", "width", "ood", "ood_score",
+                "sha256"]
 
 
 class Interrupted(KeyboardInterrupt):

@@ -135,3 +135,28 @@ def test_vitals_tab_compares_the_model_with_news2_at_its_triggers_and_saps(setti
     assert {"Alerts per patient-day", "Deaths alerted", "Median lead time (h)"} <= set(labels)
     burden = float(next(m.value for m in at.metric if m.label == "Alerts per patient-day"))
     assert 0 < burden < 5
+
+
+def test_a_set_holding_training_files_is_flagged_not_a_test(runs_folder, kermany_dir, cxr_bundle):
+    """Films of the model's own training split (by sha256): a warning on top, and the set is not called a test."""
+    import csv
+
+    from cxr_model.imaging.evaluate import run_evaluation
+
+    with open(cxr_bundle.path / "splits.csv", newline="") as fh:
+        own = [r for r in csv.DictReader(fh) if r["split"] == "train"][:4]
+    data = runs_folder.parent / "training-films.csv"
+    data.write_text("path,label\n" + "".join(f"{kermany_dir / r['path']},{r['label']}\n" for r in own))
+    seen = runs_folder / "seen-run"
+    run_evaluation(data, cxr_bundle, seen, workers=0, show_bar=False)
+    try:
+        at = _page()
+        at.selectbox(key="eval_run").set_value("seen-run").run()
+        assert not at.exception
+        warnings = [unescape(w.value) for w in at.warning]
+        assert any("overlaps the model's training data (4 training and 0 validation files of 4)" in w
+                   and "not a test result" in w for w in warnings)
+        assert any("Intended use:" in unescape(i.value) for i in at.info)
+        assert "not a test" in unescape(at.subheader[0].value)
+    finally:
+        shutil.rmtree(seen, ignore_errors=True)

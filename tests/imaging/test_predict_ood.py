@@ -28,11 +28,14 @@ def test_cli_flags_non_radiographs_and_not_radiographs(files, capsys, cxr_bundle
     films, others = files
     assert main(["predict", *map(str, films + others), "--json"]) == 0
     rows = {r["file"]: r for r in map(json.loads, capsys.readouterr().out.strip().splitlines())}
-    assert [rows[str(f)]["ood_flag"] for f in films] == [False, False]
-    assert [rows[str(f)]["ood_flag"] for f in others] == [True, True]
+    assert [rows[str(f)]["ood"] for f in films] == [False, False]
+    assert [rows[str(f)]["ood"] for f in others] == [True, True]
     threshold = load_ood(cxr_bundle).threshold
     for r in rows.values():
-        assert (r["ood_score"] > threshold) == r["ood_flag"]
+        assert (r["ood_score"] > threshold) == r["ood"] and r["ood_threshold"] == pytest.approx(threshold)
+    # out of scope: no call; in scope: the call at the bundle's threshold
+    assert [rows[str(f)]["label"] for f in others] == [None, None]
+    assert all(rows[str(f)]["label"] in ("NORMAL", "PNEUMONIA") for f in films)
 
 
 def test_cli_text_output_says_unreliable_only_for_the_non_radiograph(files, capsys):
@@ -40,7 +43,8 @@ def test_cli_text_output_says_unreliable_only_for_the_non_radiograph(files, caps
     assert main(["predict", str(films[1]), str(others[0])]) == 0
     film_line, noise_line = capsys.readouterr().out.strip().splitlines()
     assert "OOD ok" in film_line and "unlike the training radiographs" not in film_line
-    assert "unlike the training radiographs" in noise_line and "unreliable" in noise_line
+    assert "unlike the training radiographs" in noise_line and "OUT OF SCOPE" in noise_line and "no call" in noise_line
+    assert "PNEUMONIA" not in noise_line and "NORMAL" not in noise_line
 
 
 def test_review_analysis_flags_the_same_way(cxr_bundle, files):
@@ -48,3 +52,16 @@ def test_review_analysis_flags_the_same_way(cxr_bundle, files):
     ood = load_ood(cxr_bundle)
     flags = [analyse_study(cxr_bundle, f.read_bytes(), f.name, "GradCAM", ood).ood_flag for f in films + others]
     assert flags == [False, False, True, True]
+
+
+def test_predict_json_says_scope_unknown_without_ood_statistics(files, capsys, cxr_bundle, tmp_path):
+    import shutil
+
+    bundle_dir = tmp_path / "no-ood"
+    shutil.copytree(cxr_bundle.path, bundle_dir, ignore=shutil.ignore_patterns("ood.*"))
+    films, others = files
+    assert main(["predict", str(others[0]), "--model", str(bundle_dir), "--json"]) == 0
+    out = capsys.readouterr()
+    r = json.loads(out.out.strip())
+    assert r["ood"] is None and r["ood_score"] is None and r["label"] in ("NORMAL", "PNEUMONIA")
+    assert "out-of-distribution check unavailable" in out.err and "no OOD statistics" in out.err

@@ -21,8 +21,16 @@ from cxr_model.registry import model_id
 
 BOOTSTRAP = "percentile bootstrap, {n} resamples, seed {seed}"
 #: Columns of predictions.csv that are never subgroups (identifiers, outcomes, continuous values).
-NOT_SUBGROUPS = {"path", "label", "probability", "predicted", "group", "height", "width", "error"}
+NOT_SUBGROUPS = {"path", "label", "probability", "predicted", "group", "height", "width", "error", "ood", "ood_score",
+                 "sha256", "age", "patient_id", "boxes_xywh", "nih_labels", "source_repo", "source_path", "orig_width",
+                 "orig_height"}
 MAX_SUBGROUP_LEVELS = 12
+#: Subgroups shown first when present (population, view, sex, age band), then any other categorical column.
+FIRST_SUBGROUPS = ("population", "view", "sex", "age band")
+#: Age bands in years: [low, high) and the label; children by developmental stage, adults by decade.
+AGE_BANDS = [(0, 1, "0"), (1, 5, "1-4"), (5, 12, "5-11"), (12, 18, "12-17"), (18, 30, "18-29"), (30, 40, "30-39"),
+             (40, 50, "40-49"), (50, 60, "50-59"), (60, 70, "60-69"), (70, 200, "70+")]
+ADULT_AGE = 18
 
 _THRESHOLD_METRICS = [  # key, display name, what n counts
     ("sensitivity", "Sensitivity", "pneumonia cases"),
@@ -75,15 +83,41 @@ def threshold_rows(y, p, threshold: float, split: str, n_resamples: int = 2000, 
     ]
 
 
+def age_band(age) -> str:
+    """The :data:`AGE_BANDS` label of an age in years; ``""`` (missing) when it is not a number >= 0."""
+    a = pd.to_numeric(pd.Series([age]), errors="coerce").iloc[0]
+    if pd.isna(a) or a < 0:
+        return ""
+    return next(label for lo, hi, label in AGE_BANDS if lo <= a < hi) if a < AGE_BANDS[-1][1] else ""
+
+
+def subgroup_frame(predictions: pd.DataFrame) -> pd.DataFrame:
+    """``predictions`` with derived subgroup columns: ``age band`` from ``age`` (years), and ``population``
+    (child under 18, adult from 18) from ``age`` where no ``population`` column says it."""
+    df = predictions
+    if "age" in df.columns:
+        df = df.copy()
+        bands = df["age"].map(age_band)
+        df["age band"] = bands.replace("", None)
+        if "population" not in df.columns:
+            years = pd.to_numeric(df["age"], errors="coerce")
+            df["population"] = np.where(years.isna(), None, np.where(years < ADULT_AGE, "child", "adult"))
+    return df
+
+
 def subgroup_columns(predictions: pd.DataFrame) -> list[str]:
-    """Columns of predictions.csv usable as subgroups: categorical, 2..12 distinct values."""
+    """Columns usable as subgroups: categorical (not numbers, not identifiers), 2..12 distinct values.
+
+    Population, view, sex and age band come first when present (see :func:`subgroup_frame` for
+    the derived ones); ages themselves are only ever shown in bands.
+    """
     cols = []
     for c in predictions.columns:
-        if c in NOT_SUBGROUPS or pd.api.types.is_float_dtype(predictions[c]):
+        if c in NOT_SUBGROUPS or pd.api.types.is_numeric_dtype(predictions[c]):
             continue
         if 2 <= predictions[c].nunique(dropna=False) <= MAX_SUBGROUP_LEVELS:
             cols.append(c)
-    return cols
+    return sorted(cols, key=lambda c: FIRST_SUBGROUPS.index(c) if c in FIRST_SUBGROUPS else len(FIRST_SUBGROUPS))
 
 
 def data_summary(predictions: pd.DataFrame, n_errors: int = 0) -> dict:
@@ -159,6 +193,7 @@ def analyse(predictions: pd.DataFrame, threshold: float, split: str, n_resamples
     y = predictions["label"].to_numpy(dtype=np.int64)
     p = predictions["probability"].to_numpy(dtype=np.float64)
     cal = calibration_slope_intercept(y, p)
+    predictions = subgroup_frame(predictions)
     cols = subgroup_columns(predictions) if subgroups is None else subgroups
     return Analysis(
         split=split, n=int(y.size), prevalence=float(y.mean()) if y.size else math.nan, threshold=float(threshold),
@@ -180,6 +215,7 @@ def at_threshold(base: Analysis, predictions: pd.DataFrame, threshold: float, n_
     y = predictions["label"].to_numpy(dtype=np.int64)
     p = predictions["probability"].to_numpy(dtype=np.float64)
     ranking = [r for r in base.rows if r["key"] not in {k for k, _, _ in _THRESHOLD_METRICS}]
+    predictions = subgroup_frame(predictions)
     return replace(
         base, threshold=float(threshold),
         rows=ranking + threshold_rows(y, p, threshold, base.split, n_resamples, seed),

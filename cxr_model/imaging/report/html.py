@@ -21,6 +21,7 @@ from cxr_model.files import write_text
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.report import figures as F
 from cxr_model.imaging.report.analysis import Analysis, data_summary, training_summary
+from cxr_model.imaging.report.header import scope_lines
 from cxr_model.imaging.report.gallery import GalleryItem, build_gallery, data_uri, failure_cases
 from cxr_model.imaging.report.run import EvalRun, analyse_run, load_run
 from cxr_model.imaging.runfolder import REPORT
@@ -129,10 +130,17 @@ def vitals_html(vitals: dict) -> str:
     return head + _table(["Model / window", *keys], [[r["group"], *[r.get(k) for k in keys]] for r in rows], "vitals")
 
 
+def scope_html(run: EvalRun, bundle_meta: dict | None) -> str:
+    """Intended use, OOD rate and overlap verdict (:func:`~cxr_model.imaging.report.header.scope_lines`)."""
+    return "".join(f"<p class='{'banner warn' if level == 'warning' else 'scope'}' id='scope-{i}'>{html.escape(text)}</p>"
+                   for i, (level, text) in enumerate(scope_lines(run.metrics, bundle_meta)))
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1rem 2rem;color:#222}
 h1{margin-bottom:.2rem} h2{border-bottom:2px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 .banner{background:#fff4e5;border-left:5px solid #f0a020;padding:.6rem 1rem;font-weight:600}
+.warn{background:#fdecea;border-left-color:#d62728} .scope{border-left:5px solid #9ab;padding:.3rem 1rem;margin:.3rem 0}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem} th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}
 th{background:#f4f6f8} td{white-space:nowrap} .errors td,.metrics td{white-space:normal} .metrics td:nth-child(3){white-space:nowrap} .note{color:#666;font-size:.85rem}
 .grid{display:flex;flex-wrap:wrap;gap:1rem} .grid>div{flex:1 1 420px;min-width:0} .grid>.fig{flex:0 0 auto}
@@ -162,6 +170,7 @@ def render_html(run: EvalRun, a: Analysis, bundle_meta: dict | None = None, gall
         f"<h1>Evaluation report: {esc(str(model))}</h1>",
         f"<p class='banner'>{DISCLAIMER} This report describes how the model performed on one labelled set; "
         f"it does not replace a clinician's reading of the images.</p>",
+        scope_html(run, bundle_meta),
         f"<p>Set: <b>{esc(a.split)}</b> (n = {a.n} scored, {len(run.errors)} unreadable) · data: "
         f"<code>{esc(str(run.metrics.get('data', '')))}</code> · run folder: <code>{esc(str(run.run_dir))}</code> · "
         f"operating threshold {a.threshold:.4f} (P(pneumonia) &ge; threshold is called pneumonia) · generated {now}</p>",

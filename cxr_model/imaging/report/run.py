@@ -37,14 +37,21 @@ class EvalRun:
 
     @property
     def split(self) -> str:
-        """A name for the evaluated set, shown beside every metric."""
+        """A name for the evaluated set, shown beside every metric.
+
+        A set that shares files with the model's training or validation split (``metrics.json``
+        ``overlap``, by sha256) is never called a test: the name says so.
+        """
+        name = self.run_dir.name
         if self.metrics.get("split"):
-            return str(self.metrics["split"])
-        data = self.metrics.get("data")
-        if data:
-            p = Path(str(data))
-            return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
-        return self.run_dir.name
+            name = str(self.metrics["split"])
+        elif self.metrics.get("data"):
+            p = Path(str(self.metrics["data"]))
+            name = f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+        overlap = self.metrics.get("overlap") or {}
+        if overlap.get("checked") and not overlap.get("is_test"):
+            name += " (overlaps training data: not a test)"
+        return name
 
     def image_roots(self) -> list[Path]:
         """Folders that relative paths in predictions.csv are relative to (the data source's)."""
