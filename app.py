@@ -6,6 +6,7 @@ Run with ``make run`` (or ``streamlit run app.py``). Pages hold the UI; all mode
 import streamlit as st
 
 from cxr_model.settings import get_settings
+from dashboard.resources import warm_in_background
 
 st.set_page_config(page_title="Clinician AI dashboard", page_icon=":material/radiology:", layout="wide")
 
@@ -15,6 +16,7 @@ pages = [
     st.Page("pages/evaluation_report.py", title="Evaluation report", icon=":material/analytics:"),
 ]
 nav = st.navigation(pages)
+warm_in_background()  # once per process: the model loads while the first page is drawn
 
 settings = get_settings()
 with st.sidebar:
