@@ -64,7 +64,7 @@
   // ------------------------------------------------------------------ layout and drawing
   function layout() {
     const a = V.args, host = $("panes");
-    const want = a.side_by_side ? ["Radiograph", a.method + " map"] : [a.method + " overlay"];
+    const want = a.side_by_side ? ["Radiograph", a.method + " map"] : [a.cam_url ? a.method + " overlay" : "Radiograph"];
     let changed = false;
     if (V.panes.length !== want.length) {
       changed = true;
