@@ -13,6 +13,7 @@ import threading
 import streamlit as st
 
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
+from cxr_model.imaging.review import warm_up
 from cxr_model.imaging.ood import OodError, OodModel, load_ood
 from cxr_model.settings import get_settings
 from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
@@ -74,7 +75,8 @@ def warm_in_background() -> None:
 
 def _warm() -> None:
     try:
-        cxr_bundle()
+        bundle = cxr_bundle()
         cxr_ood()
+        warm_up(bundle)
     except Exception:  # the page shows the error when it asks for the model
         log.exception("warming the chest X-ray model failed")

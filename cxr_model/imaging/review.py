@@ -139,6 +139,12 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     return study
 
 
+def warm_up(bundle: CxrBundle) -> None:
+    """One Grad-CAM on a blank input: PyTorch's first forward and backward set up its kernels and
+    autograd (seconds on a cold CPU), which the first upload would otherwise wait for."""
+    explain(bundle, torch.zeros(1, 1, bundle.img_size, bundle.img_size), "GradCAM")
+
+
 def _burned_in(data: bytes, name: str) -> bool:
     try:
         return burned_in_annotation(read_dicom_dataset(data, name))

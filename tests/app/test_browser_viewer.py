@@ -18,6 +18,18 @@ def _viewer_frame(page):
     raise AssertionError("the viewer did not draw within 120 s")
 
 
+def _idle(page) -> None:
+    """Until the script has not been running for 300 ms (Streamlit marks the app's state)."""
+    quiet = 0
+    for _ in range(3000):
+        running = page.get_attribute("[data-testid=stApp]", "data-test-script-state") == "running"
+        quiet = 0 if running else quiet + 1
+        if quiet >= 6:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the page was still running after 150 s")
+
+
 def _pixels(frame) -> str:
     """SHA-256 of what the first pane shows (its canvas pixels)."""
     data = frame.evaluate("() => document.querySelector('#panes canvas').toDataURL('image/png')")
@@ -38,9 +50,9 @@ def test_drag_windows_and_wheel_zooms_the_dicom_without_a_rerun(streamlit_server
         page.goto(streamlit_server, wait_until="domcontentloaded")
         page.get_by_text("Chest X-ray review").first.wait_for(timeout=120_000)
         page.locator("input[type=file]").first.set_input_files(str(d))
-        page.get_by_text("Past decisions").first.wait_for(timeout=240_000)
         frame = _viewer_frame(page)
-        page.wait_for_timeout(1500)  # let the last rerun's messages settle
+        _idle(page)
+        page.wait_for_timeout(1000)  # let the last rerun's messages settle
         assert page.locator("[data-testid=stException]").count() == 0
         page.screenshot(path=str(artifacts_dir / "xray_viewer_opened.png"), full_page=True)
         state0 = frame.evaluate("() => ({w: document.body.dataset.window, z: document.body.dataset.zoom,"

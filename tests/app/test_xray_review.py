@@ -223,3 +223,25 @@ def test_viewer_shortcuts_step_through_studies_and_choose_the_decision(app, kerm
     assert at.selectbox(key="xray_study").value == 1
     at.button(key="study_prev").click().run()  # the page's own button (shortcut P)
     assert at.selectbox(key="xray_study").value == 0 and viewer_args(at)["study_key"] == first
+
+
+def test_scorecam_runs_in_the_background_with_progress_and_can_be_cancelled(app, kermany_dir):
+    from dashboard import jobs
+
+    at = app
+    f = sorted((kermany_dir / "val" / "NORMAL").glob("*.jpeg"))[0]
+    at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    at.selectbox(key="cam_method").set_value("ScoreCAM").run()
+    assert not at.exception
+    assert viewer_args(at)["method"] == "GradCAM"  # the fast map meanwhile, named as what it is
+    assert "P(pneumonia)" in {m.label for m in at.metric}  # the page is complete while ScoreCAM runs
+    (bar,) = at.get("progress")
+    assert "ScoreCAM running in the background" in bar.proto.text
+    at.button(key="slow_cancel").click().run()
+    job = jobs.get((hashlib.sha256(f.read_bytes()).hexdigest(), "ScoreCAM"))
+    job.future.exception(timeout=120)  # the worker stops at its next forward pass
+    assert job.cancelled and job.done < job.total
+    at.run()
+    assert any("ScoreCAM was cancelled" in unescape(i.value) for i in at.info)
+    assert "slow_restart" in [b.key for b in at.button] and viewer_args(at)["method"] == "GradCAM"

@@ -8,7 +8,7 @@
   const V = {                       // viewer state; window.viewerState for tests
     imageUrl: null, camUrl: null, img: null, cam: null, base: null, camCanvas: null,
     wc: 0, ww: 1, invert: false, zoom: 1, panX: 0, panY: 0, opacity: 0.4, argOpacity: null,
-    tool: "wl", fetches: 0, draws: 0, renders: 0, sent: 0, args: null, panes: [], studyKey: null,
+    tool: "wl", wlMs: [], fetches: 0, draws: 0, renders: 0, sent: 0, args: null, panes: [], studyKey: null,
   };
   window.viewerState = V;
 
@@ -138,7 +138,9 @@
       if (drag.pan) { V.panX += dx; V.panY += dy; draw(); return; }
       const k = a.value_span / 400;   // 400 px of drag sweep the image's whole value range
       V.ww = Math.max(1, V.ww + dx * k); V.wc += dy * k; $("preset").value = "";
+      const t0 = performance.now();
       windowImage(); draw();
+      V.wlMs.push(performance.now() - t0);   // for benchmarks/bench_review_browser.py
     });
     const end = () => { drag = null; };
     cv.addEventListener("pointerup", end); cv.addEventListener("pointercancel", end);
