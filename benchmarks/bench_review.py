@@ -14,6 +14,9 @@
    Goals: (a) <= 20x, (b) <= 5x, (c) <= 10x. Window/level, zoom and pan are not on the page at all:
    the client-side viewer draws them, and the rerun count printed is that of the page's widgets
    (tests/app/test_browser_viewer.py shows the websocket stays silent while dragging and zooming).
+   On a small shared machine run it with ``OMP_NUM_THREADS=1``: with more OpenMP threads than free
+   cores, a forward's thread barriers dominate (1.1 s instead of 0.15 s for the bare forward on the
+   2-core development machine at load 12), and the page and the bare forward suffer unequally.
 """
 from __future__ import annotations
 
@@ -189,7 +192,7 @@ def bench_page(repeats: int) -> None:
     print(f"page on {f.parent.name}/{f.name} (RSNA DICOM #{index + 1}, 1024 x 1024; "
           f"{'in the OOD scope' if study is not None else 'NO RSNA DICOM IN SCOPE: the page computes no map'}), "
           f"bare forward {tb * 1e3:.1f} ms (median of {len(bare_times)}, taken beside each action); load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
     for name, times, goal in (("(a) upload -> page finished", t_up, 20), ("(b) opacity change", t_op, 5),
                               ("(c) CAM method change (gradient methods)", t_me, 10)):
         med = statistics.median(times)
