@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_review_browser.py [--repeats 3]
 
 Starts ``streamlit run app.py`` on a free port and headless Debian chromium (Playwright), then for a
-Kermany JPEG and the shared 1024 x 1024 RSNA DICOM (the first one inside the OOD scope): upload ->
+Kermany JPEG and a shared 1024 x 1024 RSNA DICOM (inside the OOD scope; a new file each round): upload ->
 probability visible and -> page finished (the app's script state no longer "running"), a window/level drag
 in the viewer (its redraw time per mouse move, and the websocket frames it caused: 0 is no rerun),
 a CAM opacity step and a CAM method change (server reruns, until the viewer shows the new value).
@@ -147,11 +147,13 @@ def main() -> None:
     bundle = load_cxr_bundle(s.cxr_model_dir, device="cpu")
     ood = load_ood(bundle)
     rsna = sorted((s.dicom_dir / "rsna").glob("*.dcm"))
-    dicom = next((f for f in rsna if not analyse_study(bundle, f.read_bytes(), f.name, "GradCAM", ood).ood_flag), rsna[0])
-    files = {"JPEG": sorted((s.kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[0], "DICOM": dicom}
+    dicoms = [f for f in rsna if not analyse_study(bundle, f.read_bytes(), f.name, "GradCAM", ood).ood_flag] or rsna
+    jpegs = sorted((s.kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))
+    # a new file each round: every upload is a study the page has not analysed yet (no cache hit)
+    rounds = [{"JPEG": jpegs[r % len(jpegs)], "DICOM": dicoms[r % len(dicoms)]} for r in range(args.repeats)]
     t0 = time.perf_counter()
     proc, url = _server()
-    results: dict[str, dict] = {k: {} for k in files}
+    results: dict[str, dict] = {"JPEG": {}, "DICOM": {}}
     frames = {"sent": 0, "received": 0}
     try:
         with sync_playwright() as pw:
@@ -169,7 +171,7 @@ def main() -> None:
             print(f"server start -> health ok {t - t0:.1f} s; first page load -> finished {first:.1f} s "
                   "(the model loads meanwhile, in the background)")
             for r in range(args.repeats):
-                for kind, path in files.items():
+                for kind, path in rounds[r].items():
                     shot = f"{args.screenshots}/bench_{kind.lower()}.png" if r == 0 else None
                     one_file(page, path, frames, results[kind], shot)
             browser.close()
@@ -177,7 +179,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=20)
     for kind, res in results.items():
-        print(f"{kind} ({files[kind].name}):")
+        print(f"{kind} ({', '.join(sorted({rd[kind].name[:12] for rd in rounds}))}; one new file per round):")
         for name, values in res.items():
             med = statistics.median(values)
             unit = f"{med:8.0f}  " if "frames" in name else f"{med * 1e3:8.0f} ms"
