@@ -82,6 +82,13 @@ def test_drag_windows_and_wheel_zooms_the_dicom_without_a_rerun(streamlit_server
         assert frames == before, f"websocket frames during window/zoom: {before} -> {frames}"  # no rerun
         after = frame.evaluate("() => ({fetches: window.viewerState.fetches, renders: window.viewerState.renders})")
         assert after == {"fetches": state0["fetches"], "renders": state0["renders"]}  # no new args, no new bytes
+        # a rerun of the page (here: the PHI toggle) keeps the reader's window and zoom, and sends no new bytes
+        page.get_by_text("Show identifying information").first.click()
+        banner = page.locator("[data-testid=stCaptionContainer]").filter(has_text="modality").filter(has_text="hidden")
+        banner.first.wait_for(state="detached", timeout=120_000)  # the rerun came: age and sex are shown now
+        _idle(page)
+        kept = frame.evaluate("() => [document.body.dataset.window, document.body.dataset.zoom, window.viewerState.fetches]")
+        assert kept == [state1, zoom2, state0["fetches"]], (kept, state1, zoom2)
         page.screenshot(path=str(artifacts_dir / "xray_viewer_windowed_zoomed.png"), full_page=True)
         canvas.screenshot(path=str(artifacts_dir / "xray_viewer_pane.png"))
     finally:

@@ -8,7 +8,7 @@
   const V = {                       // viewer state; window.viewerState for tests
     imageUrl: null, camUrl: null, img: null, cam: null, base: null, camCanvas: null,
     wc: 0, ww: 1, invert: false, zoom: 1, panX: 0, panY: 0, opacity: 0.4, argOpacity: null,
-    tool: "wl", wlMs: [], fetches: 0, draws: 0, renders: 0, sent: 0, args: null, panes: [], studyKey: null,
+    tool: "wl", fitted: true, wlMs: [], fetches: 0, draws: 0, renders: 0, sent: 0, args: null, panes: [], studyKey: null,
   };
   window.viewerState = V;
 
@@ -89,10 +89,18 @@
     const [w, h] = paneSize(), a = V.args;
     V.zoom = Math.min(w / a.width, h / a.height);
     V.panX = (w - a.width * V.zoom) / 2; V.panY = (h - a.height * V.zoom) / 2;
+    V.fitted = true;
+  }
+  function relayout() {   // panes resized (a rerun changed the page's width): keep the reader's view
+    const before = V.panes.length ? paneSize() : null;
+    if (!layout()) return false;
+    const [w, h] = paneSize();
+    if (V.fitted || !before) fit(); else { V.panX += (w - before[0]) / 2; V.panY += (h - before[1]) / 2; }
+    return true;
   }
   function oneToOne() {
     const [w, h] = paneSize(), cx = (w / 2 - V.panX) / V.zoom, cy = (h / 2 - V.panY) / V.zoom;
-    V.zoom = 1; V.panX = w / 2 - cx; V.panY = h / 2 - cy;
+    V.zoom = 1; V.panX = w / 2 - cx; V.panY = h / 2 - cy; V.fitted = false;
   }
   function draw() {
     if (!V.base) return;
@@ -135,7 +143,7 @@
       if (!drag) return;
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y, a = V.args;
       drag.x = e.clientX; drag.y = e.clientY;
-      if (drag.pan) { V.panX += dx; V.panY += dy; draw(); return; }
+      if (drag.pan) { V.panX += dx; V.panY += dy; V.fitted = false; draw(); return; }
       const k = a.value_span / 400;   // 400 px of drag sweep the image's whole value range
       V.ww = Math.max(1, V.ww + dx * k); V.wc += dy * k; $("preset").value = "";
       const t0 = performance.now();
@@ -153,7 +161,7 @@
   }
   function zoomAt(f, mx, my) {
     const z = Math.min(32, Math.max(0.05, V.zoom * f)); f = z / V.zoom;
-    V.panX = mx - (mx - V.panX) * f; V.panY = my - (my - V.panY) * f; V.zoom = z; draw();
+    V.panX = mx - (mx - V.panX) * f; V.panY = my - (my - V.panY) * f; V.zoom = z; V.fitted = false; draw();
   }
   function tools() {
     $("tool-wl").classList.toggle("on", V.tool === "wl"); $("tool-pan").classList.toggle("on", V.tool === "pan");
@@ -193,7 +201,7 @@
     V.renders += 1;
     const first = V.args === null || a.study_key !== V.studyKey;
     V.args = a; V.studyKey = a.study_key;
-    const relaid = layout();
+    relayout();
     if (a.image_url !== V.imageUrl) {   // once per study: the server sends a URL, the bytes come once
       V.imageUrl = a.image_url;
       const buf = await fetchBytes(a.image_url);
@@ -211,7 +219,6 @@
       reset();
     } else {
       if (a.opacity !== V.argOpacity) { V.opacity = a.opacity; $("opacity").value = a.opacity; }
-      if (relaid) fit();
       draw();
     }
     V.argOpacity = a.opacity;
@@ -222,6 +229,6 @@
     const d = ev.data;
     if (d && d.type === "streamlit:render") onRender(d.args).catch((err) => { $("status").textContent = String(err); });
   });
-  window.addEventListener("resize", () => { if (V.args) { layout(); fit(); draw(); setHeight(); } });
+  window.addEventListener("resize", () => { if (V.args && V.base) { relayout(); draw(); setHeight(); } });
   send("streamlit:componentReady", { apiVersion: 1 });
 })();
