@@ -7,6 +7,7 @@ import streamlit as st
 
 from cxr_model.settings import get_settings
 from dashboard import auth
+from dashboard.resources import warm_in_background
 
 st.set_page_config(page_title="Clinician AI dashboard", page_icon=":material/radiology:", layout="wide")
 
@@ -17,6 +18,7 @@ pages = [
 ]
 # Signed out (sign-in configured, no session yet): no page links, only the sign-in screen.
 nav = st.navigation(pages, position="sidebar" if auth.signed_in() else "hidden")
+warm_in_background()  # once per process: the model loads while the sign-in or first page is drawn
 me = auth.current_identity()
 
 settings = get_settings()

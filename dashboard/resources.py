@@ -9,9 +9,13 @@ whose session caused it; a database that is down does not stop the model from lo
 """
 from __future__ import annotations
 
+import logging
+import threading
+
 import streamlit as st
 
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
+from cxr_model.imaging.review import warm_up
 from cxr_model.imaging.ood import OodError, OodModel, load_ood
 from cxr_model.settings import get_settings
 from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
@@ -21,6 +25,10 @@ from dashboard.auth import audit
 def _audit_load(meta: dict, model_dir: str, device: str) -> None:
     audit("model.load", str(meta.get("name", model_dir)),
           {"version": str(meta.get("version")), "sha256": meta.get("sha256"), "dir": model_dir, "device": device})
+
+log = logging.getLogger(__name__)
+_WARM_LOCK = threading.Lock()
+_warm_started = False
 
 
 @st.cache_resource(show_spinner="Loading the chest X-ray model ...")
@@ -60,3 +68,27 @@ def cxr_ood(model_dir: str | None = None) -> tuple[OodModel | None, str | None]:
 def vitals_bundle(model_dir: str | None = None) -> VitalsBundle:
     """The vitals bundle (default: ``settings.vitals_model_dir``); raises ``BundleError``."""
     return _vitals(str(model_dir or get_settings().vitals_model_dir))
+
+
+def warm_in_background() -> None:
+    """Load the chest X-ray model and its OOD statistics on a background thread, once per process.
+
+    Called by ``app.py`` on the server's first run, so the first upload does not wait for the load
+    (~30 s on a cold CPU machine) and the first page, which needs no model, does not either. A page
+    asking meanwhile waits on the same ``st.cache_resource`` entry; nothing is loaded twice.
+    """
+    global _warm_started
+    with _WARM_LOCK:
+        if _warm_started:
+            return
+        _warm_started = True
+    threading.Thread(target=_warm, name="warm-models", daemon=True).start()
+
+
+def _warm() -> None:
+    try:
+        bundle = cxr_bundle()
+        cxr_ood()
+        warm_up(bundle)
+    except Exception:  # the page shows the error when it asks for the model
+        log.exception("warming the chest X-ray model failed")

@@ -14,6 +14,8 @@ hooks, which live on the one shared module: every forward of the model takes the
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -80,16 +82,20 @@ class _FrozenView(torch.nn.Module):
     module objects run, so the CAM's hooks on the target layer still fire.
     """
 
-    def __init__(self, net: torch.nn.Module):
+    def __init__(self, net: torch.nn.Module, on_forward: Callable[[], None] | None = None):
         super().__init__()
         self.net = net
+        self.on_forward = on_forward
         self.state = {**{n: p.detach() for n, p in net.named_parameters()}, **dict(net.named_buffers())}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.on_forward is not None:  # progress / cancellation of a slow method (it may raise)
+            self.on_forward()
         return torch.func.functional_call(self.net, self.state, (x,))
 
 
-def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", layer: str | None = None) -> Explanation:
+def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", layer: str | None = None,
+            on_forward: Callable[[], None] | None = None) -> Explanation:
     """One forward (+ one backward for gradient methods): CAM, probability and features together.
 
     Args:
@@ -99,6 +105,8 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", la
         method: a key of :data:`METHODS`.
         layer: target layer, one of ``network.cam_layers(bundle.arch)`` (``None``: the last block;
             :func:`default_cam` gives the bundle's measured default).
+        on_forward: called before each forward pass of the network (:func:`forward_passes` of
+            them); an exception it raises stops the method, and the hooks and lock are released.
 
     Returns:
         :class:`Explanation` whose ``cam`` has shape ``(S, S)``.
@@ -112,7 +120,7 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", la
         layer_module = target_layer(net, bundle.arch, layer)
         handle = classifier_head(net, bundle.arch).register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
         try:
-            with METHODS[method](model=_FrozenView(net), target_layers=[layer_module]) as cam:
+            with METHODS[method](model=_FrozenView(net, on_forward), target_layers=[layer_module]) as cam:
                 if method in SLOW_METHODS:
                     cam.batch_size = SCORECAM_BATCH
                 grayscale = cam(input_tensor=x, targets=[PNEUMONIA])
@@ -139,6 +147,15 @@ def default_cam(bundle: CxrBundle) -> tuple[str, str | None]:
         return "GradCAM", None  # measured for other weights: not this model's default
     layer = d.get("layer")
     return d["method"], layer if layer in cam_layers(bundle.arch) else None
+
+
+def forward_passes(bundle: CxrBundle, method: str, layer: str | None = None) -> int:
+    """Forward passes :func:`explain` makes: 1, or for ScoreCAM 1 + one per batch of feature maps."""
+    if method not in SLOW_METHODS:
+        return 1
+    convs = [m for m in target_layer(bundle.model, bundle.arch, layer).modules() if isinstance(m, torch.nn.Conv2d)]
+    channels = convs[-1].out_channels if convs else 512
+    return 1 + math.ceil(channels / SCORECAM_BATCH)
 
 
 def compute_cam(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM") -> np.ndarray:
@@ -226,14 +243,16 @@ def faithfulness(bundle: CxrBundle, tensor: torch.Tensor, cam: np.ndarray) -> Fa
         score = float(metric(x, np.asarray(cam, dtype=np.float32)[None], [_Probability(bundle)], net)[0])
     # ROADCombined = (LeRF - MoRF) / 2: half the gap between the two removal orders.
     if score > 0.02:
-        meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) by {2 * score:.2f} more than removing "
-                   "as many pixels it ignores: the map points at what the model uses.")
+        meaning = (f"ROAD {score:+.3f}: removing the pixels the map highlights lowers P(pneumonia) more than "
+                   f"removing as many pixels it ignores (by {2 * score:.2f} on average; ROAD is half that gap): the "
+                   "map points at what the model uses.")
     elif score < -0.02:
-        meaning = (f"Removing the pixels the map highlights lowers P(pneumonia) {2 * abs(score):.2f} less than "
-                   "removing pixels it ignores: this map does not show what the model uses; do not rely on it.")
+        meaning = (f"ROAD {score:+.3f}: removing the pixels the map highlights lowers P(pneumonia) less than "
+                   f"removing pixels it ignores (by {2 * abs(score):.2f} on average; ROAD is half that gap): this map "
+                   "does not show what the model uses; do not rely on it.")
     else:
-        meaning = ("Removing highlighted or ignored pixels changes P(pneumonia) about equally: the map says "
-                   "little about where the model looked.")
+        meaning = (f"ROAD {score:+.3f}: removing highlighted or ignored pixels changes P(pneumonia) about "
+                   "equally: the map says little about where the model looked.")
     return Faithfulness(score, meaning)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -110,11 +111,12 @@ def display_copy(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarr
 
 
 def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "GradCAM",
-                  ood: OodModel | None = None) -> Study:
+                  ood: OodModel | None = None, on_forward: Callable[[], None] | None = None) -> Study:
     """Read, predict, explain and OOD-score one file; an unreadable file gives ``Study.error``.
 
     One forward pass (plus one backward for gradient CAMs) yields the probability, the CAM and the
-    features for the OOD score (see :func:`cxr_model.imaging.explain.explain`).
+    features for the OOD score (see :func:`cxr_model.imaging.explain.explain`, which calls
+    ``on_forward`` before each forward pass: progress and cancellation of the slow methods).
     """
     sha = file_sha256(data)
     try:
@@ -124,7 +126,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     x = EvalTransform(bundle.img_size)(to_source(gray)).unsqueeze(0)
     display = display_copy(gray)
     del gray  # the full-size float image is not kept (see the module docstring)
-    e = explain(bundle, x, method)
+    e = explain(bundle, x, method, on_forward)
     is_dicom = sniff_format(data) == "DICOM"  # by content: a PNG named .dcm is no DICOM
     study = Study(name, sha, is_dicom=is_dicom, display=display, x=x,
                   probability=e.probability, label=call(e.probability, bundle.threshold),
@@ -135,6 +137,12 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
         study.ood_threshold = ood.threshold
         study.ood_flag = study.ood_score > ood.threshold
     return study
+
+
+def warm_up(bundle: CxrBundle) -> None:
+    """One Grad-CAM on a blank input: PyTorch's first forward and backward set up its kernels and
+    autograd (seconds on a cold CPU), which the first upload would otherwise wait for."""
+    explain(bundle, torch.zeros(1, 1, bundle.img_size, bundle.img_size), "GradCAM")
 
 
 def _burned_in(data: bytes, name: str) -> bool:

@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cxr_model.imaging.predict import predict_source
@@ -30,6 +32,12 @@ def _radiograph(kermany_dir: Path) -> Path:
     return sorted((kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[0]
 
 
+def viewer_args(at) -> dict:
+    """The arguments the page gave the client-side viewer on its last run (one viewer per page)."""
+    (viewer,) = at.get("component_instance")
+    return json.loads(viewer.proto.json_args)
+
+
 def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_dir, settings, cxr_bundle):
     at = app
     f = _radiograph(kermany_dir)
@@ -41,17 +49,22 @@ def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_di
     assert p == pytest.approx(predict_source(cxr_bundle, f).probability, abs=6e-4)  # the CLI's number, shown to 3 dp
     assert metrics["Model's call"].startswith(("PNEUMONIA", "NORMAL"))
     assert any("Decision support, not a diagnosis" in c.value for c in at.caption)
-    assert len(at.image) >= 2  # side by side: radiograph + overlay
+    args = viewer_args(at)  # the viewer: side by side, the image and the map by URL, not in the message
+    assert args["side_by_side"] and args["method"] == "GradCAM" and args["cam_url"] and args["image_url"]
+    assert (args["width"], args["height"]) == Image.open(f).size  # the 8-bit film at its own size (< 2048 px)
+    assert at.image.len == 0  # no server-drawn copies of the film any more
     assert any(c.value.startswith("Out-of-distribution check: distance") for c in at.caption)
-    assert not any("unlike the radiographs" in w.value for w in at.warning)  # a real radiograph
+    assert not any("Outside what this model was made for" in e.value for e in at.error)  # a real radiograph
+    image_url = args["image_url"]
 
     at.selectbox(key="cam_method").set_value("EigenCAM").run()
     assert not at.exception
-    assert any("EigenCAM overlay" in c for img in at.image for c in [str(img.proto)])
+    args = viewer_args(at)
+    assert args["method"] == "EigenCAM" and args["image_url"] == image_url  # same film: same URL, fetched once
     at.slider(key="cam_opacity").set_value(0.8).run()
     at.radio(key="cam_view").set_value("Overlay only").run()
     assert not at.exception
-    assert len(at.image) == 1
+    assert viewer_args(at)["opacity"] == 0.8 and not viewer_args(at)["side_by_side"]
     assert float({m.label: m.value for m in at.metric}["P(pneumonia)"]) == p  # same study, same number
 
     at.radio(key="review_decision").set_value("disagree")
@@ -71,6 +84,8 @@ def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_di
     assert row["threshold"] == pytest.approx(meta["threshold"]["value"], abs=1e-12)
     assert (row["model_id"], row["model_version"]) == (meta["name"], str(meta["version"]))
     assert row["note"] == "opacity is an overlying marker"
+    assert list(table.columns[:3]) == ["yours", "decision", "study"] and table["yours"].iloc[0]
+    assert list(at.dataframe[0].value["status"]) == ["flagged"]  # the worklist: a disagreement is flagged
 
 
 def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir):
@@ -89,9 +104,12 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     studies = at.dataframe[0].value
     assert "file" not in studies.columns
     assert list(studies["study"].str[:7]) == ["Study 1", "Study 2", "Study 3"]
-    assert studies["P(pneumonia)"].notna().tolist() == [False, True, True]  # the bad file lost nothing else
-    # the OOD check on both sides: the radiograph is "ok", the generated noise is flagged
+    # the bad file lost nothing else; no raw None: a dash where there is no probability
+    assert studies["P(pneumonia)"].tolist()[0] == "—" and re.fullmatch(r"0\.\d{3}|1\.000", studies["P(pneumonia)"][1])
+    # the OOD check on both sides: the radiograph is "ok", the generated noise is flagged and gets no call
     assert list(studies["OOD"]) == ["", "ok", "unlike training"]
+    assert list(studies["status"]) == ["failed", "new", "out of scope"]
+    assert studies["model's call"][1] in ("PNEUMONIA", "NORMAL") and studies["P(pneumonia)"][2] == "—"
 
     at.toggle(key="show_phi").set_value(True).run()
     assert not at.exception
@@ -99,8 +117,12 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     assert set(at.dataframe[0].value["file"]) == {"broken.png", f.name, "noise.png"}
     at.selectbox(key="xray_study").set_value(1).run()  # readable studies: the radiograph, then the noise
     assert not at.exception
-    assert any("unlike the radiographs" in unescape(w.value) for w in at.warning)
-    assert {m.label: m.value for m in at.metric}["Model's call"].endswith("(unreliable)")
+    # out of scope: no call, no probability, no decision form; the distance and the threshold instead
+    assert any(re.search(r"Outside what this model was made for.*distance \d+\.\d > threshold \d+\.\d",
+                         unescape(e.value)) for e in at.error)
+    assert not at.metric and "P(pneumonia)" not in {m.label for m in at.metric}
+    assert "review_decision" not in [r.key for r in at.radio] and "review_save" not in [b.key for b in at.button]
+    assert viewer_args(at)["cam_url"] is None  # the film alone, no map
 
 
 def test_save_without_a_decision_is_refused_with_a_message(app, kermany_dir):
@@ -119,13 +141,21 @@ def test_dicom_shows_window_controls_and_masks_phi(app, dicom_dir):
     at.file_uploader(key="xray_upload").upload(d.name, d.read_bytes(), "application/dicom")
     at.run()
     assert not at.exception
-    assert at.selectbox(key="dicom_window").value in at.selectbox(key="dicom_window").options
+    args = viewer_args(at)  # window/level in the browser on the real values: presets in modality units
+    assert args["presets"] and all(w >= 1 for _, _, w in args["presets"])
+    assert args["window"] == {"center": args["presets"][0][1], "width": args["presets"][0][2]}
     header = next(df.value for df in at.dataframe if "field" in df.value.columns)
     row = header[header["field"] == "PatientID"].iloc[0]
     assert row["value"].startswith("•") and row["PHI"]
+    ds = pydicom.dcmread(d, stop_before_pixels=True)
+    shown = unescape(next(c.value for c in at.caption if c.value.startswith("modality")))
+    assert f"modality {ds.Modality}" in shown and f"view {ds.ViewPosition}" in shown
+    assert f"age {ds.PatientAge}" not in shown and "age •" in shown  # the banner masks age and sex
     at.toggle(key="show_phi").set_value(True).run()
     header = next(df.value for df in at.dataframe if "field" in df.value.columns)
     assert not header[header["field"] == "PatientID"].iloc[0]["value"].startswith("•")
+    shown = unescape(next(c.value for c in at.caption if c.value.startswith("modality")))
+    assert f"age {ds.PatientAge}" in shown and f"sex {ds.PatientSex}" in shown
 
 
 def test_hostile_dicoms_give_one_error_each_and_the_rest_of_the_upload_works(app, kermany_dir):
@@ -146,9 +176,70 @@ def test_hostile_dicoms_give_one_error_each_and_the_rest_of_the_upload_works(app
     at.toggle(key="show_phi").set_value(True).run()
     assert [unescape(e.value) for e in at.error][0].endswith("bad_slope.dcm: DICOM RescaleSlope 'abc' is not a number")
     studies = at.dataframe[0].value
-    assert studies.set_index("file")["P(pneumonia)"].notna().to_dict() == {
+    assert (studies.set_index("file")["status"] != "failed").to_dict() == {
         "bad_slope.dcm": False, "window0.dcm": True, f.name: True}
     at.selectbox(key="xray_study").set_value(0).run()  # window0.dcm, the first readable study
     assert not at.exception
-    assert "File window (header)" not in at.selectbox(key="dicom_window").options
+    assert "File window (header)" not in [name for name, _, _ in viewer_args(at)["presets"]]
     assert "P(pneumonia)" in {m.label for m in at.metric}
+
+
+def test_method_survives_replacing_the_file_and_roads_caption_quotes_its_score(app, kermany_dir):
+    at = app
+    a, b = sorted((kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[:2]
+    at.file_uploader(key="xray_upload").upload(a.name, a.read_bytes(), "image/jpeg")
+    at.run()
+    at.selectbox(key="cam_method").set_value("HiResCAM").run()
+    at.file_uploader(key="xray_upload").set_value(None).run()  # the file removed: no select on this run
+    at.file_uploader(key="xray_upload").upload(b.name, b.read_bytes(), "image/jpeg")
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="cam_method").value == "HiResCAM" and viewer_args(at)["method"] == "HiResCAM"
+    assert "Map faithfulness (ROAD)" not in {m.label for m in at.metric}  # ROAD is on demand, off the path
+    at.button(key="road_run").click().run()
+    assert not at.exception
+    score = {m.label: m.value for m in at.metric}["Map faithfulness (ROAD)"]
+    assert any(unescape(c.value).startswith(f"ROAD {score}:") for c in at.caption)  # caption and metric agree
+    assert len(at.metric[2].value) <= len("PNEUMONIA")  # the call is a bare label: nothing to cut off
+
+
+def test_viewer_shortcuts_step_through_studies_and_choose_the_decision(app, kermany_dir):
+    at = app
+    files = sorted((kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[:2]
+    for f in files:
+        at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    first = viewer_args(at)["study_key"]
+    at.session_state["xray_viewer"] = {"action": "next", "n": 1}  # what the viewer sends for the N key
+    at.run()
+    assert not at.exception and at.selectbox(key="xray_study").value == 1
+    assert viewer_args(at)["study_key"] != first
+    at.session_state["xray_viewer"] = {"action": "disagree", "n": 2}
+    at.run()
+    assert at.radio(key="review_decision").value == "disagree"
+    at.run()  # the same press is applied once, not on every rerun
+    assert at.selectbox(key="xray_study").value == 1
+    at.button(key="study_prev").click().run()  # the page's own button (shortcut P)
+    assert at.selectbox(key="xray_study").value == 0 and viewer_args(at)["study_key"] == first
+
+
+def test_scorecam_runs_in_the_background_with_progress_and_can_be_cancelled(app, kermany_dir):
+    from dashboard import jobs
+
+    at = app
+    f = sorted((kermany_dir / "val" / "NORMAL").glob("*.jpeg"))[0]
+    at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    at.selectbox(key="cam_method").set_value("ScoreCAM").run()
+    assert not at.exception
+    assert viewer_args(at)["method"] == "GradCAM"  # the fast map meanwhile, named as what it is
+    assert "P(pneumonia)" in {m.label for m in at.metric}  # the page is complete while ScoreCAM runs
+    (bar,) = at.get("progress")
+    assert "ScoreCAM running in the background" in bar.proto.text
+    at.button(key="slow_cancel").click().run()
+    job = jobs.get((hashlib.sha256(f.read_bytes()).hexdigest(), "ScoreCAM"))
+    job.future.exception(timeout=120)  # the worker stops at its next forward pass
+    assert job.cancelled and job.done < job.total
+    at.run()
+    assert any("ScoreCAM was cancelled" in unescape(i.value) for i in at.info)
+    assert "slow_restart" in [b.key for b in at.button] and viewer_args(at)["method"] == "GradCAM"

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from cxr_model.imaging.explain import METHODS, SLOW_METHODS, compute_cam, explain, faithfulness, overlay
+from cxr_model.imaging.explain import (
+    METHODS, SLOW_METHODS, compute_cam, explain, faithfulness, forward_passes, overlay,
+)
 from cxr_model.imaging.pointing import box_area_fraction, cam_peak, pointing_hit
 from cxr_model.imaging.predict import predict_batch
 from cxr_model.imaging.transforms import load_tensor
@@ -114,3 +116,23 @@ def test_pointing_game_maps_the_squashed_peak_back_to_original_pixels():
     assert pointing_hit(cam, [[1400, 200, 200, 100]], 1000, 2000)
     assert not pointing_hit(cam, [[0, 0, 100, 100]], 1000, 2000)
     assert box_area_fraction([[0, 0, 500, 500], [250, 250, 500, 500]], 1000, 1000) == pytest.approx(0.4375)
+
+
+def test_on_forward_counts_every_pass_and_cancelling_scorecam_releases_hooks_and_lock(cxr_bundle, small):
+    calls = []
+    explain(cxr_bundle, small, "GradCAM", on_forward=lambda: calls.append(1))
+    assert len(calls) == forward_passes(cxr_bundle, "GradCAM") == 1
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_third():
+        calls.append(1)
+        if len(calls) == 4:  # the 1 above + 3 of ScoreCAM
+            raise Stop
+
+    with pytest.raises(Stop):
+        explain(cxr_bundle, small, "ScoreCAM", on_forward=stop_at_third)
+    assert forward_passes(cxr_bundle, "ScoreCAM") > 3  # it was stopped part way
+    with cxr_bundle.model.hold() as net:  # the lock is free again, and no hook was left behind
+        assert _hooks(net) == 0 and all(p.grad is None for p in net.parameters())
