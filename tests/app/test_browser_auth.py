@@ -119,7 +119,8 @@ def test_sign_in_review_save_sign_out_and_provider_down(signed_app, provider, br
         page.get_by_label("Note (no patient identifiers)").fill("right lower lobe, agree")
         page.get_by_role("button", name="Save decision").click()
         page.get_by_text("Decision saved as ann@h.org").first.wait_for(timeout=120_000)
-        page.get_by_text("Map faithfulness (ROAD)").first.wait_for(timeout=240_000)
+        page.get_by_text("Past decisions").first.wait_for(timeout=120_000)
+        page.locator("iframe").first.wait_for(timeout=120_000)  # the viewer component is drawn
         assert page.locator("[data-testid=stException]").count() == 0
         page.screenshot(path=str(artifacts_dir / "auth_signed_in.png"), full_page=True)
 
