@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --adult-data: stop after this many minutes of training; LR follows a cosine of elapsed time")
     t.add_argument("--select-child-n", dest="select_child_n", type=int,
                    help="with --adult-data: per-epoch selection on this many child val films (seeded, stratified)")
+    t.add_argument("--mix-adult", dest="mix_adult", type=int, help="with --adult-data: adult films per epoch (default: --mix)")
+    t.add_argument("--confirmed-weight", dest="confirmed_weight", type=float,
+                   help="with --adult-data: draw weight of RSNA-confirmed adult films (confirmed_by rsna/both; default 1)")
     t.set_defaults(func=_train)
 
     pr = sub.add_parser("predict", help="P(pneumonia) for image files (PNG/JPEG/DICOM)")
