@@ -35,6 +35,12 @@ def _ood_fit(args) -> int:
     return fit_command(args.model_dir, args.max_train)
 
 
+def _operating_fit(args) -> int:
+    from cxr_model.imaging.operating_fit import fit_command
+
+    return fit_command(args.model_dir, args.max_child_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cxr-model", description="Chest X-ray pneumonia model and ward vitals tools.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     of.add_argument("--model-dir", dest="model_dir", default=None)
     of.add_argument("--max-train", dest="max_train", type=int, default=1500)
     of.set_defaults(func=_ood_fit)
+
+    op = sub.add_parser("operating-point", help="population-aware operating point of a two-population bundle")
+    opsub = op.add_subparsers(dest="op_command", required=True)
+    opf = opsub.add_parser("fit", help="population model, centred calibration, threshold and OOD refit (writes into the bundle)")
+    opf.add_argument("--model-dir", dest="model_dir", required=True)
+    opf.add_argument("--max-child-train", dest="max_child_train", type=int, default=600)
+    opf.set_defaults(func=_operating_fit)
 
     try:
         from cxr_model.vitals.cli import register as register_vitals
