@@ -15,8 +15,11 @@ validation and test films and the 16 official Kermany val films gives features a
 from __future__ import annotations
 
 import json
+import platform
+import shutil
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,7 @@ from cxr_model.imaging.train_mixed import selection_subset
 from cxr_model.imaging.transforms import EvalTransform
 from cxr_model.metrics import classification as M
 from cxr_model.metrics.calibration import calibration_slope_intercept
-from cxr_model.registry import METADATA, BundleError
+from cxr_model.registry import METADATA, BundleError, read_metadata, save_bundle
 from cxr_model.settings import get_settings
 
 RULE = ("Population-aware: each population's probability is a Platt map centred on its own operating point, "
@@ -178,12 +181,6 @@ def bundle_from_run(run_dir: str | Path, out_dir: str | Path, template: str | Pa
     Data description, counts and fingerprints come from ``template`` (a bundle trained on the same
     splits); ``fit_operating_point`` then measures every figure afresh. ``splits.csv`` is copied.
     """
-    import platform
-    import shutil
-    from datetime import date
-
-    from cxr_model.registry import read_metadata, save_bundle
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ck = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     history = json.loads((run_dir / "checkpoints" / "history.json").read_text())
