@@ -89,6 +89,18 @@ def fit_population_model(features: np.ndarray, is_adult: np.ndarray, c: float = 
     return PopulationModel(mean, scale, lr.coef_[0].astype(np.float64), float(lr.intercept_[0]))
 
 
+def choose_population_model(f_train, adult_train, f_val, adult_val, cs=(0.01, 0.1, 1.0, 10.0)) -> tuple[PopulationModel, dict]:
+    """The penalty chosen on validation: least (wrong + uncertain) share, populations weighted equally."""
+    scores = {}
+    for c in cs:
+        m = fit_population_model(f_train, adult_train, c)
+        pops = np.array(assign(m.p_adult(f_val)), dtype=object)
+        truth = np.where(np.asarray(adult_val, bool), "adult", "child")
+        scores[c] = float(np.mean([np.mean(pops[truth == t] != t) for t in POPULATIONS]))
+    best = min(cs, key=lambda c: (scores[c], c))
+    return fit_population_model(f_train, adult_train, best), {"C": best, "val_error_or_uncertain_by_C": scores}
+
+
 def assign(p_adult: np.ndarray, declared=None) -> list[str | None]:
     """Population per film: the declared one where given, else the image's; ``None`` = uncertain."""
     out = []

@@ -74,7 +74,7 @@ def _short(m: dict) -> dict:
 
 def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_dir: str | Path, dicom_dir=None,
                         max_child_train: int = 400, seed: int = 0, log=print, shift_child_n: int = 300,
-                        robust_pops: tuple = ("adult",)) -> dict:
+                        robust_pops: tuple = ("adult",), cache: str | Path | None = None) -> dict:
     """Fit, measure and write (see the module docstring); returns the updated metadata."""
     t0 = time.time()
     bundle = load_cxr_bundle(model_dir, device="cpu")
@@ -86,7 +86,14 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
     src = {pop: {k: load_sources(v)[0] for k, v in p.items()} for pop, p in items.items()}
     y = {pop: {k: np.array([it.label for it in v]) for k, v in p.items()} for pop, p in items.items()}
     log(f"decoded ({time.time() - t0:.0f} s)")
-    out = {pop: {k: _run(bundle, s) for k, s in p.items()} for pop, p in src.items()}
+    cache = Path(cache) if cache else None
+    if cache is not None and cache.exists():
+        z = np.load(cache)
+        out = {pop: {k: (z[f"{pop}_{k}_f"], z[f"{pop}_{k}_l"]) for k in src[pop]} for pop in src}
+    else:
+        out = {pop: {k: _run(bundle, s) for k, s in p.items()} for pop, p in src.items()}
+        if cache is not None:
+            np.savez(cache, **{f"{pop}_{k}_{w}": v[i] for pop, p in out.items() for k, v in p.items() for i, w in enumerate("fl")})
     # Shifted copies of a seeded, stratified subset of the children's validation films (CPU time).
     sub = {"child": selection_subset(y["child"]["val"], shift_child_n, seed), "adult": np.arange(len(y["adult"]["val"]))}
     shifted = {pop: {n: _run(bundle, src[pop]["val"][sub[pop]], SHIFTS[n])[1] for n in SELECTION_SHIFTS} for pop in OP.POPULATIONS}
@@ -98,7 +105,10 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
 
     f_tr = np.concatenate([out[p]["train"][0] for p in OP.POPULATIONS])
     is_adult = np.concatenate([np.full(len(out[p]["train"][0]), p == "adult") for p in OP.POPULATIONS])
-    popm = OP.fit_population_model(f_tr, is_adult)
+    f_va = np.concatenate([out[p]["val"][0] for p in OP.POPULATIONS])
+    popm, pchoice = OP.choose_population_model(f_tr, is_adult, f_va, np.concatenate(
+        [np.full(len(out[p]["val"][0]), p == "adult") for p in OP.POPULATIONS]))
+    log(f"population model: {pchoice}")
     op = OP.choose_operating_point({p: (y[p]["val"], out[p]["val"][1]) for p in OP.POPULATIONS}, shifted,
                                    {p: (y[p]["val"][sub[p]], out[p]["val"][1][sub[p]]) for p in OP.POPULATIONS})
 
@@ -144,10 +154,11 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
     meta["calibration"] = {"a": op["pooled"]["a"], "b": op["pooled"]["b"],
                            "method": "pooled fallback of the population-aware operating point (see operating_point)"}
     meta["threshold"] = {"value": OP.THRESHOLD, "rule": RULE, "per_population_youden": op["movement"],
-                         "previous": meta.get("threshold", {}).get("value")}
+                         "previous": meta.get("threshold", {}).get("previous", meta.get("threshold", {}).get("value"))}
     meta["operating_point"] = op
-    meta["population_model"] = dict(popm.to_meta(), method="logistic regression (L2, C=0.05, balanced) on standardised "
-                                     "penultimate features of the training films", accuracy=pop_acc)
+    meta["population_model"] = dict(popm.to_meta(), method=f"logistic regression (L2, C={pchoice['C']} chosen on validation, "
+                                     "class-balanced) on standardised penultimate features of the training films",
+                                     choice=pchoice, accuracy=pop_acc)
     meta["validation"] = metrics["child_val"]
     meta["metrics"] = metrics
     meta["metrics_population_declared"] = by_declared
