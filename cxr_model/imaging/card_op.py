@@ -13,7 +13,8 @@ def _short_table(rows: dict) -> list[str]:
               f"{_fmt(v['accuracy'])} |" for k, v in rows.items()]]
 
 
-def render_op_card(meta: dict, ood: dict | None = None, extra: list[str] | None = None) -> str:
+def render_op_card(meta: dict, ood: dict | None = None) -> str:
+    """The card; ``meta["card_notes"]`` (Markdown lines: measurements made outside the fit) go in as written."""
     tr, thr, op = meta["training"], meta["threshold"], meta["operating_point"]
     mv = thr["per_population_youden"]
     pm = meta["population_model"]
@@ -98,7 +99,7 @@ def render_op_card(meta: dict, ood: dict | None = None, extra: list[str] | None 
             "",
         ]
     lines += [
-        *(extra or []),
+        *meta.get("card_notes", []),
         "## Training",
         f"- Config: `{json.dumps(tr['config'])}`",
         "- Each epoch draws a fixed number of films per population, half of each class (adults with replacement, "

@@ -125,7 +125,8 @@ def centred_map(y: np.ndarray, logits: np.ndarray, groups: np.ndarray, pooled_y:
     """Centred Platt map for one population (one group) or the pooled fallback (several).
 
     Slope: class-balanced (and group-balanced) Platt on the clean validation films. Centre: the
-    (group-balanced) Youden point of those films pooled with their shifted copies.
+    Youden point of those films pooled with their shifted copies, every group of ``pooled_groups``
+    (condition, and population for the pooled map) weighing the same (mean of the groups' J).
     """
     w = _balanced_weights(y, groups)
     try:
@@ -163,7 +164,9 @@ def choose_operating_point(val: dict, shifted: dict, shifted_clean: dict | None 
         sh = list(shifted[pop].values())
         py = np.concatenate([y, *[ys] * len(sh)])
         pl = np.concatenate([lg, *sh])
-        per[pop] = centred_map(y, lg, np.zeros(len(y)), py, pl, np.zeros(len(py)))
+        # Each condition (clean, every shift) weighs the same in the Youden point, whatever its n.
+        cond = np.concatenate([np.zeros(len(y)), *[np.full(len(ys), i + 1) for i in range(len(sh))]])
+        per[pop] = centred_map(y, lg, np.zeros(len(y)), py, pl, cond)
         a, b = per[pop]["a"], per[pop]["b"]
         sig = lambda z: float(1 / (1 + np.exp(-(a * z + b))))  # noqa: E731
         movement[pop] = {"clean": sig((M.youden_threshold(y, lg))),
@@ -173,9 +176,12 @@ def choose_operating_point(val: dict, shifted: dict, shifted_clean: dict | None 
     gs = np.concatenate([np.full(len(val[p][0]), i) for i, p in enumerate(pops)])
     k = {p: len(shifted[p]) for p in pops}
     pooled_y = [np.concatenate([val[p][0], *[sc[p][0]] * k[p]]) for p in pops]
+    # groups: (population, condition) pairs, all weighed the same
+    pooled_g = [np.concatenate([np.zeros(len(val[p][0])), *[np.full(len(sc[p][0]), c + 1) for c in range(k[p])]]) + 100 * i
+                for i, p in enumerate(pops)]
     pooled = centred_map(ys, ls, gs, np.concatenate(pooled_y),
                          np.concatenate([np.concatenate([val[p][1], *shifted[p].values()]) for p in pops]),
-                         np.concatenate([np.full(len(v), i) for i, v in enumerate(pooled_y)]))
+                         np.concatenate(pooled_g))
     return {"threshold": THRESHOLD, "per_population": per, "pooled": pooled, "movement": movement,
             "uncertain_band": list(UNCERTAIN), "adult_age_years": ADULT_AGE_YEARS}
 

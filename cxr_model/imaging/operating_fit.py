@@ -42,7 +42,8 @@ from cxr_model.settings import get_settings
 RULE = ("Population-aware: each population's probability is a Platt map centred on its own operating point, "
         "P = sigmoid(a_pop * (logit - l_pop)), so every population meets the one threshold 0.5 there. a_pop: "
         "class-balanced Platt slope on the population's validation films; l_pop: Youden point of those films "
-        "pooled with 4 simulated acquisition shifts (exposure -30 %, contrast x0.6, gamma 1.6, 80 % crop). "
+        "under 4 simulated acquisition shifts (exposure -30 %, contrast x0.6, gamma 1.6, 80 % crop), the mean J over the "
+        "5 conditions (clean and each shift weighing the same). "
         "Population: declared (DICOM PatientAge: under 18 years = child) or, else, a logistic regression on the "
         "network's penultimate features fitted on training films; when its P(adult) is within [0.1, 0.9] the "
         "pooled map (both populations weighted equally) applies. Chosen on validation, never on test.")
