@@ -70,3 +70,25 @@ def test_calibrate_agrees_for_numpy_and_torch_and_keeps_the_graph():
     t = torch.tensor(z, dtype=torch.float32, requires_grad=True)
     out = OP.calibrate(op, t, pops)
     assert out.requires_grad and np.allclose(out.detach().numpy(), expected, atol=1e-6)
+
+
+def test_operating_point_fit_names_a_missing_bundle(tmp_path, capsys):
+    from cxr_model.cli import main
+
+    assert main(["operating-point", "fit", "--model-dir", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_default_bundle_carries_a_population_aware_operating_point_that_meets_its_threshold(cxr_bundle):
+    op = cxr_bundle.operating_point
+    if op is None:
+        pytest.skip(f"{cxr_bundle.model_id} has one population")
+    assert cxr_bundle.threshold == op["threshold"] == 0.5
+    for pop, m in op["per_population"].items():
+        p = cxr_bundle.probability(torch.tensor([m["centre_logit"]]), population=pop)
+        assert float(p) == pytest.approx(0.5, abs=1e-6), pop
+    # children and adults need different raw points (the reason for the maps)
+    assert abs(op["per_population"]["child"]["centre_logit"] - op["per_population"]["adult"]["centre_logit"]) > 0.5
+    acc = cxr_bundle.meta["population_model"]["accuracy"]
+    for part in ("child_test", "adult_test"):
+        assert acc[part]["correct"] / acc[part]["n"] >= 0.9
