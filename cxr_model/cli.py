@@ -74,6 +74,12 @@ def _pointing(args) -> int:
     return pointing_command(args.model_dir, args.splits, args.methods, args.slow, args.write, args.json)
 
 
+def _operating_fit(args) -> int:
+    from cxr_model.imaging.operating_fit import fit_command
+
+    return fit_command(args.model_dir, args.max_child_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cxr-model", description="Chest X-ray pneumonia model and ward vitals tools.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -109,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --adult-data: stop after this many minutes of training; LR follows a cosine of elapsed time")
     t.add_argument("--select-child-n", dest="select_child_n", type=int,
                    help="with --adult-data: per-epoch selection on this many child val films (seeded, stratified)")
+    t.add_argument("--mix-adult", dest="mix_adult", type=int, help="with --adult-data: adult films per epoch (default: --mix)")
+    t.add_argument("--confirmed-weight", dest="confirmed_weight", type=float,
+                   help="with --adult-data: draw weight of RSNA-confirmed adult films (confirmed_by rsna/both; default 1)")
     t.set_defaults(func=_train)
 
     pr = sub.add_parser("predict", help="P(pneumonia) for image files (PNG/JPEG/DICOM)")
@@ -164,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     du = dsub.add_parser("upgrade", help="migrate the database to the newest revision (the app does it on start)")
     du.add_argument("--db", default=None, help="SQLAlchemy URL (default: CXR_DB_URL / the settings)")
     du.set_defaults(func=_db_upgrade)
+
+
+    op = sub.add_parser("operating-point", help="population-aware operating point of a two-population bundle")
+    opsub = op.add_subparsers(dest="op_command", required=True)
+    opf = opsub.add_parser("fit", help="population model, centred calibration, threshold and OOD refit (writes into the bundle)")
+    opf.add_argument("--model-dir", dest="model_dir", required=True)
+    opf.add_argument("--max-child-train", dest="max_child_train", type=int, default=600)
+    opf.set_defaults(func=_operating_fit)
 
     try:
         from cxr_model.vitals.cli import register as register_vitals

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from cxr_model.imaging import operating as OP
 from cxr_model.imaging.network import build_model, pick_device
 from cxr_model.metrics.calibration import apply_platt
 from cxr_model.registry import WEIGHTS, BundleError, SharedModel, model_id, read_state
@@ -48,9 +49,34 @@ class CxrBundle:
     def arch(self) -> str:
         return self.meta["architecture"]
 
-    def probability(self, logits: torch.Tensor) -> torch.Tensor:
-        """Calibrated P(pneumonia) from raw logits (Platt scaling fitted on validation)."""
-        return apply_platt(logits.float(), self.meta.get("calibration"))
+    @property
+    def operating_point(self) -> dict | None:
+        """The population-aware operating point (see :mod:`~cxr_model.imaging.operating`), if any."""
+        return self.meta.get("operating_point")
+
+    def populations(self, features=None, declared=None, n: int | None = None) -> list[str | None]:
+        """Population per film: ``declared`` (e.g. from DICOM PatientAge) where given, else from
+        the penultimate ``features`` ``(N, D)``; ``None`` = uncertain (the pooled map applies)."""
+        model = self.meta.get("population_model")
+        if features is None or model is None:
+            n = n if n is not None else (len(declared) if declared is not None else 0)
+            return [d if d in OP.POPULATIONS else None for d in (declared or [None] * n)]
+        return OP.assign(OP.PopulationModel.from_meta(model).p_adult(features), declared)
+
+    def probability(self, logits: torch.Tensor, features=None, population=None) -> torch.Tensor:
+        """Calibrated P(pneumonia) from raw logits (Platt scaling fitted on validation).
+
+        With an operating point in the metadata, ``features`` (penultimate, ``(N, D)``) and/or
+        ``population`` (one ``"child"``/``"adult"``/``None`` per film, or one for all) choose
+        each film's map; without either, the pooled map applies.
+        """
+        op = self.operating_point
+        if op is None or (features is None and population is None):
+            return apply_platt(logits.float(), self.meta.get("calibration"))
+        n = int(logits.numel())
+        declared = [population] * n if population is None or isinstance(population, str) else list(population)
+        pops = self.populations(features, declared, n)
+        return OP.calibrate(op, logits.float(), pops)
 
 
 def load_cxr_bundle(bundle_dir: str | Path, device: str | torch.device | None = None) -> CxrBundle:

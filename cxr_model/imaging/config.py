@@ -40,6 +40,8 @@ class TrainConfig:
     finish_only: bool = False  # build the bundle from out/checkpoints/best.pt, no training
     time_budget_min: float = 0.0  # >0: train until this many minutes, LR on a cosine of elapsed time
     select_child_n: int = 0  # >0: per-epoch selection on a seeded subset of this many child val films
+    mix_adult: int = 0  # >0: adult films per epoch (default: mix), to up-weight adults
+    confirmed_weight: float = 1.0  # draw weight of adult films whose label RSNA radiologists confirmed
 
 
 def split_data(cfg: TrainConfig) -> dict[str, list[D.Item]]:

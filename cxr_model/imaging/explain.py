@@ -129,7 +129,7 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", la
         finally:
             handle.remove()
             net.zero_grad(set_to_none=True)
-    prob = float(bundle.probability(logit))
+    prob = float(bundle.probability(logit.reshape(1), features=feats[0].cpu().numpy()))
     return Explanation(np.asarray(grayscale[0], dtype=np.float32), float(logit), prob,
                        feats[0][0].cpu().numpy().astype(np.float32), method)
 

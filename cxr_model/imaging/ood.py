@@ -44,10 +44,10 @@ class OodError(RuntimeError):
     """OOD statistics missing or fitted for other weights; the message says what to run."""
 
 
-def split_items(bundle, kermany_dir, split: str):
+def split_items(bundle, kermany_dir, split: str, population: str | None = "child", adult_dir=None):
     """One part of the bundle's own split, for the fit; a missing ``splits.csv`` is an :class:`OodError`."""
     try:
-        return _splits.split_items(bundle, kermany_dir, split)
+        return _splits.split_items(bundle, kermany_dir, split, population, adult_dir)
     except FileNotFoundError as exc:
         raise OodError(str(exc)) from None
 
@@ -108,34 +108,54 @@ def fit_gaussian(features: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, floa
 
 
 def fit_ood(bundle: CxrBundle, kermany_dir: str | Path, dicom_dir: str | Path | None = None,
-            max_train: int = 1500, seed: int = 0, log=print) -> dict:
+            max_train: int = 1500, seed: int = 0, log=print, adult_dir: str | Path | None = None) -> dict:
     """Fit the OOD statistics for ``bundle`` and write ``ood.pt`` + ``ood.json`` into its folder.
 
     Args:
-        kermany_dir: where the bundle's ``splits.csv`` paths point.
+        kermany_dir: where the bundle's ``splits.csv`` child paths point.
         dicom_dir: folder with ``manifest.csv`` of real DICOMs to score and report (optional).
-        max_train: at most this many training images (a seeded random subset) to keep the fit fast.
+        max_train: at most this many training images per population (a seeded random subset).
+        adult_dir: the ``nih_adult`` folder, for a bundle whose ``splits.csv`` holds adults too.
 
     Returns:
         The description written to ``ood.json``.
     """
+    t0 = time.time()
+    pops = ["child"] + (["adult"] if adult_dir is not None and _has_adults(bundle) else [])
+    train, f_val = [], {}
+    for pop in pops:
+        items = split_items(bundle, kermany_dir, "train", pop, adult_dir)
+        if len(items) > max_train:
+            idx = np.random.default_rng(seed).choice(len(items), max_train, replace=False)
+            items = [items[i] for i in sorted(idx)]
+        train += items
+        f_val[pop] = source_features(bundle, load_sources(split_items(bundle, kermany_dir, "val", pop, adult_dir))[0])
+    f_train = source_features(bundle, load_sources(train)[0])
+    log(f"features: train {f_train.shape}, val " + ", ".join(f"{p} {f.shape}" for p, f in f_val.items()) + f" ({time.time() - t0:.0f} s)")
+    return fit_ood_features(bundle, f_train, f_val, dicom_dir, seed, t0,
+                            train_data="the bundle's splits.csv 'train' part" + (f" (at most {max_train} per population, seeded)"))
+
+
+def _has_adults(bundle: CxrBundle) -> bool:
+    return "adult" in bundle.meta.get("populations", [])
+
+
+def fit_ood_features(bundle: CxrBundle, f_train: np.ndarray, f_val: dict, dicom_dir=None, seed: int = 0,
+                     t0: float | None = None, train_data: str = "") -> dict:
+    """Fit and write the OOD statistics from features already computed.
+
+    ``f_val`` maps population -> validation features. The threshold is the largest of the
+    populations' :data:`PERCENTILE` th percentiles, so no population has more than about 0.5 % of
+    its validation films flagged; non-radiographs never choose it.
+    """
     from sklearn.metrics import roc_auc_score
 
-    t0 = time.time()
-    train = split_items(bundle, kermany_dir, "train")
-    if len(train) > max_train:
-        idx = np.random.default_rng(seed).choice(len(train), max_train, replace=False)
-        train = [train[i] for i in sorted(idx)]
-    val = split_items(bundle, kermany_dir, "val")
-    src_train, _ = load_sources(train)
-    src_val, _ = load_sources(val)
-    f_train = source_features(bundle, src_train)
-    f_val = source_features(bundle, src_val)
-    log(f"features: train {f_train.shape}, val {f_val.shape} ({time.time() - t0:.0f} s)")
+    t0 = t0 or time.time()
     mean, precision, shrinkage = fit_gaussian(f_train)
     model = OodModel(mean, precision, float("nan"))
-    s_val = model.score(f_val)
-    model.threshold = float(np.percentile(s_val, PERCENTILE))
+    s_by = {p: model.score(f) for p, f in f_val.items()}
+    s_val = np.concatenate(list(s_by.values()))
+    model.threshold = float(max(np.percentile(s, PERCENTILE) for s in s_by.values()))
 
     others = non_radiographs(seed=seed)
     s_other = model.score(gray_features(bundle, [g for _, g in others]))
@@ -146,6 +166,8 @@ def fit_ood(bundle: CxrBundle, kermany_dir: str | Path, dicom_dir: str | Path | 
         "n_val_radiographs": int(len(s_val)),
         "n_non_radiographs": int(len(s_other)),
         "val_flagged_fraction": float(np.mean(s_val > model.threshold)),
+        "val_by_population": {p: {"n": int(len(s)), "flagged_fraction": float(np.mean(s > model.threshold))}
+                              for p, s in s_by.items()},
         "non_radiographs_flagged_fraction": float(np.mean(s_other > model.threshold)),
         "by_kind": {
             k: {"n": int(sum(n.startswith(k + "/") for n, _ in others)),
@@ -165,10 +187,11 @@ def fit_ood(bundle: CxrBundle, kermany_dir: str | Path, dicom_dir: str | Path | 
         "covariance": f"Ledoit-Wolf shrinkage (shrinkage {shrinkage:.4f})",
         "features_dim": int(mean.numel()),
         "n_train": int(len(f_train)),
-        "train_data": "the bundle's splits.csv 'train' part" + (f" (seeded random {max_train})" if len(train) == max_train else ""),
+        "train_data": train_data,
         "threshold": model.threshold,
-        "threshold_rule": f"{PERCENTILE}th percentile of the distances of the bundle's validation split "
-                          f"({len(s_val)} radiographs); non-radiographs were not used to choose it",
+        "threshold_rule": f"largest over populations ({', '.join(f'{p} n={len(s)}' for p, s in s_by.items())}) of the "
+                          f"{PERCENTILE}th percentile of the distances of the bundle's validation films; "
+                          "non-radiographs were not used to choose it",
         "model": bundle.model_id,
         "model_sha256": bundle.meta.get("sha256"),
         "img_size": bundle.img_size,
@@ -220,7 +243,7 @@ def fit_command(model_dir: str | None = None, max_train: int = 1500) -> int:
     s = get_settings()
     try:
         bundle = load_cxr_bundle(model_dir or s.cxr_model_dir, device=s.device)
-        d = fit_ood(bundle, s.kermany_dir, s.dicom_dir, max_train=max_train)
+        d = fit_ood(bundle, s.kermany_dir, s.dicom_dir, max_train=max_train, adult_dir=s.data_dir / "cxr" / "nih_adult")
     except (BundleError, OodError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
 from cxr_model.imaging.network import classifier_head
 from cxr_model.imaging.ood import OodError, batch_features, load_ood
+from cxr_model.imaging.operating import features_and_logits
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import BundleError
 
@@ -46,23 +47,34 @@ class Prediction:
 
 
 @torch.inference_mode()
-def predict_batch(bundle: CxrBundle, x: torch.Tensor) -> np.ndarray:
-    """Calibrated P(pneumonia) for a ready batch ``(N, 1, S, S)`` float32 -> ``(N,)`` float64."""
-    logits = bundle.model(x.to(bundle.device)).squeeze(1)
-    return bundle.probability(logits).double().cpu().numpy()
+def predict_batch(bundle: CxrBundle, x: torch.Tensor, population=None) -> np.ndarray:
+    """Calibrated P(pneumonia) for a ready batch ``(N, 1, S, S)`` float32 -> ``(N,)`` float64.
+
+    A bundle with a population-aware operating point calibrates each film for its population:
+    ``population`` (``"child"``/``"adult"``, one for all or one per film, e.g. from DICOM
+    PatientAge) where given, else estimated from the same forward's features.
+    """
+    if bundle.operating_point is None:
+        logits = bundle.model(x.to(bundle.device)).squeeze(1)
+        return bundle.probability(logits).double().cpu().numpy()
+    feats, logits = features_and_logits(bundle.model, bundle.arch, x.to(bundle.device))
+    return bundle.probability(logits, features=feats.cpu().numpy(), population=population).double().cpu().numpy()
 
 
-def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, ood=None) -> Prediction:
+def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, ood=None,
+                   population: str | None = None) -> Prediction:
     """Predict one file (path, bytes or file object); unreadable files give ``error``, not an exception.
 
     With ``ood`` (an :class:`~cxr_model.imaging.ood.OodModel`) the image is also OOD-scored.
+    ``population`` (``"child"``/``"adult"``, e.g. from :func:`~cxr_model.imaging.operating.population_from_age`)
+    overrides the image's population estimate (see :func:`predict_batch`).
     """
     name = name or (Path(source).name if isinstance(source, (str, Path)) else getattr(source, "name", "<upload>"))
     try:
         x = EvalTransform(bundle.img_size)(to_source(read_image(source, name))).unsqueeze(0)
     except ImageReadError as exc:
         return Prediction(file=name, error=str(exc))
-    p = float(predict_batch(bundle, x)[0])
+    p = float(predict_batch(bundle, x, population)[0])
     pred = Prediction(name, p, call(p, bundle.threshold), bundle.threshold, bundle.model_id)
     if ood is not None:
         pred.ood_score = float(ood.score(batch_features(bundle, x))[0])

@@ -104,11 +104,26 @@ def read_splits(splits_csv: str | Path, data_dir: str | Path) -> dict[str, list[
     return {k: sorted(v, key=lambda it: str(it.path)) for k, v in parts.items()}
 
 
-def split_items(bundle: CxrBundle, kermany_dir: str | Path, split: str) -> list[Item]:
-    """Items of one part of the bundle's own split (``splits.csv``: path,label,split)."""
+def split_items(bundle: CxrBundle, kermany_dir: str | Path, split: str, population: str | None = "child",
+                adult_dir: str | Path | None = None) -> list[Item]:
+    """Items of one part of the bundle's own split (``splits.csv``: path,label,split[,population]).
+
+    Rows without a ``population`` column are children. ``population`` picks one population
+    (``"child"`` paths are under ``kermany_dir``, ``"adult"`` ones under ``adult_dir``), ``None``
+    both; each item's ``extra["population"]`` says which.
+    """
     path = bundle.path / "splits.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path}: the bundle has no splits.csv, so its training images are unknown")
     with open(path, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["split"] == split]
-    return [Item(Path(kermany_dir) / r["path"], parse_label(r["label"], path.name)) for r in rows]
+    out = []
+    for r in rows:
+        pop = r.get("population") or "child"
+        if population is not None and pop != population:
+            continue
+        if pop != "child" and adult_dir is None:
+            raise FileNotFoundError(f"{path}: {pop} rows need the adult data folder")
+        root = Path(kermany_dir) if pop == "child" else Path(adult_dir)
+        out.append(Item(root / r["path"], parse_label(r["label"], path.name), extra={"population": pop}))
+    return out

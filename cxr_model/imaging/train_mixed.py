@@ -58,17 +58,23 @@ def split_mixed(cfg) -> dict[str, dict[str, list[D.Item]]]:
 class PopulationMixSampler(Sampler):
     """Per epoch ``per_pop`` indices of each population, half of each class, shuffled.
 
+    ``per_pop`` is one count for every population or a ``{population code: count}`` dict.
     A class with fewer films than its quota is drawn with replacement; otherwise without.
+    ``weights`` (one per film, optional) makes draws within a population and class
+    proportional to it, with replacement (e.g. radiologist-confirmed labels drawn more often).
     """
 
-    def __init__(self, pops: np.ndarray, labels: np.ndarray, per_pop: int, seed: int = 0):
-        self.pops, self.labels, self.per_pop, self.seed, self.epoch = pops, labels, int(per_pop), seed, 0
+    def __init__(self, pops: np.ndarray, labels: np.ndarray, per_pop, seed: int = 0, weights: np.ndarray | None = None):
+        self.pops, self.labels, self.seed, self.epoch = pops, labels, seed, 0
+        codes = np.unique(pops)
+        self.per_pop = {int(c): int(per_pop[int(c)] if isinstance(per_pop, dict) else per_pop) for c in codes}
+        self.weights = None if weights is None or np.allclose(weights, weights[0]) else np.asarray(weights, float)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return 2 * (self.per_pop // 2) * len(np.unique(self.pops))
+        return sum(2 * (k // 2) for k in self.per_pop.values())
 
     def __iter__(self):
         rng = np.random.default_rng(self.seed * 1000 + self.epoch)
@@ -76,7 +82,11 @@ class PopulationMixSampler(Sampler):
         for pop in np.unique(self.pops):
             for label in (0, 1):
                 idx = np.flatnonzero((self.pops == pop) & (self.labels == label))
-                k = self.per_pop // 2
+                k = self.per_pop[int(pop)] // 2
+                if self.weights is not None and not np.allclose(self.weights[idx], self.weights[idx][0]):
+                    w = self.weights[idx]
+                    out.append(rng.choice(idx, k, replace=True, p=w / w.sum()))
+                    continue
                 out.append(rng.choice(idx, k, replace=k > len(idx)))
         order = np.concatenate(out)
         rng.shuffle(order)
@@ -158,20 +168,31 @@ def train_mixed(cfg) -> dict:
     else:
         if cfg.init_from:
             _init_state(net, cfg.init_from)
-        history, best = _fit(cfg, net, sources, device, ckpt_dir, started)
+        history, best = _fit(cfg, net, sources, device, ckpt_dir, started,
+                             confirmed_weights(parts["adult"]["train"], cfg.confirmed_weight))
         ck = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(ck["state"])
 
     return finish_mixed(cfg, net, parts, sources, device, history, best, time.time() - started)
 
 
-def _fit(cfg, net, sources, device, ckpt_dir: Path, started: float):
+def confirmed_weights(items: list[D.Item], weight: float) -> np.ndarray:
+    """Draw weight per adult film: ``weight`` where RSNA radiologists confirmed the label, else 1.
+
+    NIH-only labels were mined from reports and are noisier (nih_adult/README.md).
+    """
+    return np.array([weight if it.extra.get("confirmed_by") in ("rsna", "both") else 1.0 for it in items])
+
+
+def _fit(cfg, net, sources, device, ckpt_dir: Path, started: float, adult_weights: np.ndarray | None = None):
     xs = [sources[p]["train"][0] for p in POPULATIONS]
     ys = [sources[p]["train"][1] for p in POPULATIONS]
     pops = np.concatenate([np.full(len(y), i) for i, y in enumerate(ys)])
     labels = np.concatenate(ys)
     ds = _Train(torch.cat(xs), torch.tensor(labels, dtype=torch.float32), TrainTransform(cfg.img_size, site_augment=cfg.site_augment))
-    sampler = PopulationMixSampler(pops, labels, cfg.mix or 1500, seed=cfg.seed)
+    mix = cfg.mix or 1500
+    weights = np.concatenate([np.ones(len(ys[0])), adult_weights]) if adult_weights is not None else None
+    sampler = PopulationMixSampler(pops, labels, {0: mix, 1: cfg.mix_adult or mix}, seed=cfg.seed, weights=weights)
     loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
     steps = min(len(loader), cfg.max_steps) if cfg.max_steps else len(loader)
     subsets = {"child": selection_subset(sources["child"]["val"][1], cfg.select_child_n, cfg.seed),

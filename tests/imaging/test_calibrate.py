@@ -12,6 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from cxr_model.imaging.io import read_image
+from cxr_model.imaging.operating import features_and_logits
 from cxr_model.imaging.predict import predict_batch, predict_source
 from cxr_model.imaging.review import analyse_study, display_copy
 from cxr_model.imaging.transforms import load_tensor
@@ -58,18 +59,35 @@ def test_stored_calibration_is_not_the_identity(cxr_bundle):
     assert abs(cal["a"] - 1) > 1e-3 or abs(cal["b"]) > 0.1  # otherwise the tests below prove nothing
 
 
+def _maps(bundle) -> dict:
+    """Population -> stored Platt map (``None``: the one map of a single-population bundle)."""
+    op = bundle.operating_point
+    if op is None:
+        return {None: bundle.meta["calibration"]}
+    return {**op["per_population"], None: op["pooled"]}
+
+
 def test_bundle_probability_applies_the_stored_platt_coefficients(cxr_bundle):
-    cal = cxr_bundle.meta["calibration"]
     logits = torch.linspace(-6, 6, 25)
-    p = cxr_bundle.probability(logits).double().numpy()
-    assert np.allclose(p, _sigmoid(cal["a"] * logits.double().numpy() + cal["b"]), atol=1e-6)
-    assert np.abs(p - _sigmoid(logits.double().numpy())).max() > 0.2  # not the raw sigmoid
+    raw = _sigmoid(logits.double().numpy())
+    far = 0.0
+    for pop, cal in _maps(cxr_bundle).items():
+        p = cxr_bundle.probability(logits, population=pop).double().numpy()
+        assert np.allclose(p, _sigmoid(cal["a"] * logits.double().numpy() + cal["b"]), atol=1e-6), pop
+        far = max(far, np.abs(p - raw).max())
+    assert far > 0.2  # not the raw sigmoid
+    if cxr_bundle.operating_point is not None:  # without features or population: the pooled map
+        cal = cxr_bundle.meta["calibration"]
+        assert np.allclose(cxr_bundle.probability(logits).double().numpy(),
+                           _sigmoid(cal["a"] * logits.double().numpy() + cal["b"]), atol=1e-6)
 
 
 def test_cli_and_review_paths_give_the_calibrated_probability_of_the_raw_logit(cxr_bundle, film):
-    cal = cxr_bundle.meta["calibration"]
     with torch.inference_mode():
-        logit = float(cxr_bundle.model(load_tensor(film, cxr_bundle.img_size).unsqueeze(0)).squeeze())
+        feats, logits = features_and_logits(cxr_bundle.model, cxr_bundle.arch, load_tensor(film, cxr_bundle.img_size).unsqueeze(0))
+    logit = float(logits[0])
+    pop = cxr_bundle.populations(feats.numpy())[0] if cxr_bundle.operating_point is not None else None
+    cal = _maps(cxr_bundle)[pop]
     expected = float(_sigmoid(cal["a"] * logit + cal["b"]))
     assert abs(expected - float(_sigmoid(logit))) > 1e-3
     pred = predict_source(cxr_bundle, film)

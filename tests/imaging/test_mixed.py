@@ -80,6 +80,23 @@ def test_mix_sampler_balances_populations_and_classes():
     assert list(s) != idx
 
 
+def test_mix_sampler_up_weights_adults_and_confirmed_labels():
+    # 100 children, 40 adults; adults 0-9 (normal) and 20-29 (pneumonia) carry confirmed labels
+    pops = np.array([0] * 100 + [1] * 40)
+    labels = np.array([1] * 75 + [0] * 25 + [0] * 20 + [1] * 20)
+    w = np.ones(140)
+    w[100:110] = w[120:130] = 4.0
+    s = PopulationMixSampler(pops, labels, per_pop={0: 20, 1: 400}, seed=0, weights=w)
+    idx = np.array(list(s))
+    assert len(idx) == len(s) == 420
+    c = Counter((int(pops[i]), int(labels[i])) for i in idx)
+    assert c == {(0, 0): 10, (0, 1): 10, (1, 0): 200, (1, 1): 200}
+    adults = idx[pops[idx] == 1]
+    share = np.isin(adults, np.r_[100:110, 120:130]).mean()
+    assert 0.7 < share < 0.9  # expected 4 * 10 / (4 * 10 + 10) = 0.8; unweighted it would be 0.5
+    assert len(list(PopulationMixSampler(pops, labels, per_pop=40, seed=0, weights=np.ones(140)))) == 80
+
+
 def test_site_artifacts_change_pixels_but_keep_the_source_form():
     torch.manual_seed(0)
     src = torch.full((1, 224, 224), 100, dtype=torch.uint8)

@@ -17,11 +17,23 @@ FIT = "run `cxr-model ood fit`"
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_split_items_are_that_part_of_splits_csv_with_their_labels(cxr_bundle, kermany_dir, split):
     with open(cxr_bundle.path / "splits.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
-    items = split_items(cxr_bundle, kermany_dir, split)
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split and r.get("population", "child") == "child"]
+    items = split_items(cxr_bundle, kermany_dir, split)  # children by default
     assert [str(it.path) for it in items] == [str(kermany_dir / r["path"]) for r in rows]
     assert [it.label for it in items] == [int(r["label"] == "PNEUMONIA") for r in rows]
     assert len(items) == {"train": 3652, "val": 782, "test": 782}[split]
+
+
+def test_split_items_of_both_populations_root_adults_in_their_folder(cxr_bundle, kermany_dir, tmp_path):
+    other = copy.copy(cxr_bundle)
+    other.path = tmp_path
+    (tmp_path / "splits.csv").write_text("path,label,split,population\ntrain/NORMAL/a.jpeg,NORMAL,test,child\n"
+                                         "images/b.jpg,PNEUMONIA,test,adult\nimages/c.jpg,NORMAL,val,adult\n")
+    items = split_items(other, kermany_dir, "test", None, tmp_path / "nih")
+    assert [(str(it.path), it.label, it.extra["population"]) for it in items] == [
+        (str(kermany_dir / "train/NORMAL/a.jpeg"), 0, "child"), (str(tmp_path / "nih/images/b.jpg"), 1, "adult")]
+    with pytest.raises(OodError, match="adult rows need the adult data folder"):
+        split_items(other, kermany_dir, "test", None)
 
 
 def _bundle_in(tmp_path, cxr_bundle, files):

@@ -12,6 +12,7 @@ from cxr_model.imaging import data as D
 from cxr_model.imaging.datasets import FileDataset, SourceDataset
 from cxr_model.imaging.evaluate import run_evaluation
 from cxr_model.imaging.io import read_image
+from cxr_model.imaging.operating import features_and_logits
 from cxr_model.imaging.predict import predict_batch, predict_logits, predict_source
 from cxr_model.imaging.shift import SHIFTS
 from cxr_model.imaging.transforms import EvalTransform, TrainTransform, load_tensor, to_source
@@ -45,7 +46,10 @@ def test_training_cli_ui_and_evaluation_agree_on_real_files(kermany_dir, cxr_bun
         assert torch.equal(load_tensor(it.path.read_bytes(), size, it.path.name), ref)
     # the probabilities agree between predict (CLI/UI), training's validation pass and evaluate
     logits = predict_logits(cxr_bundle.model, sources, size, cxr_bundle.device)
-    p_train = cxr_bundle.probability(torch.tensor(logits)).numpy()
+    with torch.inference_mode():  # the operating-point fit's pass: features and logits of one forward
+        feats, logits_f = features_and_logits(cxr_bundle.model, cxr_bundle.arch, EvalTransform(size)(sources))
+    np.testing.assert_allclose(logits_f.numpy(), logits, atol=1e-5)
+    p_train = cxr_bundle.probability(torch.tensor(logits), features=feats.numpy()).numpy()
     p_cli = np.array([predict_source(cxr_bundle, it.path).probability for it in items])
     run_evaluation(items, cxr_bundle, tmp_path, batch_size=4, workers=0, show_bar=False)
     with open(tmp_path / "predictions.csv") as fh:

@@ -101,7 +101,7 @@ def test_evaluate_pipeline_report_matches_its_metrics(real_run, cxr_bundle):
     for group in ("bacteria", "virus", "normal"):
         assert f"<td>{group}</td>" in text
     assert "broken_bacteria_1.jpeg: corrupt or truncated image" in text
-    assert "Training data of cxr-pneumonia-resnet18@" in text
+    assert f"Training data of {cxr_bundle.model_id}" in text
     n_mistakes = sum(1 for _ in re.finditer(r"<figure class='card", text))
     fn, fp = _mistakes(real_run)
     assert n_mistakes == min(6, fn) + min(6, fp)

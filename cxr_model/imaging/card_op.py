@@ -1,0 +1,122 @@
+"""MODEL_CARD.md of a bundle with a population-aware operating point (model 2.1 on), from its metadata."""
+from __future__ import annotations
+
+import json
+
+from cxr_model.imaging.card import _row
+from cxr_model.metrics.format import fmt_metric as _fmt
+
+
+def _short_table(rows: dict) -> list[str]:
+    return ["| check | n | AUROC | sensitivity | specificity | accuracy |", "| --- | --- | --- | --- | --- | --- |",
+            *[f"| {k} | {v['n']} | {_fmt(v['auroc'])} | {_fmt(v['sensitivity'])} | {_fmt(v['specificity'])} | "
+              f"{_fmt(v['accuracy'])} |" for k, v in rows.items()]]
+
+
+def render_op_card(meta: dict, ood: dict | None = None) -> str:
+    """The card; ``meta["card_notes"]`` (Markdown lines: measurements made outside the fit) go in as written."""
+    tr, thr, op = meta["training"], meta["threshold"], meta["operating_point"]
+    mv = thr["per_population_youden"]
+    pm = meta["population_model"]
+    lines = [
+        f"# Model card: {meta['name']} {meta['version']}",
+        "",
+        "**Decision support, not a diagnosis.** The output is a probability for a clinician to weigh "
+        "with the image and the patient; it is not a diagnosis and must not be acted on alone.",
+        "",
+        "## Intended use",
+        "Flag frontal (PA/AP) chest radiographs of children (Kermany, 1-5 years) and adults (NIH, 18-85 years) "
+        "for possible pneumonia during review. Not for lateral views, CT, or any other finding; not validated "
+        "prospectively. Films the OOD check flags get no call.",
+        "",
+        "## Model",
+        f"- Architecture: torchvision `{meta['architecture']}`, 1 grey input channel, one output logit; "
+        f"fine-tuned from `{tr.get('init_from') or 'scratch'}` (no external pretrained weights).",
+        f"- Input: {meta['input']['pipeline']}.",
+        f"- Operating threshold: **{thr['value']:.3f}** for every film. {thr['rule']}",
+        "- Maps (logit -> P): " + "; ".join(f"{p}: a = {m['a']:.3f}, centre logit {m['centre_logit']:.3f}"
+                                             for p, m in op["per_population"].items())
+        + f"; pooled fallback: a = {op['pooled']['a']:.3f}, centre logit {op['pooled']['centre_logit']:.3f}.",
+        "- P reads as the probability of pneumonia at a 50 % prior within the film's population (each "
+        "population's prevalence differs: Kermany children about 74 %, NIH adults about 37 %).",
+        "",
+        "### Population estimate (when no age is given)",
+        f"{pm['method']}. Correct / uncertain (pooled map used) out of n:",
+        "",
+        "| part | n | correct | uncertain |", "| --- | --- | --- | --- |",
+        *[f"| {k} | {v['n']} | {v['correct']} | {v['uncertain']} |" for k, v in pm["accuracy"].items()],
+        "",
+        "## Data",
+        f"{tr['data']}. Split: {tr['split']}.",
+        "",
+        "| population | part | images | pneumonia | normal | children / patients |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {pop} | {k} | {v['n']} | {v['pneumonia']} | {v['normal']} | {v['groups']} |"
+          for pop, parts in tr["counts"].items() for k, v in parts.items()],
+        "",
+        "## Performance at the bundled threshold, default path (population estimated from the image)",
+        "AUROC with a seeded bootstrap 95 % CI (2,000 resamples). ECE and calibration slope of P against the "
+        "labels at the split's own prevalence (P is an equal-prior probability, so ECE is not small where the "
+        "prevalence is far from 50 %).",
+        "",
+        "| split | n (pneumonia / normal) | AUROC [95 % CI] | sensitivity | specificity | accuracy | ECE |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[_row(v.get("split", k), v) for k, v in meta["metrics"].items()],
+        "",
+        "| split | calibration slope |", "| --- | --- |",
+        *[f"| {k} | {_fmt(v.get('calibration_slope'))} |" for k, v in meta["metrics"].items()],
+        "",
+        "### Population declared (e.g. DICOM PatientAge) instead of estimated",
+        "", *_short_table(meta.get("metrics_population_declared", {})), "",
+        "### Population unknown (pooled map for every film)",
+        "", *_short_table(meta.get("metrics_population_unknown", {})), "",
+        "### Cross-source: one population's map on the other's test films",
+        "", *_short_table(meta.get("cross_source", {})), "",
+        "### How the operating point moves under simulated shifts (validation)",
+        "Each cell: the Youden point of that condition alone, on the population's centred scale "
+        "(0.5 = the bundled point).",
+        "",
+        "| condition | " + " | ".join(mv) + " |",
+        "| --- | " + " | ".join("---" for _ in mv) + " |",
+        *[f"| {cond} | " + " | ".join(_fmt(mv[p][cond]) for p in mv) + " |" for cond in next(iter(mv.values()), {})],
+        "",
+        "### Test films under simulated acquisition shifts (bundled threshold)",
+        "",
+        *[line for pop, rows in meta.get("robustness", {}).items() for line in (f"**{pop}**", "", *_short_table(rows), "")],
+    ]
+    if ood:
+        ev = ood["evaluation"]
+        lines += [
+            "## Out-of-scope check (OOD)",
+            f"{ood['method']} ({ood['covariance']}); fitted on {ood['train_data']} (n = {ood['n_train']}). "
+            f"Threshold {ood['threshold']:.2f}: {ood['threshold_rule']}.",
+            "",
+            "| set | n | flagged |", "| --- | --- | --- |",
+            *[f"| validation {p} | {v['n']} | {_fmt(v['flagged_fraction'])} |" for p, v in ev.get("val_by_population", {}).items()],
+            *[f"| non-radiographs: {k} | {v['n']} | {_fmt(v['flagged_fraction'])} |" for k, v in ev["by_kind"].items()],
+            f"| real DICOMs (RSNA/NIH adults) | {len(ood.get('real_dicoms', []))} | "
+            f"{sum(bool(r.get('flagged')) for r in ood.get('real_dicoms', []))} flagged |",
+            "",
+        ]
+    lines += [
+        *meta.get("card_notes", []),
+        "## Training",
+        f"- Config: `{json.dumps(tr['config'])}`",
+        "- Each epoch draws a fixed number of films per population, half of each class (adults with replacement, "
+        "RSNA-confirmed adult labels drawn more often by `confirmed_weight`); unweighted loss. Augmentation: random "
+        "resized crop (50-100 %), rotation +-10 deg, shift +-6 %, brightness/contrast/gamma jitter, blur, noise"
+        + (", JPEG quality 30-95 and burned-in markers/text" if tr["config"].get("site_augment") else "") + ".",
+        f"- Best epoch {tr['best_epoch']} of {len(tr['history'])} by {tr['selection']}; "
+        f"wall time {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr.get('threads', '?')} threads, shared), {tr['date']}.",
+        "",
+        "## Limits",
+        "- Adults: 538 training films of one hospital (NIH Clinical Center); the adult validation and test parts are "
+        "small (about 115 films each), so their CIs are wide. NIH-only labels are text-mined and partly wrong.",
+        "- Every film is squashed to 224 x 224 (the Kermany copies' form); the NIH 512 px detail is not used.",
+        "- Validation and test parts come from the training sites; figures are optimistic for other sites. The "
+        "population estimate has only ever seen these two sources: an adult from a paediatric-looking site, or a "
+        "teenager, may get the other population's map; give the age where it is known.",
+        "- Grad-CAM localisation is measured separately (`cxr-model pointing`), not in this card.",
+        "",
+    ]
+    return "\n".join(lines)
