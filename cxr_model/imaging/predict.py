@@ -85,11 +85,12 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
 
 
 @torch.inference_mode()
-def predict_with_features(bundle: CxrBundle, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def predict_with_features(bundle: CxrBundle, x: torch.Tensor, population=None) -> tuple[np.ndarray, np.ndarray]:
     """One forward: calibrated P(pneumonia) ``(N,)`` float64 and penultimate features ``(N, D)`` float32.
 
-    The same numbers as :func:`predict_batch` and :func:`~cxr_model.imaging.ood.batch_features`,
-    for the cost of one pass (``evaluate`` scores and OOD-checks every file).
+    The same numbers as :func:`predict_batch` (population-aware calibration included) and
+    :func:`~cxr_model.imaging.ood.batch_features`, for the cost of one pass (``evaluate`` scores and
+    OOD-checks every file).
     """
     feats: list[torch.Tensor] = []
     with bundle.model.hold() as net:
@@ -98,7 +99,10 @@ def predict_with_features(bundle: CxrBundle, x: torch.Tensor) -> tuple[np.ndarra
             logits = net(x.to(bundle.device)).squeeze(1)
         finally:
             handle.remove()
-    return bundle.probability(logits).double().cpu().numpy(), feats[0].float().cpu().numpy()
+    f = feats[0].float().cpu().numpy()
+    if bundle.operating_point is None:
+        return bundle.probability(logits).double().cpu().numpy(), f
+    return bundle.probability(logits, features=f, population=population).double().cpu().numpy(), f
 
 
 def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> int:
