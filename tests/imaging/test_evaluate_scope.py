@@ -13,7 +13,7 @@ import pytest
 
 from cxr_model.cli import main
 from cxr_model.imaging.ood import load_ood
-from cxr_model.imaging.overlap import HashCache, overlap_summary, sha256_of, split_hashes
+from cxr_model.imaging.overlap import POPULATION_DIRS, HashCache, overlap_summary, sha256_of, split_hashes
 from cxr_model.imaging.report.run import load_run
 from cxr_model.metrics import classification as M
 from tests.imaging.synthetic import png_bytes
@@ -110,8 +110,9 @@ def test_split_hashes_agree_with_the_files_and_the_cache_rehashes_a_changed_file
     with open(cxr_bundle.path / "splits.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert unknown == 0 and len(seen) <= len(rows)
-    for r in rows[:: max(len(rows) // 20, 1)]:  # the manifest's hash is the file's hash
-        assert seen[sha256_of(kermany_dir / r["path"])] == r["split"]
+    roots = {pop: data_dir.joinpath(*parts) for pop, parts in POPULATION_DIRS.items()}
+    for r in rows[:: max(len(rows) // 20, 1)]:  # the manifest's hash is the file's hash, for each population
+        assert seen[sha256_of(roots[r.get("population") or "child"] / r["path"])] == r["split"]
     f = tmp_path / "x.bin"
     f.write_bytes(b"one")
     cache = HashCache(tmp_path / "cache.json")
