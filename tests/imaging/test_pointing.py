@@ -78,8 +78,9 @@ def test_best_pair_is_chosen_by_pointing_then_energy():
     assert best_pair(table)["method"] == "B"
 
 
-def test_pointing_command_refuses_a_split_without_adults(cxr_bundle, capsys):
-    assert main(["pointing", "--model-dir", str(cxr_bundle.path), "--splits", str(cxr_bundle.path / "splits.csv")]) == 2
+def test_pointing_command_refuses_a_split_without_adults(capsys):
+    children_only = PROJECT_ROOT / "assets" / "models" / "cxr-pneumonia-resnet18"  # 1.1.0: Kermany only
+    assert main(["pointing", "--model-dir", str(children_only), "--splits", str(children_only / "splits.csv")]) == 2
     assert "no boxed adult film" in capsys.readouterr().err
     assert main(["pointing", "--splits", V2_SPLITS, "--methods", "MagicCAM"]) == 2
     assert "MagicCAM" in capsys.readouterr().err
