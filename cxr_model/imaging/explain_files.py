@@ -73,8 +73,7 @@ def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | 
     r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), method, layer or cam_layers(bundle.arch)[0],
                         peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
     if ood is not None:
-        r.ood_score = float(ood.score(e.features)[0])
-        r.ood = bool(r.ood_score > ood.threshold)
+        r.ood_score, r.ood = ood.judge(e.features)
         if r.ood:
             r.label = None  # out of scope: no call
     if out_dir is not None:

@@ -77,6 +77,15 @@ class OodModel:
         q = torch.einsum("nd,de,ne->n", d, self.precision, d).clamp_min(0)
         return q.sqrt().double().numpy()
 
+    def outside(self, score: float) -> bool:
+        """The one scope rule: a distance above the threshold is outside what the model was made for."""
+        return bool(score > self.threshold)
+
+    def judge(self, features: np.ndarray | torch.Tensor) -> tuple[float, bool]:
+        """One film's ``(distance, out of scope)`` from its penultimate features."""
+        score = float(self.score(features)[0])
+        return score, self.outside(score)
+
 
 # ------------------------------------------------------------------------------------ features
 @torch.inference_mode()
@@ -226,7 +235,7 @@ def score_dicoms(bundle: CxrBundle, model: OodModel, dicom_dir: str | Path) -> l
                 continue
             s = float(model.score(batch_features(bundle, x.unsqueeze(0)))[0])
             rows.append({"file": r["path"], "dataset": r.get("dataset", ""), "label": r.get("label", ""),
-                         "age": r.get("age", ""), "score": round(s, 3), "flagged": s > model.threshold})
+                         "age": r.get("age", ""), "score": round(s, 3), "flagged": model.outside(s)})
     return rows
 
 

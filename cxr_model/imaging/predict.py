@@ -77,8 +77,8 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     p = float(predict_batch(bundle, x, population)[0])
     pred = Prediction(name, p, call(p, bundle.threshold), bundle.threshold, bundle.model_id)
     if ood is not None:
-        pred.ood_score = float(ood.score(batch_features(bundle, x))[0])
-        pred.ood, pred.ood_threshold = bool(pred.ood_score > ood.threshold), float(ood.threshold)
+        pred.ood_score, pred.ood = ood.judge(batch_features(bundle, x))
+        pred.ood_threshold = float(ood.threshold)
         if pred.ood:
             pred.label = None  # out of scope: no call
     return pred

@@ -133,9 +133,8 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
                   threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method,
                   burned_in=is_dicom and _burned_in(data, name))
     if ood is not None:
-        study.ood_score = float(ood.score(e.features)[0])
+        study.ood_score, study.ood_flag = ood.judge(e.features)
         study.ood_threshold = ood.threshold
-        study.ood_flag = study.ood_score > ood.threshold
     return study
 
 

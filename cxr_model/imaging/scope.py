@@ -42,7 +42,7 @@ def scope_cells(score: float | None, ood: OodModel | None) -> list:
     """The ``ood``, ``ood_score`` cells of one predictions.csv row (blank when there is no OOD check)."""
     if ood is None or score is None or not np.isfinite(score):
         return ["", ""]
-    return [int(score > ood.threshold), f"{score:.3f}"]
+    return [int(ood.outside(score)), f"{score:.3f}"]
 
 
 def scope_metrics(predictions_csv: str | Path, bundle: CxrBundle, threshold: float) -> dict:
