@@ -81,11 +81,9 @@ def render_card(meta: dict) -> str:
     return "\n".join(lines)
 
 
-def render_mixed_card(meta: dict) -> str:
-    tr, thr = meta["training"], meta["threshold"]
-    mv = thr.get("per_population_youden", {})
-    cal = meta["calibration"]
-    lines = [
+def card_head(meta: dict, scope: str) -> list[str]:
+    """Title, the decision-support line, intended use (ending with ``scope``) and the model's first lines."""
+    return [
         f"# Model card: {meta['name']} {meta['version']}",
         "",
         "**Decision support, not a diagnosis.** The output is a probability for a clinician to weigh "
@@ -94,15 +92,18 @@ def render_mixed_card(meta: dict) -> str:
         "## Intended use",
         "Flag frontal (PA/AP) chest radiographs of children (Kermany, 1-5 years) and adults (NIH, 18-85 years) "
         "for possible pneumonia during review. Not for lateral views, CT, or any other finding; not validated "
-        "prospectively. One threshold serves both populations (no age input is needed).",
+        f"prospectively. {scope}",
         "",
         "## Model",
         f"- Architecture: torchvision `{meta['architecture']}`, 1 grey input channel, one output logit; "
-        f"fine-tuned from `{tr.get('init_from') or 'scratch'}` (no external pretrained weights).",
+        f"fine-tuned from `{meta['training'].get('init_from') or 'scratch'}` (no external pretrained weights).",
         f"- Input: {meta['input']['pipeline']}.",
-        f"- Output: calibrated P(pneumonia) ({cal['method']}: a = {cal['a']:.3f}, b = {cal['b']:.3f}).",
-        f"- Operating threshold: **{thr['value']:.3f}**. Rule: {thr['rule']}",
-        "",
+    ]
+
+
+def data_lines(tr: dict) -> list[str]:
+    """The data section: sources, split rule and the per-population counts table."""
+    return [
         "## Data",
         f"{tr['data']}. Split: {tr['split']}.",
         "",
@@ -110,18 +111,38 @@ def render_mixed_card(meta: dict) -> str:
         "| --- | --- | --- | --- | --- | --- |",
         *[f"| {pop} | {k} | {v['n']} | {v['pneumonia']} | {v['normal']} | {v['groups']} |"
           for pop, parts in tr["counts"].items() for k, v in parts.items()],
+    ]
+
+
+def metric_lines(metrics: dict) -> list[str]:
+    """The per-split metrics table, then the calibration slopes."""
+    return [
+        "| split | n (pneumonia / normal) | AUROC [95 % CI] | sensitivity | specificity | accuracy | ECE |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[_row(v.get("split", k), v) for k, v in metrics.items()],
+        "",
+        "| split | calibration slope |",
+        "| --- | --- |",
+        *[f"| {k} | {_fmt(v.get('calibration_slope'))} |" for k, v in metrics.items()],
+    ]
+
+
+def render_mixed_card(meta: dict) -> str:
+    tr, thr = meta["training"], meta["threshold"]
+    mv = thr.get("per_population_youden", {})
+    cal = meta["calibration"]
+    lines = [
+        *card_head(meta, "One threshold serves both populations (no age input is needed)."),
+        f"- Output: calibrated P(pneumonia) ({cal['method']}: a = {cal['a']:.3f}, b = {cal['b']:.3f}).",
+        f"- Operating threshold: **{thr['value']:.3f}**. Rule: {thr['rule']}",
+        "",
+        *data_lines(tr),
         "",
         "## Performance (each population separately)",
         "Probability >= threshold is called pneumonia. AUROC with a seeded bootstrap 95 % CI (2,000 resamples). "
         "Calibration slope 1 is ideal.",
         "",
-        "| split | n (pneumonia / normal) | AUROC [95 % CI] | sensitivity | specificity | accuracy | ECE |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *[_row(v.get("split", k), v) for k, v in meta["metrics"].items()],
-        "",
-        "| split | calibration slope |",
-        "| --- | --- |",
-        *[f"| {k} | {_fmt(v.get('calibration_slope'))} |" for k, v in meta["metrics"].items()],
+        *metric_lines(meta["metrics"]),
         "",
         "### Cross-source: one population's validation threshold on the other's test films",
         "",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from cxr_model.imaging.card import _row
+from cxr_model.imaging.card import card_head, data_lines, metric_lines
 from cxr_model.metrics.format import fmt_metric as _fmt
 
 
@@ -19,20 +19,7 @@ def render_op_card(meta: dict, ood: dict | None = None) -> str:
     mv = thr["per_population_youden"]
     pm = meta["population_model"]
     lines = [
-        f"# Model card: {meta['name']} {meta['version']}",
-        "",
-        "**Decision support, not a diagnosis.** The output is a probability for a clinician to weigh "
-        "with the image and the patient; it is not a diagnosis and must not be acted on alone.",
-        "",
-        "## Intended use",
-        "Flag frontal (PA/AP) chest radiographs of children (Kermany, 1-5 years) and adults (NIH, 18-85 years) "
-        "for possible pneumonia during review. Not for lateral views, CT, or any other finding; not validated "
-        "prospectively. Films the OOD check flags get no call.",
-        "",
-        "## Model",
-        f"- Architecture: torchvision `{meta['architecture']}`, 1 grey input channel, one output logit; "
-        f"fine-tuned from `{tr.get('init_from') or 'scratch'}` (no external pretrained weights).",
-        f"- Input: {meta['input']['pipeline']}.",
+        *card_head(meta, "Films the OOD check flags get no call."),
         f"- Operating threshold: **{thr['value']:.3f}** for every film. {thr['rule']}",
         "- Maps (logit -> P): " + "; ".join(f"{p}: a = {m['a']:.3f}, centre logit {m['centre_logit']:.3f}"
                                              for p, m in op["per_population"].items())
@@ -46,25 +33,14 @@ def render_op_card(meta: dict, ood: dict | None = None) -> str:
         "| part | n | correct | uncertain |", "| --- | --- | --- | --- |",
         *[f"| {k} | {v['n']} | {v['correct']} | {v['uncertain']} |" for k, v in pm["accuracy"].items()],
         "",
-        "## Data",
-        f"{tr['data']}. Split: {tr['split']}.",
-        "",
-        "| population | part | images | pneumonia | normal | children / patients |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *[f"| {pop} | {k} | {v['n']} | {v['pneumonia']} | {v['normal']} | {v['groups']} |"
-          for pop, parts in tr["counts"].items() for k, v in parts.items()],
+        *data_lines(tr),
         "",
         "## Performance at the bundled threshold, default path (population estimated from the image)",
         "AUROC with a seeded bootstrap 95 % CI (2,000 resamples). ECE and calibration slope of P against the "
         "labels at the split's own prevalence (P is an equal-prior probability, so ECE is not small where the "
         "prevalence is far from 50 %).",
         "",
-        "| split | n (pneumonia / normal) | AUROC [95 % CI] | sensitivity | specificity | accuracy | ECE |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *[_row(v.get("split", k), v) for k, v in meta["metrics"].items()],
-        "",
-        "| split | calibration slope |", "| --- | --- |",
-        *[f"| {k} | {_fmt(v.get('calibration_slope'))} |" for k, v in meta["metrics"].items()],
+        *metric_lines(meta["metrics"]),
         "",
         "### Population declared (e.g. DICOM PatientAge) instead of estimated",
         "", *_short_table(meta.get("metrics_population_declared", {})), "",
