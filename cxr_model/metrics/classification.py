@@ -254,3 +254,16 @@ def event1_threshold(y_true, y_score) -> float:
     e1 = np.where(last_of_tie, e1, -1.0)
     best = int(np.argmax(e1))  # first maximum in descending order = highest threshold
     return float(s_sorted[best])
+
+
+def event1_count_threshold(y_true, y_score) -> float:
+    """The score at which as many cases are called positive as there are positives.
+
+    At that cut sensitivity equals PPV (both TP / positives), where min(sensitivity, PPV) usually
+    peaks; unlike :func:`event1_threshold`'s single best cut it depends on the whole ranking rather
+    than on one lucky case, so it moves less between samples. Ties at the cut are called positive.
+    """
+    y, s = _arrays(y_true, y_score)
+    if y.size == 0 or y.min() == y.max():
+        raise ValueError("event-1 threshold needs both classes")
+    return float(np.sort(s)[::-1][int(y.sum()) - 1])
