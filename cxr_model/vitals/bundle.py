@@ -76,7 +76,8 @@ class VitalsBundle:
         lstm = self.risk_from_features(self.features(grids))
         if self.trees is None:
             return {"lstm": lstm}
-        return combine(lstm, gbt_logits(self.trees, grids), self.meta["components"])
+        comp = self.meta["components"]
+        return combine(lstm, gbt_logits(self.trees, grids, comp.get("feature_set", "v1")), comp)
 
 
 def build_model(meta: dict[str, Any]) -> VitalsEnsemble:
