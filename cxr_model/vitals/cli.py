@@ -29,12 +29,13 @@ def _train_ensemble(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        meta = train_ensemble(args.records, args.outcomes, args.lstm, args.out, folds=args.folds)
+        meta = train_ensemble(args.records, args.outcomes, args.lstm, args.out, folds=args.folds,
+                              lstm_epochs=args.lstm_epochs, lstm_members=args.lstm_members)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     v = meta["validation"]["ensemble_48h"]
-    print(f"wrote {args.out} (validation AUROC@48h {v['auroc']:.4f}, threshold {meta['threshold']['value']:.3f})")
+    print(f"wrote {args.out} (out-of-fold AUROC@48h {v['auroc']:.4f}, threshold {meta['threshold']['value']:.3f})")
     return 0
 
 
@@ -124,12 +125,15 @@ def register(subparsers) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.set_defaults(func=_train)
 
-    te = vs.add_parser("train-ensemble", help="gradient-boosted trees beside a trained LSTM bundle -> ensemble bundle")
+    te = vs.add_parser("train-ensemble", help="LSTMs + gradient-boosted trees on train + validation, choices on "
+                                              "cross-validated predictions -> ensemble bundle")
     te.add_argument("--records", required=True)
     te.add_argument("--outcomes", required=True)
-    te.add_argument("--lstm", required=True, help="the LSTM bundle (its splits.csv is reused)")
+    te.add_argument("--lstm", required=True, help="the LSTM bundle (its splits.csv and hyper-parameters are reused)")
     te.add_argument("--out", required=True)
     te.add_argument("--folds", type=int, default=5)
+    te.add_argument("--lstm-epochs", type=int, default=12, help="fixed epochs of each LSTM (chosen on out-of-fold AUROC)")
+    te.add_argument("--lstm-members", type=int, default=5, help="LSTMs averaged")
     te.set_defaults(func=_train_ensemble)
 
     e = vs.add_parser("evaluate", help="LSTM, NEWS2 and SAPS-I at 24 h and 48 h -> metrics.json")

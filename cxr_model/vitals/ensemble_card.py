@@ -40,9 +40,42 @@ def _alerts(m: dict) -> str:
     return head + "\n" + "\n".join(rows)
 
 
-def render_ensemble_card(meta: dict, test: dict | None = None) -> str:
-    comp, td = meta["components"], meta["training_data"]
+def _model_section(meta: dict) -> str:
+    comp, hp = meta["components"], meta["hyperparameters"]
     gp = comp["gbt_params"]
+    v2 = comp.get("feature_set", "v1") == "v2"
+    if "weight_scores_oof" in comp:
+        weight = (f"w = {comp['weight_lstm']} (of 0, 0.1, ..., 1: the highest mean AUROC at 24 h and 48 h on the "
+                  f"{gp['folds']}-fold out-of-fold log-odds of train + validation)")
+        lstm = (f"- LSTM: {comp['lstm']} ({hp['members']} LSTMs, hidden {hp['hidden']}, GRU-D-style inputs; normaliser "
+                f"fitted on train + validation), Platt-scaled per hour on out-of-fold logits.")
+        cal = "- The mix is Platt-scaled per hour on the same out-of-fold predictions."
+    else:
+        weight = f"w = {comp['weight_lstm']} (fixed before any score was seen)"
+        lstm = (f"- LSTM: the `vitals-lstm` bundle unchanged ({hp['members']} LSTMs, hidden {hp['hidden']}, GRU-D-style "
+                f"inputs; weights copied as `model.pt`), Platt-scaled per hour on validation.")
+        cal = "- The ensemble is Platt-scaled per hour on validation with out-of-fold trees."
+    return f"""Risk at hour t = Platt_t(w * logit(LSTM risk) + (1 - w) * logit(GBT risk)), {weight}.
+{lstm}
+- GBT: scikit-learn HistGradientBoosting (learning rate {gp['learning_rate']}, {gp['max_iter']} trees of at most
+  {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf) on {len(comp['features'])} per-window summary features
+  (last, first, min, max, mean, count, hours since last{', change first to last, mean of the last 6 h' if v2 else ''}, per channel{', urine per hour' if v2 else ''},
+  from hours <= t only; never-measured = missing, not a normal value) at hours {gp['training_hours']}, trained on
+  train + validation. Platt-scaled per hour on {gp['folds']}-fold out-of-fold predictions (cross-validated
+  calibration). Stored as numeric arrays (`trees.npz`, loaded with `allow_pickle=False`, sha256 in the
+  metadata), evaluated in numpy.
+{cal}"""
+
+
+def _validation_title(meta: dict) -> str:
+    if meta.get("validation_kind"):
+        return (f"Validation: {meta['validation_kind']} (n = {meta['validation']['ensemble_48h']['n']}; calibration, "
+                "weight and thresholds were chosen here, so these figures are optimistic)")
+    return "Validation (optimistic: early stopping, calibration and thresholds were chosen here; trees out-of-fold)"
+
+
+def render_ensemble_card(meta: dict, test: dict | None = None) -> str:
+    td = meta["training_data"]
     test_part = "Not yet evaluated: run `cxr-model vitals evaluate --split test`." if not test else (
         f"`cxr-model vitals evaluate --split test` (n = {test['n']}, never used for training, calibration or "
         f"thresholds):\n\n{_table(test)}\n\nAlert burden and lead time on the same stays (lead time: first alert "
@@ -59,24 +92,14 @@ descriptors recorded so far in the first 48 hours. An alert is raised when the r
 raised by NEWS2 at its response triggers; each alert names its source.
 
 ## Model
-Risk at hour t = Platt_t(w * logit(LSTM risk) + (1 - w) * logit(GBT risk)), w = {comp['weight_lstm']} (fixed
-before any score was seen).
-- LSTM: the `vitals-lstm` bundle unchanged ({meta['hyperparameters']['members']} LSTMs, hidden {meta['hyperparameters']['hidden']}, GRU-D-style inputs; weights
-  copied as `model.pt`), Platt-scaled per hour on validation.
-- GBT: scikit-learn HistGradientBoosting (learning rate {gp['learning_rate']}, {gp['max_iter']} trees of at most
-  {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf) on {len(comp['features'])} per-window summary features
-  (last, first, min, max, mean, count, hours since last, per channel, from hours <= t only; never-measured = missing,
-  not a normal value) at hours {gp['training_hours']}, trained on train + validation. Platt-scaled per hour on
-  {gp['folds']}-fold out-of-fold predictions (cross-validated calibration). Stored as numeric arrays
-  (`trees.npz`, loaded with `allow_pickle=False`, sha256 in the metadata), evaluated in numpy.
-- The ensemble is Platt-scaled per hour on validation with out-of-fold trees.
+{_model_section(meta)}
 
 ## Data
 {td['source']}. Split `{meta['split']['name']}` (stratified by outcome, seed {meta['split']['seed']}):
 train {td['n_train']} ({td['n_train_positive']} deaths), validation {td['n_val']} ({td['n_val_positive']}),
 held-out test {td['n_test']} ({td['n_test_positive']}); record ids in `splits.csv`. Outcomes are labels only.
 
-## Validation (optimistic: early stopping, calibration and thresholds were chosen here; trees out-of-fold)
+## {_validation_title(meta)}
 {_table(meta['validation'])}
 
 ## Held-out test
@@ -90,7 +113,7 @@ validation.
 - One hospital system (MIMIC-II, Boston, 2001-2008); not validated on other populations or ward (non-ICU) patients.
 - Trained and tested on set A only; set B of the challenge is held back for an independent test.
 - NEWS2 uses ICU stand-ins: SaO2 for SpO2, GCS < 15 for "not alert", FiO2 / ventilation for oxygen.
-- Calibration is per hour on 800 validation stays and has not been checked on other sites.
+- Calibration is per hour on {"the out-of-fold predictions of " + str(td['n_train'] + td['n_val']) if meta.get('validation_kind') else "800 validation"} stays and has not been checked on other sites.
 - In ICU stays NEWS2 is high almost everywhere (ventilation scores as oxygen, sedation as "not alert"): at 5 it
   alerts most survivors too, so its burden here says little about a general ward.
 """

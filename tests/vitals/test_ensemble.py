@@ -32,7 +32,8 @@ def test_ensemble_risk_is_the_documented_combination(physionet_dir):
     assert not errors
     grids = [to_grid(r) for r in records]
     c = bundle.meta["components"]
-    raw = bundle.trees.decision_function(stack_features(grids).reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
+    x = stack_features(grids, feature_set=c.get("feature_set", "v1"))
+    raw = bundle.trees.decision_function(x.reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
     g = _sigmoid(np.asarray(c["gbt_calibration"]["a"]) * raw + np.asarray(c["gbt_calibration"]["b"]))
     lstm = bundle.components(grids)["lstm"]
     w = c["weight_lstm"]
@@ -69,12 +70,15 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     real_read_dir = te.read_dir
     monkeypatch.setattr(te, "read_dir", lambda d, ids=None: read.extend(ids) or real_read_dir(d, ids))
     meta = te.train_ensemble(str(physionet_dir / "set-a"), str(physionet_dir / "Outcomes-a.txt"), str(lstm),
-                             str(tmp_path / "ens"), folds=2)
+                             str(tmp_path / "ens"), folds=2, lstm_epochs=1, lstm_members=1)
     test_ids = set(read_split(lstm / "splits.csv", "test"))
     assert read and not (set(read) & test_ids)  # the held-out stays are never read
     bundle = load_vitals_bundle(tmp_path / "ens")
-    assert bundle.trees is not None and meta["threshold"]["split"] == "val"
-    assert meta["validation"]["ensemble_48h"]["n"] == meta["training_data"]["n_val"]
-    assert len(meta["components"]["gbt_calibration"]["a"]) == N_HOURS
-    assert "out-of-fold" in meta["components"]["gbt_calibration"]["method"]
+    assert bundle.trees is not None and "out-of-fold" in meta["threshold"]["split"]
+    td = meta["training_data"]
+    assert meta["validation"]["ensemble_48h"]["n"] == td["n_train"] + td["n_val"]  # every choice on OOF stays
+    for cal in (meta["calibration"], meta["components"]["gbt_calibration"], meta["components"]["calibration"]):
+        assert len(cal["a"]) == N_HOURS and "out-of-fold" in cal["method"]
+    assert meta["components"]["weight_lstm"] in meta["components"]["weight_scores_oof"]
+    assert bundle.meta["hyperparameters"]["members"] == 1 and bundle.meta["components"]["feature_set"] == "v2"
     assert "Decision support, not a diagnosis" in (tmp_path / "ens" / "MODEL_CARD.md").read_text()

@@ -1,0 +1,114 @@
+"""Cross-validated out-of-fold (OOF) predictions of both halves of the ensemble, and the choices made on them.
+
+Every choice of the ensemble (calibration, the LSTM weight, the alert threshold) is made on OOF
+predictions of the train + validation stays: each stay is scored by models that never saw it, so
+the choices rest on 3,200 stays instead of the 800 validation stays, and the final models can be
+fitted on all of them. The held-out test stays are never passed in here.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from cxr_model.metrics.classification import compute_auroc
+from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM, features
+from cxr_model.vitals.normaliser import Normaliser
+
+log = logging.getLogger(__name__)
+TREE_HOURS = [6, 12, 24, 36, 48]  # the tree rows: one per stay at each of these hours
+GBT_PARAMS = {"learning_rate": 0.03, "max_iter": 300, "max_leaf_nodes": 8, "min_samples_leaf": 80,
+              "l2_regularization": 1.0, "early_stopping": False}
+WEIGHT_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+
+def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified ``folds``-fold split of stays: ``[(fit_idx, held_idx), ...]``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def fit_trees(x: np.ndarray, y: np.ndarray, seed: int):
+    """HistGradientBoosting on the rows of ``x [N, 48, F]`` at :data:`TREE_HOURS` (label repeated)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier  # training only; inference needs numpy
+
+    rows = x[:, [h - 1 for h in TREE_HOURS]].reshape(-1, x.shape[2])
+    return HistGradientBoostingClassifier(random_state=seed, **GBT_PARAMS).fit(rows, np.repeat(y, len(TREE_HOURS)))
+
+
+def tree_logits(model, x: np.ndarray) -> np.ndarray:
+    """Raw log-odds at every hour: ``[N, 48]`` float64."""
+    n, h, f = x.shape
+    return model.decision_function(x.reshape(n * h, f)).reshape(n, h)
+
+
+def fit_lstm(x: torch.Tensor, y: torch.Tensor, hp: dict, epochs: int, members: int, seed: int) -> VitalsEnsemble:
+    """``members`` LSTMs trained for a fixed number of ``epochs`` (chosen on OOF, no early stopping).
+
+    Args:
+        x: ``[N, 48, F]`` float32 features; y: ``[N]`` float32 outcomes.
+        hp: the LSTM hyper-parameters (``hidden``, ``layers``, ``dropout``, ``lr``, ``weight_decay``,
+            ``batch_size``) of the LSTM bundle.
+    """
+    from cxr_model.vitals.train import _loss  # the LSTM's own loss (every hour + the 48 h one)
+
+    model = VitalsEnsemble(x.shape[2], hp["hidden"], hp["layers"], hp["dropout"], members)
+    for k, member in enumerate(model.members):
+        torch.manual_seed(seed + k)
+        _train_member(member, x, y, hp, epochs, _loss)
+    return model.eval()
+
+
+def _train_member(member: VitalsLSTM, x, y, hp: dict, epochs: int, loss_fn) -> None:
+    opt = torch.optim.Adam(member.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    for _ in range(epochs):
+        member.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(perm), hp["batch_size"]):
+            b = perm[i:i + hp["batch_size"]]
+            opt.zero_grad()
+            loss_fn(member(x[b]), y[b]).backward()
+            torch.nn.utils.clip_grad_norm_(member.parameters(), 1.0)
+            opt.step()
+    member.eval()
+
+
+def lstm_logits(model, x: torch.Tensor, batch: int = 512) -> np.ndarray:
+    with torch.inference_mode():
+        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)]).double().numpy()
+
+
+def out_of_fold(grids: list, x_sum: np.ndarray, y: np.ndarray, folds: list, hp: dict, epochs: int,
+                members: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """OOF raw log-odds ``(lstm [N, 48], trees [N, 48])``: each fold's models score its held-out stays.
+
+    The LSTM's normaliser is refitted on each fold's fitting stays, as the final one is on all of them.
+    """
+    oof_lstm, oof_gbt = np.zeros((len(y), x_sum.shape[1])), np.zeros((len(y), x_sum.shape[1]))
+    for k, (fit_idx, held) in enumerate(folds):
+        oof_gbt[held] = tree_logits(fit_trees(x_sum[fit_idx], y[fit_idx], seed + k), x_sum[held])
+        norm = Normaliser.fit([grids[i] for i in fit_idx])
+        x_fit = features(norm, [grids[i] for i in fit_idx])
+        model = fit_lstm(x_fit, torch.tensor(y[fit_idx], dtype=torch.float32), hp, epochs, members, seed + 100 * k)
+        oof_lstm[held] = lstm_logits(model, features(norm, [grids[i] for i in held]))
+        log.info("fold %d: OOF AUROC 48 h trees %.3f, LSTM %.3f", k + 1,
+                 compute_auroc(y[held], oof_gbt[held, -1]), compute_auroc(y[held], oof_lstm[held, -1]))
+    return oof_lstm, oof_gbt
+
+
+def choose_weight(y: np.ndarray, z_lstm: np.ndarray, z_gbt: np.ndarray, hours: tuple[int, ...] = (24, 48),
+                  grid: tuple[float, ...] = WEIGHT_GRID) -> tuple[float, dict[float, float]]:
+    """The LSTM weight ``w`` of ``w * z_lstm + (1 - w) * z_gbt`` with the highest mean AUROC at ``hours``.
+
+    Args:
+        y: ``[N]`` outcomes; z_lstm, z_gbt: ``[N, 48]`` calibrated log-odds of each half (OOF).
+
+    Returns:
+        ``(w, {w: mean AUROC})``; ties go to the weight nearest 0.5 (an even mix).
+    """
+    scores = {float(w): float(np.mean([compute_auroc(y, w * z_lstm[:, h - 1] + (1 - w) * z_gbt[:, h - 1])
+                                       for h in hours])) for w in grid}
+    best = max(scores.values())
+    return min((w for w, s in scores.items() if s >= best - 1e-12), key=lambda w: abs(w - 0.5)), scores

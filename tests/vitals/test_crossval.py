@@ -1,0 +1,75 @@
+"""Choices made on out-of-fold predictions: the event-1 threshold rule and the LSTM weight of the ensemble."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from cxr_model.metrics.classification import compute_event1, compute_threshold_metrics, event1_count_threshold
+from cxr_model.vitals.crossval import choose_weight, fold_indices
+
+
+def test_count_threshold_calls_as_many_stays_as_there_are_deaths():
+    y = np.array([1, 0, 1, 0, 0, 0, 1, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    t = event1_count_threshold(y, s)
+    assert t == 0.7  # the third-highest score: 3 deaths -> 3 stays called
+    m = compute_threshold_metrics(y, s, t)
+    assert m["sensitivity"] == pytest.approx(2 / 3) and m["ppv"] == pytest.approx(2 / 3)
+    assert compute_event1(y, s, t) == pytest.approx(2 / 3)
+
+
+def test_count_threshold_calls_ties_at_the_cut_and_needs_both_classes():
+    assert event1_count_threshold([1, 0, 0, 0], [0.5, 0.5, 0.5, 0.1]) == 0.5
+    with pytest.raises(ValueError, match="both classes"):
+        event1_count_threshold([0, 0, 0], [0.1, 0.2, 0.3])
+
+
+def test_count_threshold_matches_sensitivity_and_ppv_on_a_random_ranking():
+    rng = np.random.default_rng(3)
+    y = (rng.random(2000) < 0.14).astype(int)
+    s = rng.normal(size=2000) + 1.2 * y
+    t = event1_count_threshold(y, s)
+    assert int((s >= t).sum()) == y.sum()
+    m = compute_threshold_metrics(y, s, t)
+    assert m["sensitivity"] == pytest.approx(m["ppv"])
+
+
+def _scores(rng, n=3000):
+    y = (rng.random(n) < 0.15).astype(int)
+    signal = np.repeat(y[:, None], 48, axis=1).astype(float)
+    return y, signal
+
+
+def test_the_weight_follows_the_informative_half():
+    rng = np.random.default_rng(0)
+    y, signal = _scores(rng)
+    informative = signal + rng.normal(size=signal.shape)
+    noise = rng.normal(size=signal.shape)
+    assert choose_weight(y, informative, noise)[0] == 1.0
+    assert choose_weight(y, noise, informative)[0] == 0.0
+
+
+def test_two_equally_good_independent_halves_are_mixed_and_the_scores_are_aurocs():
+    rng = np.random.default_rng(1)
+    y, signal = _scores(rng)
+    a, b = signal + rng.normal(size=signal.shape), signal + rng.normal(size=signal.shape)
+    w, scores = choose_weight(y, a, b)
+    assert 0.3 <= w <= 0.7 and scores[w] > max(scores[0.0], scores[1.0])
+    expected = np.mean([roc_auc_score(y, 0.3 * a[:, h] + 0.7 * b[:, h]) for h in (23, 47)])
+    assert scores[0.3] == pytest.approx(expected)
+
+
+def test_a_tie_between_weights_goes_to_the_even_mix():
+    rng = np.random.default_rng(2)
+    y, signal = _scores(rng)
+    z = signal + rng.normal(size=signal.shape)
+    assert choose_weight(y, z, z)[0] == 0.5  # identical halves: every weight scores the same
+
+
+def test_folds_are_stratified_and_cover_every_stay_once():
+    y = np.array([1] * 30 + [0] * 170)
+    folds = fold_indices(y, 5, seed=7)
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held.tolist()) == list(range(200))
+    assert all(y[h].sum() == 6 and not set(f) & set(h) for f, h in folds)
