@@ -52,8 +52,7 @@ def main() -> None:
     bundle.risk(ward)
     t_ward = time.perf_counter() - t2
     x = bundle.features(ward)
-    s_feat = (stack_features(ward, feature_set=bundle.meta["components"].get("feature_set", "v1"))
-              if bundle.trees is not None else None)
+    s_feat = stack_features(ward) if bundle.trees is not None else None
     t3 = time.perf_counter()
     with torch.inference_mode():
         bundle.model(x)

@@ -76,8 +76,7 @@ class VitalsBundle:
         lstm = self.risk_from_features(self.features(grids))
         if self.trees is None:
             return {"lstm": lstm}
-        comp = self.meta["components"]
-        return combine(lstm, gbt_logits(self.trees, grids, comp.get("feature_set", "v1")), comp)
+        return combine(lstm, gbt_logits(self.trees, grids), self.meta["components"])
 
 
 def build_model(meta: dict[str, Any]) -> VitalsEnsemble:

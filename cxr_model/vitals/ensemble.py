@@ -24,9 +24,9 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def gbt_logits(trees: Trees, grids: list[Grid], feature_set: str = "v1") -> np.ndarray:
-    """Raw tree log-odds at every hour: ``[N, 48]`` float64, from the bundle's summary ``feature_set``."""
-    x = stack_features(grids, feature_set=feature_set)
+def gbt_logits(trees: Trees, grids: list[Grid]) -> np.ndarray:
+    """Raw tree log-odds at every hour: ``[N, 48]`` float64."""
+    x = stack_features(grids)
     n, h, f = x.shape
     if n == 0:
         return np.zeros((0, h))

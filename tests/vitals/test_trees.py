@@ -45,22 +45,3 @@ def test_summary_features_are_causal_and_missing_is_nan(record_writer):
     assert f[5, col["HR:mean"]] == pytest.approx(90) and f[9, col["HR:hours_since"]] == 4
     assert np.isnan(f[:, col["RespRate:last"]]).all() and (f[:, col["RespRate:n_obs"]] == 0).all()
     assert f[47, col["hour"]] == 48 and f[0, col["Age"]] == 70
-
-
-def test_v2_trend_features_are_causal_and_v1_keeps_its_columns(record_writer):
-    rows = [("00:30", "HR", 80), ("05:10", "HR", 120), ("05:40", "HR", 100), ("09:00", "HR", 60),
-            ("02:30", "Urine", 100), ("04:30", "Urine", 50)]
-    grid = to_grid(read_record(record_writer(4, rows)))
-    v1, v2 = summary_features(grid, "v1"), summary_features(grid, "v2")
-    names = summary_feature_names("v2")
-    col = {n: i for i, n in enumerate(names)}
-    assert summary_feature_names("v1") == names[:v1.shape[1]] and np.array_equal(v1, v2[:, :v1.shape[1]], equal_nan=True)
-    assert v2.shape == (48, len(names))
-    assert v2[0, col["HR:change"]] == 0 and v2[5, col["HR:change"]] == 20 and v2[9, col["HR:change"]] == -20
-    assert v2[5, col["HR:mean_6h"]] == pytest.approx(90)  # hours 0..5 hold 80 and 100 (the 05:40 reading)
-    assert v2[9, col["HR:mean_6h"]] == pytest.approx(80)  # hours 4..9: 100 and 60; the 80 at hour 0 is gone
-    assert np.isnan(v2[8, col["Temp:mean_6h"]]) and np.isnan(v2[8, col["Temp:change"]])
-    assert np.isnan(v2[1, col["Urine:per_hour"]])  # nothing measured yet: missing, not zero
-    assert v2[4, col["Urine:per_hour"]] == pytest.approx(150 / 5) and v2[47, col["Urine:per_hour"]] == pytest.approx(150 / 48)
-    with pytest.raises(ValueError, match="feature set 'v9'"):
-        summary_features(grid, "v9")
