@@ -43,7 +43,6 @@ def _alerts(m: dict) -> str:
 def _model_section(meta: dict) -> str:
     comp, hp = meta["components"], meta["hyperparameters"]
     gp = comp["gbt_params"]
-    v2 = comp.get("feature_set", "v1") == "v2"
     if "weight_scores_oof" in comp:
         weight = (f"w = {comp['weight_lstm']} (of 0, 0.1, ..., 1: the highest mean AUROC at 24 h and 48 h on the "
                   f"{gp['folds']}-fold out-of-fold log-odds of train + validation)")
@@ -59,7 +58,7 @@ def _model_section(meta: dict) -> str:
 {lstm}
 - GBT: scikit-learn HistGradientBoosting (learning rate {gp['learning_rate']}, {gp['max_iter']} trees of at most
   {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf) on {len(comp['features'])} per-window summary features
-  (last, first, min, max, mean, count, hours since last{', change first to last, mean of the last 6 h' if v2 else ''}, per channel{', urine per hour' if v2 else ''},
+  (last, first, min, max, mean, count, hours since last, per channel,
   from hours <= t only; never-measured = missing, not a normal value) at hours {gp['training_hours']}, trained on
   train + validation. Platt-scaled per hour on {gp['folds']}-fold out-of-fold predictions (cross-validated
   calibration). Stored as numeric arrays (`trees.npz`, loaded with `allow_pickle=False`, sha256 in the

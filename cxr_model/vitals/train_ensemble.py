@@ -39,7 +39,7 @@ from cxr_model.vitals.lstm import features
 from cxr_model.vitals.normaliser import Normaliser
 from cxr_model.vitals.reader import load_outcomes, read_dir
 from cxr_model.vitals.splits import read_split
-from cxr_model.vitals.summary import FEATURE_SET, stack_features, summary_feature_names
+from cxr_model.vitals.summary import stack_features, summary_feature_names
 from cxr_model.vitals.trees import Trees, export_trees
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
         "hyperparameters": hp, "calibration": lstm_cal,
         "components": dict(comp, trees="trees.npz", trees_sha256=sha256_file(out_dir / "trees.npz"),
                            gbt_params=dict(GBT_PARAMS, training_hours=TREE_HOURS, folds=folds, seed=seed),
-                           feature_set=FEATURE_SET, features=summary_feature_names(),
+                           features=summary_feature_names(),
                            lstm=f"{lstm_members} LSTMs with the hyper-parameters of {lstm_meta['name']}@{lstm_meta['version']}, "
                                 f"retrained on train + validation for {lstm_epochs} epochs",
                            thresholds_val=thresholds),

@@ -32,8 +32,7 @@ def test_ensemble_risk_is_the_documented_combination(physionet_dir):
     assert not errors
     grids = [to_grid(r) for r in records]
     c = bundle.meta["components"]
-    x = stack_features(grids, feature_set=c.get("feature_set", "v1"))
-    raw = bundle.trees.decision_function(x.reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
+    raw = bundle.trees.decision_function(stack_features(grids).reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
     g = _sigmoid(np.asarray(c["gbt_calibration"]["a"]) * raw + np.asarray(c["gbt_calibration"]["b"]))
     lstm = bundle.components(grids)["lstm"]
     w = c["weight_lstm"]
@@ -80,5 +79,5 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     for cal in (meta["calibration"], meta["components"]["gbt_calibration"], meta["components"]["calibration"]):
         assert len(cal["a"]) == N_HOURS and "out-of-fold" in cal["method"]
     assert meta["components"]["weight_lstm"] in meta["components"]["weight_scores_oof"]
-    assert bundle.meta["hyperparameters"]["members"] == 1 and bundle.meta["components"]["feature_set"] == "v2"
+    assert bundle.meta["hyperparameters"]["members"] == 1
     assert "Decision support, not a diagnosis" in (tmp_path / "ens" / "MODEL_CARD.md").read_text()
