@@ -30,7 +30,7 @@ def _train_ensemble(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         meta = train_ensemble(args.records, args.outcomes, args.lstm, args.out, folds=args.folds,
-                              lstm_epochs=args.lstm_epochs, lstm_members=args.lstm_members)
+                              max_epochs=args.max_epochs, lstm_members=args.lstm_members)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -132,8 +132,9 @@ def register(subparsers) -> None:
     te.add_argument("--lstm", required=True, help="the LSTM bundle (its splits.csv and hyper-parameters are reused)")
     te.add_argument("--out", required=True)
     te.add_argument("--folds", type=int, default=5)
-    te.add_argument("--lstm-epochs", type=int, default=12, help="fixed epochs of each LSTM (chosen on out-of-fold AUROC)")
-    te.add_argument("--lstm-members", type=int, default=5, help="LSTMs averaged")
+    te.add_argument("--max-epochs", type=int, default=16, help="most epochs per LSTM; the number used is chosen "
+                                                               "on out-of-fold AUROC")
+    te.add_argument("--lstm-members", type=int, default=4, help="LSTMs averaged")
     te.set_defaults(func=_train_ensemble)
 
     e = vs.add_parser("evaluate", help="LSTM, NEWS2 and SAPS-I at 24 h and 48 h -> metrics.json")

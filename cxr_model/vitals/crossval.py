@@ -44,26 +44,32 @@ def tree_logits(model, x: np.ndarray) -> np.ndarray:
     return model.decision_function(x.reshape(n * h, f)).reshape(n, h)
 
 
-def fit_lstm(x: torch.Tensor, y: torch.Tensor, hp: dict, epochs: int, members: int, seed: int) -> VitalsEnsemble:
-    """``members`` LSTMs trained for a fixed number of ``epochs`` (chosen on OOF, no early stopping).
+def fit_lstm(x: torch.Tensor, y: torch.Tensor, hp: dict, epochs: int, members: int, seed: int,
+             x_held: torch.Tensor | None = None) -> tuple[VitalsEnsemble, np.ndarray | None]:
+    """``members`` LSTMs trained for a fixed number of ``epochs`` (no early stopping).
 
     Args:
         x: ``[N, 48, F]`` float32 features; y: ``[N]`` float32 outcomes.
         hp: the LSTM hyper-parameters (``hidden``, ``layers``, ``dropout``, ``lr``, ``weight_decay``,
             ``batch_size``) of the LSTM bundle.
+        x_held: stays to score after every epoch (the held-out fold), or ``None``.
+
+    Returns:
+        the model, and the members' mean logits on ``x_held`` after each epoch ``[epochs, M, 48]``.
     """
     from cxr_model.vitals.train import _loss  # the LSTM's own loss (every hour + the 48 h one)
 
     model = VitalsEnsemble(x.shape[2], hp["hidden"], hp["layers"], hp["dropout"], members)
+    held = None if x_held is None else np.zeros((epochs, len(x_held), x.shape[1]))
     for k, member in enumerate(model.members):
         torch.manual_seed(seed + k)
-        _train_member(member, x, y, hp, epochs, _loss)
-    return model.eval()
+        _train_member(member, x, y, hp, epochs, _loss, x_held, held, 1.0 / members)
+    return model.eval(), held
 
 
-def _train_member(member: VitalsLSTM, x, y, hp: dict, epochs: int, loss_fn) -> None:
+def _train_member(member: VitalsLSTM, x, y, hp: dict, epochs: int, loss_fn, x_held, held, share) -> None:
     opt = torch.optim.Adam(member.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    for _ in range(epochs):
+    for epoch in range(epochs):
         member.train()
         perm = torch.randperm(len(x))
         for i in range(0, len(perm), hp["batch_size"]):
@@ -72,7 +78,9 @@ def _train_member(member: VitalsLSTM, x, y, hp: dict, epochs: int, loss_fn) -> N
             loss_fn(member(x[b]), y[b]).backward()
             torch.nn.utils.clip_grad_norm_(member.parameters(), 1.0)
             opt.step()
-    member.eval()
+        member.eval()
+        if held is not None:
+            held[epoch] += share * lstm_logits(member, x_held)
 
 
 def lstm_logits(model, x: torch.Tensor, batch: int = 512) -> np.ndarray:
@@ -82,20 +90,31 @@ def lstm_logits(model, x: torch.Tensor, batch: int = 512) -> np.ndarray:
 
 def out_of_fold(grids: list, x_sum: np.ndarray, y: np.ndarray, folds: list, hp: dict, epochs: int,
                 members: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """OOF raw log-odds ``(lstm [N, 48], trees [N, 48])``: each fold's models score its held-out stays.
+    """OOF raw log-odds ``(lstm [epochs, N, 48] after each epoch, trees [N, 48])``: each fold's models
+    score its held-out stays.
 
     The LSTM's normaliser is refitted on each fold's fitting stays, as the final one is on all of them.
     """
-    oof_lstm, oof_gbt = np.zeros((len(y), x_sum.shape[1])), np.zeros((len(y), x_sum.shape[1]))
+    oof_lstm, oof_gbt = np.zeros((epochs, len(y), x_sum.shape[1])), np.zeros((len(y), x_sum.shape[1]))
     for k, (fit_idx, held) in enumerate(folds):
         oof_gbt[held] = tree_logits(fit_trees(x_sum[fit_idx], y[fit_idx], seed + k), x_sum[held])
         norm = Normaliser.fit([grids[i] for i in fit_idx])
         x_fit = features(norm, [grids[i] for i in fit_idx])
-        model = fit_lstm(x_fit, torch.tensor(y[fit_idx], dtype=torch.float32), hp, epochs, members, seed + 100 * k)
-        oof_lstm[held] = lstm_logits(model, features(norm, [grids[i] for i in held]))
-        log.info("fold %d: OOF AUROC 48 h trees %.3f, LSTM %.3f", k + 1,
-                 compute_auroc(y[held], oof_gbt[held, -1]), compute_auroc(y[held], oof_lstm[held, -1]))
+        _, oof_lstm[:, held] = fit_lstm(x_fit, torch.tensor(y[fit_idx], dtype=torch.float32), hp, epochs, members,
+                                        seed + 100 * k, features(norm, [grids[i] for i in held]))
+        log.info("fold %d: OOF AUROC 48 h trees %.3f, LSTM %.3f (last epoch)", k + 1,
+                 compute_auroc(y[held], oof_gbt[held, -1]), compute_auroc(y[held], oof_lstm[-1, held, -1]))
     return oof_lstm, oof_gbt
+
+
+def choose_epochs(y: np.ndarray, oof_by_epoch: np.ndarray, hours: tuple[int, ...] = (24, 48)) -> tuple[int, list[float]]:
+    """Epochs (1-based) with the highest mean OOF AUROC at ``hours``; ties go to fewer epochs.
+
+    Args:
+        oof_by_epoch: ``[E, N, 48]`` OOF logits after each epoch.
+    """
+    scores = [float(np.mean([compute_auroc(y, z[:, h - 1]) for h in hours])) for z in oof_by_epoch]
+    return int(np.argmax(scores)) + 1, scores
 
 
 def choose_weight(y: np.ndarray, z_lstm: np.ndarray, z_gbt: np.ndarray, hours: tuple[int, ...] = (24, 48),

@@ -4,9 +4,10 @@ Stays and split come from the LSTM bundle's ``splits.csv`` (``strat-622-seed2012
 test stays are never read here. Steps:
   1. summary features (:mod:`summary`) and LSTM inputs of every train and validation stay;
   2. ``folds``-fold cross-validation by stay (stratified by outcome) over train + validation: each
-     fold's trees and LSTMs (same hyper-parameters as the LSTM bundle, ``lstm_epochs`` fixed epochs)
-     are fitted on the other stays and score the held-out stays at every hour -> out-of-fold (OOF)
-     log-odds of both halves (:func:`crossval.out_of_fold`);
+     fold's trees and LSTMs (same hyper-parameters as the LSTM bundle, up to ``max_epochs`` epochs)
+     are fitted on the other stays and score the held-out stays at every hour (the LSTMs after every
+     epoch) -> out-of-fold (OOF) log-odds of both halves (:func:`crossval.out_of_fold`); the LSTM's
+     number of epochs is the one with the best mean OOF AUROC at 24 h and 48 h;
   3. on the OOF log-odds: per-hour Platt scaling of each half, the LSTM weight (highest mean OOF
      AUROC at 24 h and 48 h), per-hour Platt scaling of the mix, and the alert threshold (as many
      stays called as there are deaths, on the OOF 48 h risk: sensitivity = PPV);
@@ -29,7 +30,7 @@ from cxr_model.metrics.classification import event1_count_threshold
 from cxr_model.registry import save_bundle, sha256_file
 from cxr_model.vitals.bundle import NORMALISER_FILE, load_vitals_bundle
 from cxr_model.vitals.crossval import (
-    GBT_PARAMS, TREE_HOURS, choose_weight, fit_lstm, fit_trees, fold_indices, out_of_fold,
+    GBT_PARAMS, TREE_HOURS, choose_epochs, choose_weight, fit_lstm, fit_trees, fold_indices, out_of_fold,
 )
 from cxr_model.vitals.ensemble import combine, logit
 from cxr_model.vitals.ensemble_card import render_ensemble_card
@@ -76,7 +77,7 @@ def _calibrate(y, oof_lstm, oof_gbt, folds: int) -> tuple[dict, dict, dict]:
 
 
 def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, folds: int = 5, seed: int = 2012,
-                   lstm_epochs: int = 12, lstm_members: int = 5, version: str = "2.0.0") -> dict:
+                   max_epochs: int = 16, lstm_members: int = 4, version: str = "2.0.0") -> dict:
     """Fit, calibrate and bundle the ensemble; returns the metadata written (see module docstring)."""
     t0 = time.time()
     lstm_meta = json.loads((Path(lstm_dir) / "metadata.json").read_text())
@@ -90,8 +91,10 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     y = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids])
     x_sum = stack_features(grids)
     folds_idx = fold_indices(y, folds, seed)
-    oof_lstm, oof_gbt = out_of_fold(grids, x_sum, y, folds_idx, hp, lstm_epochs, lstm_members, seed)
-    log.info("out-of-fold done at %.0fs", time.time() - t0)
+    oof_by_epoch, oof_gbt = out_of_fold(grids, x_sum, y, folds_idx, hp, max_epochs, lstm_members, seed)
+    lstm_epochs, epoch_scores = choose_epochs(y, oof_by_epoch)
+    oof_lstm = oof_by_epoch[lstm_epochs - 1]
+    log.info("out-of-fold done at %.0fs; LSTM epochs %d", time.time() - t0, lstm_epochs)
     lstm_cal, comp, oof_risk = _calibrate(y, oof_lstm, oof_gbt, folds)
     thresholds = {k: event1_count_threshold(y, r[:, -1]) for k, r in oof_risk.items()}
 
@@ -102,11 +105,12 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     if not np.allclose(Trees.load(out_dir / "trees.npz").decision_function(x_sum[:50, -1]), final.decision_function(x_sum[:50, -1])):
         raise RuntimeError("exported trees disagree with the fitted model")
     norm = Normaliser.fit(grids)
-    model = fit_lstm(features(norm, grids), torch.tensor(y, dtype=torch.float32), hp, lstm_epochs, lstm_members, seed)
+    model, _ = fit_lstm(features(norm, grids), torch.tensor(y, dtype=torch.float32), hp, lstm_epochs, lstm_members, seed)
     log.info("final models done at %.0fs", time.time() - t0)
 
-    hp.update(members=lstm_members, epochs=lstm_epochs, seed=seed, early_stopping=None)
-    for k in ("best_epochs", "epochs_max", "patience"):
+    hp.update(members=lstm_members, epochs=lstm_epochs, epochs_max=max_epochs, seed=seed, early_stopping=None,
+              epochs_oof_auroc=epoch_scores)
+    for k in ("best_epochs", "patience"):
         hp.pop(k, None)
     meta = {k: v for k, v in lstm_meta.items() if k not in ("history", "validation", "train_seconds")}
     meta["training_data"] = dict(lstm_meta["training_data"], trained_on="train + validation")

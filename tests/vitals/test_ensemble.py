@@ -69,7 +69,7 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     real_read_dir = te.read_dir
     monkeypatch.setattr(te, "read_dir", lambda d, ids=None: read.extend(ids) or real_read_dir(d, ids))
     meta = te.train_ensemble(str(physionet_dir / "set-a"), str(physionet_dir / "Outcomes-a.txt"), str(lstm),
-                             str(tmp_path / "ens"), folds=2, lstm_epochs=1, lstm_members=1)
+                             str(tmp_path / "ens"), folds=2, max_epochs=2, lstm_members=1)
     test_ids = set(read_split(lstm / "splits.csv", "test"))
     assert read and not (set(read) & test_ids)  # the held-out stays are never read
     bundle = load_vitals_bundle(tmp_path / "ens")
@@ -79,5 +79,7 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     for cal in (meta["calibration"], meta["components"]["gbt_calibration"], meta["components"]["calibration"]):
         assert len(cal["a"]) == N_HOURS and "out-of-fold" in cal["method"]
     assert meta["components"]["weight_lstm"] in meta["components"]["weight_scores_oof"]
+    hp = meta["hyperparameters"]
+    assert hp["epochs"] in (1, 2) and hp["epochs_oof_auroc"][hp["epochs"] - 1] == max(hp["epochs_oof_auroc"])
     assert bundle.meta["hyperparameters"]["members"] == 1
     assert "Decision support, not a diagnosis" in (tmp_path / "ens" / "MODEL_CARD.md").read_text()
