@@ -15,6 +15,7 @@ import torch
 from cxr_model.metrics.classification import compute_auroc
 from cxr_model.vitals.lstm import VitalsEnsemble, VitalsLSTM, features
 from cxr_model.vitals.normaliser import Normaliser
+from cxr_model.vitals.train import _loss as lstm_loss  # the LSTM's own loss: every hour + the 48 h one
 
 log = logging.getLogger(__name__)
 TREE_HOURS = [6, 12, 24, 36, 48]  # the tree rows: one per stay at each of these hours
@@ -57,13 +58,11 @@ def fit_lstm(x: torch.Tensor, y: torch.Tensor, hp: dict, epochs: int, members: i
     Returns:
         the model, and the members' mean logits on ``x_held`` after each epoch ``[epochs, M, 48]``.
     """
-    from cxr_model.vitals.train import _loss  # the LSTM's own loss (every hour + the 48 h one)
-
     model = VitalsEnsemble(x.shape[2], hp["hidden"], hp["layers"], hp["dropout"], members)
     held = None if x_held is None else np.zeros((epochs, len(x_held), x.shape[1]))
     for k, member in enumerate(model.members):
         torch.manual_seed(seed + k)
-        _train_member(member, x, y, hp, epochs, _loss, x_held, held, 1.0 / members)
+        _train_member(member, x, y, hp, epochs, lstm_loss, x_held, held, 1.0 / members)
     return model.eval(), held
 
 
