@@ -46,9 +46,13 @@ def _model_section(meta: dict) -> str:
     if "weight_scores_oof" in comp:
         weight = (f"w = {comp['weight_lstm']} (of 0, 0.1, ..., 1: the highest mean AUROC at 24 h and 48 h on the "
                   f"{gp['folds']}-fold out-of-fold log-odds of train + validation)")
-        lstm = (f"- LSTM: {comp['lstm']} ({hp['members']} LSTMs, hidden {hp['hidden']}, GRU-D-style inputs; normaliser "
-                f"fitted on train + validation), Platt-scaled per hour on out-of-fold logits.")
-        cal = "- The mix is Platt-scaled per hour on the same out-of-fold predictions."
+        lstm = (f"- LSTM: {comp['lstm']} (the number of epochs with the best mean out-of-fold AUROC at 24 h and 48 h, "
+                f"of 1 to {hp['epochs_max']}; hidden {hp['hidden']}, GRU-D-style inputs; normaliser fitted on train + "
+                "validation), Platt-scaled per hour on out-of-fold logits.")
+        cal = ("- The mix is Platt-scaled per hour on the same out-of-fold predictions.\n\nTrained by `cxr-model vitals "
+               "train-ensemble --records set-a --outcomes Outcomes-a.txt --lstm assets/models/vitals-lstm --out DIR` "
+               f"({gp['folds']} folds, up to {hp['epochs_max']} epochs, {hp['members']} LSTMs) in "
+               f"{meta.get('train_seconds', '?')} s on 2 shared CPU cores.")
     else:
         weight = f"w = {comp['weight_lstm']} (fixed before any score was seen)"
         lstm = (f"- LSTM: the `vitals-lstm` bundle unchanged ({hp['members']} LSTMs, hidden {hp['hidden']}, GRU-D-style "
