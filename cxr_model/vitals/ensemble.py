@@ -2,9 +2,10 @@
 
 risk(t) = Platt_t( w * logit(LSTM risk(t)) + (1 - w) * logit(GBT risk(t)) )
 
-The LSTM risk is the LSTM bundle's own calibrated risk (Platt per hour on validation); the GBT
-risk is Platt-scaled per hour on out-of-fold predictions over train + validation; the final
-per-hour Platt fit is on validation stays. Coefficients live in ``metadata.json``
+The LSTM risk is the bundle's own calibrated LSTM risk; the GBT risk is Platt-scaled per hour on
+out-of-fold predictions over train + validation; then the mix is Platt-scaled per hour (version 1:
+on validation stays, LSTM calibrated on validation; version 2: every fit and the weight ``w`` on
+cross-validated out-of-fold predictions, see :mod:`train_ensemble`). Coefficients live in ``metadata.json``
 (``components``); the trees live in ``trees.npz`` (numbers only, see :mod:`trees`).
 """
 from __future__ import annotations
