@@ -55,6 +55,13 @@ def vitals_figure(rows: list[dict], title: str, metrics=("auroc", "auprc", "even
     return fig
 
 
+def _n_label(meta: dict) -> str | None:
+    data, val = meta.get("training_data") or {}, (meta.get("validation") or {}).get("ensemble_48h") or {}
+    if meta.get("validation_kind") and val.get("n"):
+        return f"cross-validated n = {val['n']}"
+    return data.get("n_val") and f"validation n = {data['n_val']}"
+
+
 def vitals_tab(meta_path: Path) -> None:
     try:
         meta = json.loads(meta_path.read_text())
@@ -65,16 +72,18 @@ def vitals_tab(meta_path: Path) -> None:
     split = meta.get("split") or {}
     data = meta.get("training_data") or {}
     st.caption(" · ".join(str(x) for x in (data.get("source"), split.get("name") and f"split {split['name']}",
-                                            data.get("n_val") and f"validation n = {data['n_val']}") if x))
+                                            _n_label(meta)) if x))
     rows = vitals_groups(meta.get("validation") or {})
     if not rows:
         st.info("The vitals model card holds no validation metrics with an AUROC.")
         return
-    st.markdown("**Validation stays** (used for early stopping, calibration and thresholds: optimistic)")
+    kind = meta.get("validation_kind")
+    st.markdown(f"**Validation stays: {kind}** (calibration, weight and thresholds were chosen on them: optimistic)" if kind
+                else "**Validation stays** (used for early stopping, calibration and thresholds: optimistic)")
     st.dataframe(metrics_frame(rows), hide_index=True, key="eval_vitals_table")
     st.plotly_chart(vitals_figure(rows, "Early-warning scores on the validation stays"), key="eval_vitals_chart")
     st.caption("Event-1 = min(sensitivity, positive predictivity) at each score's alert threshold, as in the "
-               "PhysioNet/CinC 2012 challenge. Model thresholds were chosen on validation; NEWS2 is shown at its "
+               f"PhysioNet/CinC 2012 challenge. Model thresholds were chosen on {'these predictions' if kind else 'validation'}; NEWS2 is shown at its "
                "clinical triggers 5 and 7; SAPS-I at the threshold that maximised event-1 on validation.")
     thr = meta.get("threshold") or {}
     if thr:

@@ -217,5 +217,7 @@ def ward_view() -> None:
 
 
 ward_view()
-st.caption(f"Model {bundle.model_id}; alert threshold {100 * bundle.threshold:.1f}% chosen on validation stays. "
+_chosen_on = ("validation stays" if bundle.meta["threshold"].get("split", "val") == "val"
+              else "cross-validated predictions of the training and validation stays")
+st.caption(f"Model {bundle.model_id}; alert threshold {100 * bundle.threshold:.1f}% chosen on {_chosen_on}. "
            "Data: PhysioNet/CinC Challenge 2012 (Silva et al. 2012), ODC-BY 1.0.")

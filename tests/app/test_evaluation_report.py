@@ -129,6 +129,10 @@ def test_vitals_tab_compares_the_model_with_news2_at_its_triggers_and_saps(setti
     news2 = tables[1][tables[1]["model / window"].str.startswith("NEWS2")]
     assert set(news2["alert threshold"]) == {"5", "7"} or set(news2["alert threshold"]) == {"5.000", "7.000"}
     assert any("Validation stays" in m.value for m in at.markdown)
+    meta = json.loads((settings.vitals_model_dir / "metadata.json").read_text())
+    if meta.get("validation_kind"):  # choices made on cross-validated predictions are labelled as such
+        assert any(meta["validation_kind"] in m.value for m in at.markdown)
+        assert any(f"cross-validated n = {meta['validation']['ensemble_48h']['n']}" in c.value for c in at.caption)
     assert any(s.value.startswith("Held-out test stays") for s in at.subheader)
     # held-out test stays, with the alert burden and lead time at the alert threshold
     labels = [m.label for m in at.metric]
