@@ -205,7 +205,7 @@ if study.burned_in:
                "identify the patient. The study report leaves the images out, and the overlay download needs "
                "'Show identifying information'.")
 if scope_out:
-    st.error(f"**Outside what this model was made for.** This image is out of scope ({plain(study.scope_reason)}), "
+    st.error(f"**Outside what this model was made for.** This image is out of scope: {plain(study.scope_reason)}; "
              "so no call is shown and no decision can be recorded for it. The model was trained on frontal chest "
              f"radiographs of {'children and adults' if 'adult' in bundle.meta.get('populations', []) else 'children aged 1-5'}.")
 else:

@@ -88,7 +88,7 @@ class OodModel:
         if declared:
             return declared
         if self.outside(score):
-            return f"unlike the training radiographs (OOD distance {score:.1f} > {self.threshold:.1f})"
+            return f"unlike the training radiographs (OOD distance {score:.1f} > threshold {self.threshold:.1f})"
         return None
 
     def judge(self, features: np.ndarray | torch.Tensor, declared: str | None = None) -> tuple[float, bool]:

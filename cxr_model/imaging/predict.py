@@ -23,6 +23,7 @@ from cxr_model.imaging.network import classifier_head
 from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.operating import features_and_logits
 from cxr_model.imaging.scope import judge
+from cxr_model.imaging.site import apply_site, describe
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import BundleError
 
@@ -123,8 +124,6 @@ def predict_with_features(bundle: CxrBundle, x: torch.Tensor, population=None) -
 
 def predict_command(files: list[str], model_dir: str | None, as_json: bool, site: str | None = None) -> int:
     """``cxr-model predict [--site NAME]``: one line per file, with the OOD check; exit 1 if any file failed."""
-    from cxr_model.imaging.site import apply_site, describe
-
     try:
         bundle = resolve_bundle(model_dir)
         ood = load_ood(bundle)

@@ -28,7 +28,7 @@ import numpy as np
 from cxr_model.imaging.adapt import _NAME, load_site_profile
 from cxr_model.imaging.bundle import CxrBundle
 from cxr_model.metrics.classification import wilson_interval
-from cxr_model.registry import BundleError
+from cxr_model.registry import BundleError, metadata_or_none
 from cxr_model.settings import get_settings
 
 MIN_POSITIVES = 10
@@ -79,8 +79,6 @@ def list_profiles(folder: str | Path | None = None, bundle: CxrBundle | None = N
 
 def profile_names(model_dir: str | Path | None = None, folder: str | Path | None = None) -> list[str]:
     """Names of the saved profiles made for the weights in ``model_dir`` (default: the bundled model)."""
-    from cxr_model.registry import metadata_or_none
-
     s = get_settings()
     sha = (metadata_or_none(model_dir or s.cxr_model_dir) or {}).get("sha256")
     return [p["name"] for p in list_profiles(folder or s.site_dir) if sha and p.get("model_sha256") == sha]

@@ -141,3 +141,21 @@ def test_a_profile_for_other_weights_or_a_missing_one_is_refused(cxr_bundle, loc
         apply_site(cxr_bundle, "old", site_dir)
     assert list_profiles(site_dir, cxr_bundle) == [] and apply_site(cxr_bundle, None) is cxr_bundle
     assert NO_SITE == "Bundled model (no site profile)"
+
+
+def test_the_study_report_names_the_site_profile_and_the_population(cxr_bundle, kermany_dir, site_dir):
+    from cxr_model.imaging.adapt import adapt_batchnorm, save_site_profile
+    from cxr_model.imaging.data import kermany_items, load_sources
+    from cxr_model.imaging.report.study import render_study_report
+    from cxr_model.imaging.review import analyse_study
+
+    save_site_profile(adapt_batchnorm(cxr_bundle, load_sources(kermany_items(kermany_dir, "val"))[0]), site_dir, "ward-9")
+    site = apply_site(cxr_bundle, "ward-9", site_dir)
+    f = sorted((kermany_dir / "val" / "NORMAL").glob("*.jpeg"))[0]
+    reports = {}
+    for b in (site, cxr_bundle):
+        s = analyse_study(b, f.read_bytes(), f.name)
+        reports[b.site_profile] = render_study_report(s, s.display, np.dstack([s.display] * 3), b.meta)
+        assert s.site_profile == b.site_profile and s.population_source in ("image_estimate", "pooled")
+    assert "Site profile &#x27;ward-9&#x27;: batch-norm statistics from 16 local films" in reports["ward-9"]
+    assert NO_SITE in reports[None] and "ward-9" not in reports[None]
