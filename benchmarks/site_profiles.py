@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cxr_model.imaging.adapt import adapt_batchnorm  # noqa: E402
 from cxr_model.imaging.bundle import load_cxr_bundle  # noqa: E402
-from cxr_model.imaging.data import kermany_items, load_sources  # noqa: E402
+from cxr_model.imaging.data import child_group, kermany_items, load_sources  # noqa: E402
 from cxr_model.imaging.ood import load_ood  # noqa: E402
 from cxr_model.imaging.predict import predict_with_features  # noqa: E402
 from cxr_model.imaging.shift import SHIFTS  # noqa: E402
@@ -62,7 +62,7 @@ def _metrics(y, p, thr) -> dict:
 
 
 def halves(groups: list[str], seed: int = 0) -> np.ndarray:
-    """0/1 half per film, by group (patient), seeded."""
+    """0/1 half per film, by group (patient: the NIH file name's prefix, Kermany's child key), seeded."""
     g = sorted(set(groups))
     side = dict(zip(g, np.random.default_rng(seed).permutation(len(g)) % 2))
     return np.array([side[x] for x in groups])
@@ -81,7 +81,7 @@ def site_effect(bundle, ood, src, y, groups, target=0.95) -> dict:
     p0, f0 = _scores(bundle, ood, src)
     for a in (0, 1):
         A, B = half == a, half != a
-        pa, fa = _scores(adapt_batchnorm(bundle, src[A]), ood, src)
+        pa, fa = _scores(adapt_batchnorm(bundle, src[torch.from_numpy(A)]), ood, src)
         t0 = choose_threshold(y[A & ~f0], p0[A & ~f0], target)["threshold"]
         ta = choose_threshold(y[A & ~fa], pa[A & ~fa], target)["threshold"]
         for c, p, t in zip(CONDITIONS, (p0, pa, p0, pa), (bundle.threshold, bundle.threshold, t0, ta)):
@@ -117,13 +117,13 @@ def main() -> int:
         "as bundled": _metrics(y, p0, bundle.threshold), "BN adapted": _metrics(y, pa, bundle.threshold)}
     ad = split_items(bundle, s.kermany_dir, "test", "adult", s.nih_adult_dir)
     results["adult test (NIH), halves by patient"] = site_effect(
-        bundle, ood, load_sources(ad)[0], np.array([i.label for i in ad]), [i.group for i in ad])
+        bundle, ood, load_sources(ad)[0], np.array([i.label for i in ad]), [i.path.stem.split("_")[0] for i in ad])
     ch = split_items(bundle, s.kermany_dir, "test", "child")
     yc = np.array([i.label for i in ch])
     idx = selection_subset(yc, a.child_n, 0)
     src = torch.stack([SHIFTS[a.shift](x) for x in load_sources([ch[i] for i in idx])[0]])
     results[f"child test subset, {a.shift}, halves by child"] = site_effect(
-        bundle, ood, src, yc[idx], [ch[i].group for i in idx])
+        bundle, ood, src, yc[idx], [child_group(ch[i].path) for i in idx])
     for site, r in results.items():
         print(f"\n{site}")
         for c in CONDITIONS:
