@@ -130,3 +130,12 @@ def test_review_analysis_uses_age_and_withholds_a_lateral(adult, cxr_bundle, tmp
     assert s.probability == pytest.approx(predict_source(cxr_bundle, adult, population="child").probability, abs=1e-5)
     lat = analyse_study(cxr_bundle, _changed(adult, tmp_path / "lat.dcm", ViewPosition="RL").read_bytes(), "l.dcm", ood=ood)
     assert lat.ood_flag and "ViewPosition RL" in lat.scope_reason
+
+
+def test_explain_command_follows_the_header_too(adult, tmp_path, capsys):
+    lat = _changed(adult, tmp_path / "lat.dcm", ViewPosition="LATERAL")
+    kid = _changed(adult, tmp_path / "kid.dcm", PatientAge="012Y")
+    assert main(["explain", "--json", str(lat), str(kid)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert rows[0]["ood"] is True and rows[0]["label"] is None and "ViewPosition LATERAL" in rows[0]["scope_reason"]
+    assert rows[1]["population_source"] == "dicom_age" and rows[1]["label"] in ("NORMAL", "PNEUMONIA")
