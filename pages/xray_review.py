@@ -221,7 +221,9 @@ else:
     if study.population_source:
         st.caption(f"Operating point for: {study.population or 'either population'} "
                    f"({POPULATION_SOURCES[study.population_source]}).")
-st.caption(f"Decision support, not a diagnosis · model `{study.model_id}` · file SHA-256 `{study.sha256[:16]}…`")
+st.caption(f"Decision support, not a diagnosis · model `{study.model_id}`"
+           + (f" with site profile `{study.site_profile}`" if study.site_profile else "")
+           + f" · file SHA-256 `{study.sha256[:16]}…`")
 
 viewer(pixels, study.sha256, None if scope_out else study.cam, shown_method, alpha, view == VIEWS[0])
 if not scope_out and float(study.cam.max()) <= 0:

@@ -276,6 +276,7 @@ def test_site_profile_from_the_sidebar_is_used_and_stated(site_profile, app, ker
     p = float({m.label: m.value for m in at.metric}["P(pneumonia)"])
     assert p == pytest.approx(predict_source(apply_site(cxr_bundle, "ward-3", site_profile), f).probability, abs=6e-4)
     assert p != bundled
+    assert any("with site profile `ward-3`" in c.value for c in at.caption)
 
 
 def test_dicom_age_sets_the_population_and_a_lateral_view_gets_no_call(app, dicom_dir, tmp_path):
