@@ -101,7 +101,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--child-n", type=int, default=200)
-    ap.add_argument("--shift", default="darker (exposure -30 %)")
+    ap.add_argument("--shift", default="darker (exposure -30 %)", help="a shift.py name, or 'none'")
+    ap.add_argument("--target", type=float, default=0.95, help="target sensitivity of the local threshold")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -117,13 +118,15 @@ def main() -> int:
         "as bundled": _metrics(y, p0, bundle.threshold), "BN adapted": _metrics(y, pa, bundle.threshold)}
     ad = split_items(bundle, s.kermany_dir, "test", "adult", s.nih_adult_dir)
     results["adult test (NIH), halves by patient"] = site_effect(
-        bundle, ood, load_sources(ad)[0], np.array([i.label for i in ad]), [i.path.stem.split("_")[0] for i in ad])
+        bundle, ood, load_sources(ad)[0], np.array([i.label for i in ad]), [i.path.stem.split("_")[0] for i in ad],
+        a.target)
     ch = split_items(bundle, s.kermany_dir, "test", "child")
     yc = np.array([i.label for i in ch])
     idx = selection_subset(yc, a.child_n, 0)
-    src = torch.stack([SHIFTS[a.shift](x) for x in load_sources([ch[i] for i in idx])[0]])
+    src = load_sources([ch[i] for i in idx])[0]
+    src = src if a.shift == "none" else torch.stack([SHIFTS[a.shift](x) for x in src])
     results[f"child test subset, {a.shift}, halves by child"] = site_effect(
-        bundle, ood, src, yc[idx], [child_group(ch[i].path) for i in idx])
+        bundle, ood, src, yc[idx], [child_group(ch[i].path) for i in idx], a.target)
     for site, r in results.items():
         print(f"\n{site}")
         for c in CONDITIONS:

@@ -87,7 +87,7 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
         data = _as_bytes(source, name)
         x = EvalTransform(bundle.img_size)(to_source(read_image(data, name))).unsqueeze(0)
     except ImageReadError as exc:
-        return Prediction(file=name, error=str(exc))
+        return Prediction(file=name, error=str(exc), site_profile=bundle.site_profile)
     ctx = header_context(data)
     declared = population or ctx.population
     p, feats = predict_with_features(bundle, x, declared)
