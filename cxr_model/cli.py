@@ -20,13 +20,24 @@ def _train(args) -> int:
 def _predict(args) -> int:
     from cxr_model.imaging.predict import predict_command
 
-    return predict_command(args.files, args.model, args.json)
+    return predict_command(args.files, args.model, args.json, site=args.site)
 
 
 def _evaluate(args) -> int:
     from cxr_model.imaging.evaluate import evaluate_command
 
-    return evaluate_command(args.data, args.model, args.out, batch_size=args.batch_size, workers=args.workers)
+    return evaluate_command(args.data, args.model, args.out, batch_size=args.batch_size, workers=args.workers,
+                            site=args.site)
+
+
+def _site(args) -> int:
+    from cxr_model.imaging import site_commands as C
+
+    if args.site_command == "adapt":
+        return C.adapt_command(args.name, args.inputs, args.model)
+    if args.site_command == "recalibrate":
+        return C.recalibrate_command(args.name, args.data, args.target_sensitivity, args.model)
+    return C.list_command(args.model)
 
 
 def _ood_fit(args) -> int:
@@ -124,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("files", nargs="+")
     pr.add_argument("--model", help="bundle folder (default: the bundled model)")
     pr.add_argument("--json", action="store_true", help="one JSON object per line")
+    pr.add_argument("--site", help="use this saved site profile (see `cxr-model site list`)")
     pr.set_defaults(func=_predict)
 
     ev = sub.add_parser("evaluate", help="score a labelled set (Kaggle folders or CSV path,label)")
@@ -132,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True)
     ev.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     ev.add_argument("--workers", type=int, default=2)
+    ev.add_argument("--site", help="use this saved site profile (see `cxr-model site list`)")
     ev.set_defaults(func=_evaluate)
 
     ex = sub.add_parser("explain", help="CAM per file: probability, method, peak_xy (original pixels), overlay PNG")
@@ -151,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--write", action="store_true", help="save the best pair on validation as the bundle's explain.json")
     pg.add_argument("--json", action="store_true")
     pg.set_defaults(func=_pointing)
+
+    si = sub.add_parser("site", help="site profiles: BN adaptation on local films, a local threshold (CXR_SITE_DIR)")
+    ssub = si.add_subparsers(dest="site_command", required=True)
+    sa = ssub.add_parser("adapt", help="re-estimate batch-norm statistics on unlabelled local films; save profile NAME")
+    sa.add_argument("name")
+    sa.add_argument("inputs", nargs="+", metavar="FILES_OR_FOLDER")
+    sr = ssub.add_parser("recalibrate", help="choose profile NAME's threshold on a small labelled local set")
+    sr.add_argument("name")
+    sr.add_argument("--data", required=True, help="Kaggle folders (NORMAL/, PNEUMONIA/) or a CSV path,label")
+    sr.add_argument("--target-sensitivity", dest="target_sensitivity", type=float, default=0.95)
+    sl = ssub.add_parser("list", help="the saved site profiles")
+    for x in (sa, sr, sl):
+        x.add_argument("--model", help="bundle folder (default: the bundled model)")
+        x.set_defaults(func=_site)
 
     o = sub.add_parser("ood", help="out-of-distribution statistics of the chest X-ray bundle")
     osub = o.add_subparsers(dest="ood_command", required=True)

@@ -26,6 +26,8 @@ class Settings:
         device: ``"cuda"`` when available and not disabled, else ``"cpu"``.
         runs_dir: where the UI writes evaluation runs (``CXR_RUNS_DIR``).
         state_dir: local state (``CXR_STATE_DIR``, default ``.state/``): review database, sha256 cache.
+        site_dir: saved site profiles (``CXR_SITE_DIR``, default ``$XDG_DATA_HOME/cxr-dashboard/sites``,
+            i.e. ``~/.local/share/cxr-dashboard/sites``); never inside ``data_dir`` (read-only data).
     """
 
     data_dir: Path
@@ -36,6 +38,7 @@ class Settings:
     device: str
     runs_dir: Path
     state_dir: Path = PROJECT_ROOT / ".state"
+    site_dir: Path = Path.home() / ".local" / "share" / "cxr-dashboard" / "sites"
 
     @property
     def cxr_model_dir(self) -> Path:
@@ -89,4 +92,6 @@ def get_settings() -> Settings:
         device=_default_device(),
         runs_dir=Path(env.get("CXR_RUNS_DIR", PROJECT_ROOT / "runs")),
         state_dir=state_dir,
+        site_dir=Path(env.get("CXR_SITE_DIR") or Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+                      / "cxr-dashboard" / "sites"),
     )

@@ -17,6 +17,7 @@ import streamlit as st
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.review import warm_up
 from cxr_model.imaging.ood import OodError, OodModel, load_ood
+from cxr_model.imaging.site import apply_site
 from cxr_model.settings import get_settings
 from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
 from dashboard.auth import audit
@@ -63,6 +64,25 @@ def cxr_ood(model_dir: str | None = None) -> tuple[OodModel | None, str | None]:
     """``(ood model, None)`` or ``(None, why the OOD check is unavailable)``."""
     s = get_settings()
     return _ood(str(model_dir or s.cxr_model_dir), s.device)
+
+
+@st.cache_resource(show_spinner="Applying the site profile ...", max_entries=4)
+def _site(model_dir: str, device: str, name: str, site_dir: str, stamp: float) -> CxrBundle:
+    return apply_site(_cxr(model_dir, device), name, site_dir)
+
+
+def cxr_site_bundle(name: str | None) -> CxrBundle:
+    """The chest X-ray bundle with site profile ``name`` applied (a shared copy; the bundled one for ``None``).
+
+    Keyed by the profile file's modification time too, so a profile made again is reloaded.
+    Raises ``BundleError`` (no such profile, other weights): the page shows it.
+    """
+    if not name:
+        return cxr_bundle()
+    s = get_settings()
+    js = s.site_dir / f"{name}.json"
+    stamp = js.stat().st_mtime if js.exists() else 0.0
+    return _site(str(s.cxr_model_dir), s.device, name, str(s.site_dir), stamp)
 
 
 def vitals_bundle(model_dir: str | None = None) -> VitalsBundle:

@@ -52,7 +52,8 @@ def worklist(studies: list[Study], labels: list[str], decisions: dict[str, str],
     """
     rows = []
     for s, label in zip(studies, labels):
-        ood = "" if s.error or s.ood_flag is None else ("unlike training" if s.ood_flag else "ok")
+        ood = "" if s.error or s.ood_flag is None else "ok" if not s.ood_flag else \
+            "unlike training" if not s.scope_reason or s.scope_reason.startswith("unlike") else s.scope_reason.split(" (")[0]
         p = NO_VALUE if s.error or s.probability is None or out_of_scope(s) else f"{s.probability:.3f}"
         rows.append({"study": label, **({"file": s.name} if show_phi else {}),
                      "status": status(s, decisions.get(s.sha256)), "model's call": model_call(s),

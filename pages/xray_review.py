@@ -26,11 +26,12 @@ from cxr_model.imaging.report.study import render_study_report
 from cxr_model.imaging.review import (
     Study, admit_uploads, analyse_study, declared_pixels, dicom_view, file_sha256, study_faithfulness, study_label,
 )
+from cxr_model.imaging.site import NO_SITE, POPULATION_SOURCES, describe, profile_names
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
 from dashboard.auth import audit, current_identity
 from dashboard.decision_form import decision_form
-from dashboard.resources import cxr_bundle, cxr_ood
+from dashboard.resources import cxr_ood, cxr_site_bundle
 from dashboard.slow_cam import slow_study
 from dashboard.text import plain
 from dashboard.viewer import dicom_pixels, display_pixels, viewer
@@ -42,8 +43,8 @@ VIEWS = ["Side by side", "Overlay only"]
 
 
 @st.cache_data(max_entries=64, show_spinner="Running the model and the CAM ...")
-def analysed(sha256: str, method: str, name: str, _data: bytes):
-    return analyse_study(cxr_bundle(), _data, name, method, cxr_ood()[0])
+def analysed(sha256: str, method: str, name: str, _data: bytes, site: str | None = None):
+    return analyse_study(cxr_site_bundle(site), _data, name, method, cxr_ood()[0])
 
 
 @st.cache_data(max_entries=8)
@@ -71,7 +72,7 @@ def study_of(f, data: bytes, refused: str | None) -> Study:
     if refused:
         return Study(f.name, sha, error=f"{f.name}: {refused}", problem=refused)
     try:
-        return analysed(sha, "GradCAM", f.name, data)
+        return analysed(sha, "GradCAM", f.name, data, site)
     except Exception:  # one bad file must not take the upload down; details go to the server log
         log.exception("analysing upload sha256=%s failed", sha)
         problem = "could not be analysed (an internal error; the details are in the server log)"
@@ -125,6 +126,10 @@ def step(n_studies: int, by: int) -> None:
 
 
 me = current_identity()  # signed out: the sign-in screen, and the page stops here
+site = st.sidebar.selectbox("Site profile", [None, *profile_names()], key="site_profile",
+                            format_func=lambda n: NO_SITE if n is None else n,
+                            help="A saved site profile (`cxr-model site adapt / recalibrate`): batch-norm statistics "
+                                 "and/or a threshold from this site's own films. Default: the bundled model as is.")
 st.title("Chest X-ray review")
 st.info("**Decision support, not a diagnosis.** The probability and the map are for a radiologist to weigh "
         "with the image and the patient.")
@@ -135,10 +140,12 @@ if not files:  # the model is not needed yet (it is warmed at start, see app.py)
     past_decisions()
     st.stop()
 try:
-    bundle = cxr_bundle()
+    bundle = cxr_site_bundle(site)
 except BundleError as exc:
     st.error(f"The chest X-ray model cannot be loaded: {plain(exc)}")
     st.stop()
+if site:
+    st.info(plain(describe(bundle)) + ". Not the bundled model as is.")
 ood, ood_error = cxr_ood()
 
 # ------------------------------------------------------------------------------------ worklist
@@ -186,7 +193,7 @@ study, shown_method = base, base.method
 if method in SLOW_METHODS and not scope_out:
     study, shown_method = slow_study(base, data, method, bundle, ood)
 elif method != base.method and not scope_out:
-    study, shown_method = analysed(base.sha256, method, base.name, data), method
+    study, shown_method = analysed(base.sha256, method, base.name, data, site), method
 
 pixels, dicom_problem = viewer_pixels(study.sha256, study.name, data, study)
 header = cached_dicom_view(study.sha256, study.name, data) if study.is_dicom and not dicom_problem else None
@@ -198,10 +205,9 @@ if study.burned_in:
                "identify the patient. The study report leaves the images out, and the overlay download needs "
                "'Show identifying information'.")
 if scope_out:
-    st.error(f"**Outside what this model was made for.** This image is unlike the radiographs the model was "
-             f"trained on (OOD distance {study.ood_score:.1f} > threshold {study.ood_threshold:.1f}), so no call "
-             "is shown and no decision can be recorded for it. The model was trained on frontal chest radiographs "
-             f"of {'children and adults' if 'adult' in bundle.meta.get('populations', []) else 'children aged 1-5'}.")
+    st.error(f"**Outside what this model was made for.** This image is out of scope: {plain(study.scope_reason)}; "
+             "so no call is shown and no decision can be recorded for it. The model was trained on frontal chest "
+             f"radiographs of {'children and adults' if 'adult' in bundle.meta.get('populations', []) else 'children aged 1-5'}.")
 else:
     m1, m2, m3 = st.columns(3)
     m1.metric("P(pneumonia)", f"{study.probability:.3f}", help="Calibrated probability from the model.")
@@ -212,7 +218,12 @@ else:
     else:
         st.caption(f"Out-of-distribution check: distance {study.ood_score:.1f} ≤ threshold "
                    f"{study.ood_threshold:.1f} (the image looks like the training radiographs).")
-st.caption(f"Decision support, not a diagnosis · model `{study.model_id}` · file SHA-256 `{study.sha256[:16]}…`")
+    if study.population_source:
+        st.caption(f"Operating point for: {study.population or 'either population'} "
+                   f"({POPULATION_SOURCES[study.population_source]}).")
+st.caption(f"Decision support, not a diagnosis · model `{study.model_id}`"
+           + (f" with site profile `{study.site_profile}`" if study.site_profile else "")
+           + f" · file SHA-256 `{study.sha256[:16]}…`")
 
 viewer(pixels, study.sha256, None if scope_out else study.cam, shown_method, alpha, view == VIEWS[0])
 if not scope_out and float(study.cam.max()) <= 0:

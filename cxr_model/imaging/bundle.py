@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from cxr_model.imaging import operating as OP
-from cxr_model.imaging.network import build_model, pick_device
+from cxr_model.imaging.network import build_model, penultimate_features, pick_device
 from cxr_model.metrics.calibration import apply_platt
 from cxr_model.registry import WEIGHTS, BundleError, SharedModel, model_id, read_state
 from cxr_model.settings import get_settings
@@ -22,12 +22,16 @@ class CxrBundle:
         model: the network in eval mode on ``device``, wrapped in :class:`SharedModel` so that
             every forward holds the bundle's lock (a bare ``nn.Module`` passed in is wrapped).
         meta: the bundle's metadata (threshold, img_size, calibration, ...).
+        reference: for a site copy whose BN statistics were adapted (:mod:`~cxr_model.imaging.adapt`),
+            the bundled network: the population model and the OOD statistics were fitted on *its*
+            features, so they are judged on them (:meth:`scope_features`); ``None`` as bundled.
     """
 
     model: SharedModel
     meta: dict[str, Any]
     device: torch.device
     path: Path
+    reference: SharedModel | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, SharedModel):
@@ -62,6 +66,31 @@ class CxrBundle:
             n = n if n is not None else (len(declared) if declared is not None else 0)
             return [d if d in OP.POPULATIONS else None for d in (declared or [None] * n)]
         return OP.assign(OP.PopulationModel.from_meta(model).p_adult(features), declared)
+
+    def scope_features(self, x: torch.Tensor, features):
+        """Penultimate features for the population model and the OOD check of model inputs ``x``:
+        ``features`` (this network's own, numpy or torch ``(N, D)``) unless this is an adapted site
+        copy, whose bundled network then gives them (one more forward pass)."""
+        if self.reference is None:
+            return features
+        with torch.inference_mode():
+            f = penultimate_features(self.reference, self.arch, x.detach().to(self.device)).float()
+        return f.cpu().numpy() if not isinstance(features, torch.Tensor) else f.clone()
+
+    @property
+    def site_profile(self) -> str | None:
+        """Name of the site profile applied to this copy (:mod:`~cxr_model.imaging.site`), ``None`` as bundled."""
+        return (self.meta.get("site_profile") or {}).get("name")
+
+    def population_report(self, features, declared: list[str | None]) -> list[tuple[str | None, str | None]]:
+        """Per film ``(population, source)`` the operating point used: source ``"dicom_age"`` (declared),
+        ``"image_estimate"`` or ``"pooled"`` (estimate uncertain: pooled map); ``(None, None)`` for a
+        bundle without a population-aware operating point."""
+        if self.operating_point is None:
+            return [(None, None)] * len(declared)
+        pops = self.populations(features, list(declared), len(declared))
+        return [(p, "dicom_age" if d in OP.POPULATIONS else "image_estimate" if p else "pooled")
+                for p, d in zip(pops, declared)]
 
     def probability(self, logits: torch.Tensor, features=None, population=None) -> torch.Tensor:
         """Calibrated P(pneumonia) from raw logits (Platt scaling fitted on validation).

@@ -22,7 +22,8 @@ from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
 from cxr_model.imaging.data import Item, scan_labelled
 from cxr_model.imaging.datasets import FileDataset, _collate
 from cxr_model.imaging.overlap import overlap_label
-from cxr_model.imaging.predict import predict_batch, predict_with_features
+from cxr_model.imaging.dicom_context import path_context
+from cxr_model.imaging.predict import predict_with_features
 from cxr_model.imaging.report.html import report_html
 from cxr_model.imaging.report.analysis import summary_of
 from cxr_model.imaging.report.run import analyse_run, load_run
@@ -30,6 +31,7 @@ from cxr_model.imaging.runfolder import (
     ERRORS, INCOMPLETE, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError, _stopped, finish_run,
     mark_stopped, sigterm_interrupts, start_run,
 )
+from cxr_model.imaging.site import apply_site, describe
 from cxr_model.imaging.scope import file_sha256, ood_or_reason, scope_cells, scope_metrics
 from cxr_model.metrics import classification as M
 from cxr_model.registry import BundleError
@@ -120,11 +122,12 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                 for i, msg in errs:
                     ew.writerow([_rel(items[i].path, base), msg])
                 if idx:
-                    if ood is not None:  # one forward gives both the probability and the OOD features
-                        p, feats = predict_with_features(bundle, x)
-                        scores = ood.score(feats)
-                    else:
-                        p, scores = predict_batch(bundle, x), [None] * len(idx)
+                    # the DICOM header's age chooses the population, its view may put a film out of scope
+                    ctx = [path_context(items[i].path) for i in idx]
+                    declared = [c.population for c in ctx]
+                    p, feats = predict_with_features(bundle, x, declared)  # one forward: probability and OOD features
+                    scores = ood.score(feats) if ood is not None else [None] * len(idx)
+                    pops = bundle.population_report(feats, declared)
                     for j, i in enumerate(idx):
                         it = items[i]
                         if not np.isfinite(p[j]):
@@ -132,7 +135,8 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                             continue
                         pw.writerow([_rel(it.path, base), it.label, f"{p[j]:.6f}", int(p[j] >= bundle.threshold),
                                      it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j],
-                                     *scope_cells(scores[j], ood), file_sha256(it.path),
+                                     *scope_cells(scores[j], ood, ctx[j].scope_reason), file_sha256(it.path),
+                                     pops[j][0] or "", pops[j][1] or "",
                                      *(it.extra.get(k, "") for k in extra)])
                 pf.flush()  # a killed run keeps every row scored so far
                 ef.flush()
@@ -161,7 +165,8 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "", report: boo
     adds ``n_out_of_scope``, ``ood_rate``, the in-scope metrics and the overlap with the model's split.
     """
     out = Path(out)
-    head = {"n_errors": count_rows(out / ERRORS), "model": bundle.model_id, "data": data_label}
+    head = {"n_errors": count_rows(out / ERRORS), "model": bundle.model_id, "data": data_label,
+            "site_profile": bundle.meta.get("site_profile") or None, "site": describe(bundle)}
     extra = {**scope_metrics(out / PREDICTIONS, bundle, bundle.threshold), **(extra or {})}
     if report:
         run = load_run(out, allow_incomplete=True)
@@ -192,7 +197,8 @@ def _num(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int = 64, workers: int = 2) -> int:
+def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int = 64, workers: int = 2,
+                     site: str | None = None) -> int:
     """``cxr-model evaluate``; under ``torchrun`` each process scores a shard and rank 0 gathers.
 
     Prints the headline metrics and where the files are. Exit status: 0 when at least one file
@@ -202,7 +208,7 @@ def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int
     world = int(os.environ.get("WORLD_SIZE", "1"))
     try:
         with sigterm_interrupts():
-            bundle = resolve_bundle(model_dir)
+            bundle = apply_site(resolve_bundle(model_dir), site)
             if world > 1:
                 m = _evaluate_distributed(data, bundle, Path(out), batch_size, workers)
                 if not m:
@@ -225,7 +231,7 @@ def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int
     ci = m["auroc_ci95"]
     print(f"n={m['n']} errors={m['n_errors']} AUROC={_num(m['auroc'], 4)} [{_num(ci[0], 4)}, {_num(ci[1], 4)}] "
           f"sens={_num(m['sensitivity'])} spec={_num(m['specificity'])} acc={_num(m['accuracy'])} "
-          f"at threshold {m['threshold']:.3f}")
+          f"at threshold {m['threshold']:.3f}; {m['site']}")
     if m.get("n_out_of_scope") is None:
         print(f"out-of-scope check {m.get('ood_check')}")
     else:

@@ -95,7 +95,7 @@ class _FrozenView(torch.nn.Module):
 
 
 def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", layer: str | None = None,
-            on_forward: Callable[[], None] | None = None) -> Explanation:
+            on_forward: Callable[[], None] | None = None, population: str | None = None) -> Explanation:
     """One forward (+ one backward for gradient methods): CAM, probability and features together.
 
     Args:
@@ -107,6 +107,8 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", la
             :func:`default_cam` gives the bundle's measured default).
         on_forward: called before each forward pass of the network (:func:`forward_passes` of
             them); an exception it raises stops the method, and the hooks and lock are released.
+        population: ``"child"``/``"adult"`` declared (e.g. DICOM PatientAge) for the operating point;
+            ``None``: estimated from the image.
 
     Returns:
         :class:`Explanation` whose ``cam`` has shape ``(S, S)``.
@@ -129,9 +131,9 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", la
         finally:
             handle.remove()
             net.zero_grad(set_to_none=True)
-    prob = float(bundle.probability(logit.reshape(1), features=feats[0].cpu().numpy()))
-    return Explanation(np.asarray(grayscale[0], dtype=np.float32), float(logit), prob,
-                       feats[0][0].cpu().numpy().astype(np.float32), method)
+    f = bundle.scope_features(x, feats[0].cpu().numpy())  # a site copy: the bundled network's features
+    prob = float(bundle.probability(logit.reshape(1), features=f, population=population))
+    return Explanation(np.asarray(grayscale[0], dtype=np.float32), float(logit), prob, f[0].astype(np.float32), method)
 
 
 def default_cam(bundle: CxrBundle) -> tuple[str, str | None]:

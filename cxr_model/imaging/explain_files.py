@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
+from cxr_model.imaging.dicom_context import path_context
 from cxr_model.imaging.explain import METHODS, default_cam, explain, overlay
 from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.io import read_image
@@ -24,6 +25,7 @@ from cxr_model.imaging.labels import call
 from cxr_model.imaging.network import cam_layers
 from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.pointing import cam_peak
+from cxr_model.imaging.scope import judge
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import BundleError
 
@@ -50,6 +52,8 @@ class FileExplanation:
     overlay: str | None = None
     model: str | None = None
     error: str | None = None
+    scope_reason: str | None = None
+    population_source: str | None = None
 
 
 def peak_pixel(cam: np.ndarray, height: int, width: int) -> list[int]:
@@ -69,13 +73,14 @@ def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | 
     except OSError as exc:
         return FileExplanation(file=name, error=f"{Path(path).name}: cannot be read ({exc.strerror or exc})")
     h, w = gray.shape
-    e = explain(bundle, EvalTransform(bundle.img_size)(to_source(gray)), method, layer)
+    ctx = path_context(path)  # DICOM PatientAge -> population; a declared lateral view is out of scope
+    e = explain(bundle, EvalTransform(bundle.img_size)(to_source(gray)), method, layer, population=ctx.population)
     r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), method, layer or cam_layers(bundle.arch)[0],
                         peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
-    if ood is not None:
-        r.ood_score, r.ood = ood.judge(e.features)
-        if r.ood:
-            r.label = None  # out of scope: no call
+    r.population_source = bundle.population_report(e.features[None], [ctx.population])[0][1]
+    r.ood_score, r.ood, r.scope_reason = judge(ood, e.features, ctx.scope_reason)
+    if r.ood:
+        r.label = None  # out of scope: no call
     if out_dir is not None:
         r.overlay = str(_save_overlay(out_dir, Path(path), overlay(gray, e.cam), taken if taken is not None else set()))
     return r
@@ -128,7 +133,7 @@ def explain_command(files: list[str], model_dir: str | None, method: str | None,
         elif r.error:
             print(f"ERROR {r.error}")
         else:
-            scope = "" if r.ood is None else ("\tOUT OF SCOPE: no call" if r.ood else "\tin scope")
+            scope = "" if r.ood is None else (f"\tOUT OF SCOPE: no call ({r.scope_reason})" if r.ood else "\tin scope")
             print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label}\t{r.method}/{r.layer} peak at x={r.peak_xy[0]}, "
                   f"y={r.peak_xy[1]} of {r.width} x {r.height}{scope}" + (f"\t{r.overlay}" if r.overlay else ""))
     return 1 if failed else 0

@@ -77,14 +77,24 @@ class OodModel:
         q = torch.einsum("nd,de,ne->n", d, self.precision, d).clamp_min(0)
         return q.sqrt().double().numpy()
 
-    def outside(self, score: float) -> bool:
-        """The one scope rule: a distance above the threshold is outside what the model was made for."""
-        return bool(score > self.threshold)
+    def outside(self, score: float, declared: str | None = None) -> bool:
+        """The one scope rule: outside what the model was made for when the file declares it
+        (``declared``: the reason, e.g. a lateral view in the DICOM header, see
+        :mod:`~cxr_model.imaging.dicom_context`) or the distance is above the threshold."""
+        return bool(declared) or bool(score > self.threshold)
 
-    def judge(self, features: np.ndarray | torch.Tensor) -> tuple[float, bool]:
-        """One film's ``(distance, out of scope)`` from its penultimate features."""
+    def reason(self, score: float, declared: str | None = None) -> str | None:
+        """Why a film is out of scope under :meth:`outside` (``None`` when it is in scope)."""
+        if declared:
+            return declared
+        if self.outside(score):
+            return f"unlike the training radiographs (OOD distance {score:.1f} > threshold {self.threshold:.1f})"
+        return None
+
+    def judge(self, features: np.ndarray | torch.Tensor, declared: str | None = None) -> tuple[float, bool]:
+        """One film's ``(distance, out of scope)`` from its penultimate features (and a declared reason)."""
         score = float(self.score(features)[0])
-        return score, self.outside(score)
+        return score, self.outside(score, declared)
 
 
 # ------------------------------------------------------------------------------------ features

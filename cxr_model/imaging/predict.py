@@ -15,12 +15,15 @@ import torch
 from torch import nn
 
 from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
-from cxr_model.imaging.formats import ImageReadError, Source
+from cxr_model.imaging.dicom_context import header_context
+from cxr_model.imaging.formats import ImageReadError, Source, _as_bytes
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
 from cxr_model.imaging.network import classifier_head
-from cxr_model.imaging.ood import OodError, batch_features, load_ood
+from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.operating import features_and_logits
+from cxr_model.imaging.scope import judge
+from cxr_model.imaging.site import apply_site, describe
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.registry import BundleError
 
@@ -33,6 +36,10 @@ class Prediction:
     ``ood_score`` above ``ood_threshold``): it is outside what the model was made for, so
     ``label`` is ``None`` (no call; the probability is kept for the record but means nothing).
     The three OOD fields are ``None`` when the bundle has no OOD statistics (scope unknown).
+    ``scope_reason`` says why a film is out of scope (a lateral view declared by the DICOM header,
+    or the OOD distance). ``population`` is the operating point's population and
+    ``population_source`` where it came from (``"dicom_age"``, ``"image_estimate"``, ``"pooled"``);
+    ``site_profile`` names the site profile used (``None``: the bundled model as is).
     """
 
     file: str
@@ -44,6 +51,10 @@ class Prediction:
     ood_score: float | None = None
     ood: bool | None = None
     ood_threshold: float | None = None
+    scope_reason: str | None = None
+    population: str | None = None
+    population_source: str | None = None
+    site_profile: str | None = None
 
 
 @torch.inference_mode()
@@ -58,29 +69,35 @@ def predict_batch(bundle: CxrBundle, x: torch.Tensor, population=None) -> np.nda
         logits = bundle.model(x.to(bundle.device)).squeeze(1)
         return bundle.probability(logits).double().cpu().numpy()
     feats, logits = features_and_logits(bundle.model, bundle.arch, x.to(bundle.device))
-    return bundle.probability(logits, features=feats.cpu().numpy(), population=population).double().cpu().numpy()
+    feats = bundle.scope_features(x, feats.cpu().numpy())
+    return bundle.probability(logits, features=feats, population=population).double().cpu().numpy()
 
 
 def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, ood=None,
                    population: str | None = None) -> Prediction:
     """Predict one file (path, bytes or file object); unreadable files give ``error``, not an exception.
 
-    With ``ood`` (an :class:`~cxr_model.imaging.ood.OodModel`) the image is also OOD-scored.
-    ``population`` (``"child"``/``"adult"``, e.g. from :func:`~cxr_model.imaging.operating.population_from_age`)
-    overrides the image's population estimate (see :func:`predict_batch`).
+    With ``ood`` (an :class:`~cxr_model.imaging.ood.OodModel`) the image is also OOD-scored. A
+    DICOM's header is read too (:mod:`~cxr_model.imaging.dicom_context`): its PatientAge gives the
+    population, and a lateral view is out of scope (even without an OOD check). ``population``
+    (``"child"``/``"adult"``) overrides both the header's and the image's estimate.
     """
     name = name or (Path(source).name if isinstance(source, (str, Path)) else getattr(source, "name", "<upload>"))
     try:
-        x = EvalTransform(bundle.img_size)(to_source(read_image(source, name))).unsqueeze(0)
+        data = _as_bytes(source, name)
+        x = EvalTransform(bundle.img_size)(to_source(read_image(data, name))).unsqueeze(0)
     except ImageReadError as exc:
-        return Prediction(file=name, error=str(exc))
-    p = float(predict_batch(bundle, x, population)[0])
-    pred = Prediction(name, p, call(p, bundle.threshold), bundle.threshold, bundle.model_id)
-    if ood is not None:
-        pred.ood_score, pred.ood = ood.judge(batch_features(bundle, x))
-        pred.ood_threshold = float(ood.threshold)
-        if pred.ood:
-            pred.label = None  # out of scope: no call
+        return Prediction(file=name, error=str(exc), site_profile=bundle.site_profile)
+    ctx = header_context(data)
+    declared = population or ctx.population
+    p, feats = predict_with_features(bundle, x, declared)
+    (pop, pop_source), = bundle.population_report(feats, [declared])
+    pred = Prediction(name, float(p[0]), call(float(p[0]), bundle.threshold), bundle.threshold, bundle.model_id,
+                      population=pop, population_source=pop_source, site_profile=bundle.site_profile)
+    pred.ood_score, pred.ood, pred.scope_reason = judge(ood, feats, ctx.scope_reason)
+    pred.ood_threshold = float(ood.threshold) if ood is not None else None
+    if pred.ood:
+        pred.label = None  # out of scope: no call
     return pred
 
 
@@ -99,42 +116,48 @@ def predict_with_features(bundle: CxrBundle, x: torch.Tensor, population=None) -
             logits = net(x.to(bundle.device)).squeeze(1)
         finally:
             handle.remove()
-    f = feats[0].float().cpu().numpy()
+    f = bundle.scope_features(x, feats[0].float().cpu().numpy())
     if bundle.operating_point is None:
         return bundle.probability(logits).double().cpu().numpy(), f
     return bundle.probability(logits, features=f, population=population).double().cpu().numpy(), f
 
 
-def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> int:
-    """``cxr-model predict``: one line per file, with the OOD check; exit 1 if any file failed."""
-
+def predict_command(files: list[str], model_dir: str | None, as_json: bool, site: str | None = None) -> int:
+    """``cxr-model predict [--site NAME]``: one line per file, with the OOD check; exit 1 if any file failed."""
     try:
         bundle = resolve_bundle(model_dir)
+        ood = load_ood(bundle)
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        ood = load_ood(bundle)
     except OodError as exc:
         ood = None
         print(f"note: out-of-distribution check unavailable: {exc}", file=sys.stderr)
+    try:
+        bundle = apply_site(bundle, site)
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not as_json:
+        print(f"# {describe(bundle)}", file=sys.stderr)
     failed = 0
     for f in files:
         try:
             r = predict_source(bundle, f, name=f, ood=ood)
         except Exception as exc:  # unforeseen: still one error line, and the files after it are scored
-            r = Prediction(file=f, error=f"{f}: cannot be scored ({type(exc).__name__}: {exc})")
+            r = Prediction(file=f, error=f"{f}: cannot be scored ({type(exc).__name__}: {exc})", site_profile=site)
         failed += r.error is not None
+        pop = f"\tpopulation {r.population} ({r.population_source})" if r.population_source else ""
         if as_json:
             print(json.dumps(asdict(r)))
         elif r.error:
             print(f"ERROR {r.error}")
         elif r.ood:
-            print(f"{r.file}\tOUT OF SCOPE: unlike the training radiographs (distance {r.ood_score:.1f} > "
-                  f"{r.ood_threshold:.1f}); outside what this model was made for, no call\t{r.model}")
+            print(f"{r.file}\tOUT OF SCOPE: {r.scope_reason}; outside what this model was made for, no call\t{r.model}")
         else:
             check = "\tOOD unknown (no OOD statistics)" if r.ood is None else f"\tOOD ok (distance {r.ood_score:.1f})"
-            print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label} (threshold {r.threshold:.3f})\t{r.model}{check}")
+            print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label} (threshold {r.threshold:.3f})\t{r.model}"
+                  f"{check}{pop}")
     return 1 if failed else 0
 
 

@@ -25,12 +25,14 @@ from cxr_model.imaging.bundle import CxrBundle
 from cxr_model.imaging.dicom_header import (
     HeaderField, Window, apply_window, burned_in_annotation, header_fields, window_presets,
 )
+from cxr_model.imaging.dicom_context import header_context
 from cxr_model.imaging.dicom_pixels import dicom_to_array, read_dicom_dataset
 from cxr_model.imaging.explain import Faithfulness, explain, faithfulness
 from cxr_model.imaging.formats import MAX_PIXELS, ImageReadError, is_dicom_bytes, sniff_format
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
 from cxr_model.imaging.ood import OodModel
+from cxr_model.imaging.scope import judge
 from cxr_model.imaging.transforms import EvalTransform, to_source
 
 #: Longest side of the cached display image, in pixels (a review screen shows ~1,000-2,000).
@@ -55,6 +57,11 @@ class Study:
         ood_flag: ``True`` when ``ood_score`` is above ``ood_threshold`` (prediction unreliable).
         burned_in: the DICOM declares ``BurnedInAnnotation = YES`` (text in the pixels that may
             identify the patient); ``False`` for other files and DICOMs that do not say so.
+        scope_reason: why the study is out of scope (a lateral view its DICOM header declares, or
+            the OOD distance); ``None`` in scope or unknown.
+        population, population_source: the operating point's population and where it came from
+            (``"dicom_age"``, ``"image_estimate"``, ``"pooled"``), see ``CxrBundle.population_report``.
+        site_profile: the site profile the model used (``None``: the bundled model as is).
     """
 
     name: str
@@ -74,6 +81,10 @@ class Study:
     ood_threshold: float | None = None
     ood_flag: bool | None = None
     burned_in: bool = False
+    scope_reason: str | None = None
+    population: str | None = None
+    population_source: str | None = None
+    site_profile: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -126,15 +137,17 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     x = EvalTransform(bundle.img_size)(to_source(gray)).unsqueeze(0)
     display = display_copy(gray)
     del gray  # the full-size float image is not kept (see the module docstring)
-    e = explain(bundle, x, method, on_forward)
+    ctx = header_context(data)  # PatientAge -> population; a declared lateral view is out of scope
+    e = explain(bundle, x, method, on_forward, population=ctx.population)
     is_dicom = sniff_format(data) == "DICOM"  # by content: a PNG named .dcm is no DICOM
+    (pop, pop_source), = bundle.population_report(e.features[None], [ctx.population])
     study = Study(name, sha, is_dicom=is_dicom, display=display, x=x,
                   probability=e.probability, label=call(e.probability, bundle.threshold),
                   threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method,
-                  burned_in=is_dicom and _burned_in(data, name))
-    if ood is not None:
-        study.ood_score, study.ood_flag = ood.judge(e.features)
-        study.ood_threshold = ood.threshold
+                  burned_in=is_dicom and _burned_in(data, name), population=pop, population_source=pop_source,
+                  site_profile=bundle.site_profile)
+    study.ood_score, study.ood_flag, study.scope_reason = judge(ood, e.features, ctx.scope_reason)
+    study.ood_threshold = ood.threshold if ood is not None else None
     return study
 
 

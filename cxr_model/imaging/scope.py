@@ -1,7 +1,8 @@
 """What an evaluation run says about scope: files out of the model's scope (OOD) and overlap with its split.
 
 ``evaluate`` writes per file ``ood`` (1 out of scope, 0 in scope, blank unknown), ``ood_score``
-(the Mahalanobis distance, see :mod:`cxr_model.imaging.ood`) and ``sha256``; :func:`scope_metrics`
+(the Mahalanobis distance, see :mod:`cxr_model.imaging.ood`), ``scope_reason`` (why: the distance,
+or a lateral view the DICOM header declares) and ``sha256``; :func:`scope_metrics`
 turns those columns into the ``metrics.json`` block: ``n_out_of_scope``, the OOD rate, the same
 metrics over the in-scope files only, and whether the set overlaps the model's training data.
 The top-level metrics stay over every readable file, so runs compare across model versions.
@@ -19,7 +20,7 @@ from cxr_model.imaging.overlap import overlap_summary, sha256_of, split_hashes
 from cxr_model.metrics import classification as M
 from cxr_model.settings import get_settings
 
-SCOPE_COLUMNS = ["ood", "ood_score", "sha256"]
+SCOPE_COLUMNS = ["ood", "ood_score", "scope_reason", "sha256"]
 
 
 def ood_or_reason(bundle: CxrBundle) -> tuple[OodModel | None, str]:
@@ -38,11 +39,24 @@ def file_sha256(path: Path) -> str:
         return ""
 
 
-def scope_cells(score: float | None, ood: OodModel | None) -> list:
-    """The ``ood``, ``ood_score`` cells of one predictions.csv row (blank when there is no OOD check)."""
+def scope_cells(score: float | None, ood: OodModel | None, declared: str | None = None) -> list:
+    """The ``ood``, ``ood_score``, ``scope_reason`` cells of one predictions.csv row (blank when there is
+    no OOD check and the file declares nothing; ``declared``: the header's reason, e.g. a lateral view)."""
     if ood is None or score is None or not np.isfinite(score):
-        return ["", ""]
-    return [int(ood.outside(score)), f"{score:.3f}"]
+        return [1, "", declared] if declared else ["", "", ""]
+    return [int(ood.outside(score, declared)), f"{score:.3f}", ood.reason(score, declared) or ""]
+
+
+def judge(ood: OodModel | None, features, declared: str | None = None) -> tuple[float | None, bool | None, str | None]:
+    """One film's ``(distance, out of scope, reason)`` under :meth:`OodModel.outside`.
+
+    Without an OOD check (``ood`` is ``None``) only a declared reason decides (out of scope);
+    otherwise the scope is unknown (``None``, ``None``, ``None``).
+    """
+    if ood is None:
+        return None, (True if declared else None), declared or None
+    score, out = ood.judge(features, declared)
+    return score, out, ood.reason(score, declared)
 
 
 def scope_metrics(predictions_csv: str | Path, bundle: CxrBundle, threshold: float) -> dict:

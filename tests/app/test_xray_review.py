@@ -245,3 +245,58 @@ def test_scorecam_runs_in_the_background_with_progress_and_can_be_cancelled(app,
     at.run()
     assert any("ScoreCAM was cancelled" in unescape(i.value) for i in at.info)
     assert "slow_restart" in [b.key for b in at.button] and viewer_args(at)["method"] == "GradCAM"
+
+
+@pytest.fixture
+def site_profile(tmp_path, monkeypatch, kermany_dir, cxr_bundle):
+    """A real site profile in a temporary CXR_SITE_DIR: BN statistics of the 16 official val films."""
+    from cxr_model.imaging.adapt import adapt_batchnorm, save_site_profile
+    from cxr_model.imaging.data import kermany_items, load_sources
+
+    d = tmp_path / "sites"
+    monkeypatch.setenv("CXR_SITE_DIR", str(d))
+    save_site_profile(adapt_batchnorm(cxr_bundle, load_sources(kermany_items(kermany_dir, "val"))[0]), d, "ward-3")
+    return d
+
+
+def test_site_profile_from_the_sidebar_is_used_and_stated(site_profile, app, kermany_dir, cxr_bundle):
+    from cxr_model.imaging.site import NO_SITE, apply_site
+
+    at = app
+    select = at.selectbox(key="site_profile")
+    assert select.value is None and select.format_func(select.value) == NO_SITE and "ward-3" in select.options
+    f = _radiograph(kermany_dir)
+    at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    bundled = float({m.label: m.value for m in at.metric}["P(pneumonia)"])
+    assert not any("Site profile" in i.value for i in at.info)
+    at.selectbox(key="site_profile").set_value("ward-3").run()
+    assert not at.exception
+    assert any("Site profile 'ward-3'" in unescape(i.value) and "16 local films" in unescape(i.value) for i in at.info)
+    p = float({m.label: m.value for m in at.metric}["P(pneumonia)"])
+    assert p == pytest.approx(predict_source(apply_site(cxr_bundle, "ward-3", site_profile), f).probability, abs=6e-4)
+    assert p != bundled
+    assert any("with site profile `ward-3`" in c.value for c in at.caption)
+
+
+def test_dicom_age_sets_the_population_and_a_lateral_view_gets_no_call(app, dicom_dir, tmp_path):
+    import io
+
+    at = app
+    d = dicom_dir / "rsna" / "0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm"  # PA, PatientAge 51
+    ds = pydicom.dcmread(d)
+    ds.ViewPosition = "LL"
+    lateral = io.BytesIO()
+    ds.save_as(lateral)
+    up = at.file_uploader(key="xray_upload")
+    up.upload(d.name, d.read_bytes(), "application/dicom")
+    up.upload("lateral.dcm", lateral.getvalue(), "application/dicom")
+    at.run()
+    assert not at.exception
+    assert any("Operating point for: adult (from the DICOM's PatientAge)" in c.value for c in at.caption)
+    assert list(at.dataframe[0].value["OOD"]) == ["ok", "lateral view"]
+    at.selectbox(key="xray_study").set_value(1).run()
+    assert not at.exception
+    assert any("Outside what this model was made for" in unescape(e.value) and "ViewPosition LL" in unescape(e.value)
+               for e in at.error)
+    assert not at.metric and "review_save" not in [b.key for b in at.button]

@@ -31,6 +31,9 @@ def scope_lines(metrics: dict, bundle_meta: dict | None = None) -> list[tuple[st
         bundle_meta: the model's metadata, for the intended-use line.
     """
     lines = [("info", intended_use(bundle_meta))]
+    if metrics.get("site_profile"):
+        lines.append(("warning", f"{metrics.get('site') or 'Site profile ' + repr(metrics['site_profile'].get('name'))}. "
+                                 "Scored with this site's profile, not the bundled model as is."))
     n = metrics.get("n")
     if metrics.get("n_out_of_scope") is None:
         why = metrics.get("ood_check") or "not recorded (run scored before this check existed)"

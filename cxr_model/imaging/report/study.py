@@ -16,6 +16,7 @@ import numpy as np
 from cxr_model.imaging.explain import Faithfulness
 from cxr_model.imaging.report.gallery import data_uri, png_bytes
 from cxr_model.imaging.review import Study
+from cxr_model.imaging.site import site_line
 
 
 def _img(image: np.ndarray, alt: str) -> str:
@@ -44,7 +45,9 @@ def render_study_report(study: Study, image: np.ndarray, overlay_rgb: np.ndarray
     perf = (f"AUROC {_num(test.get('auroc'))}, sensitivity {_num(test.get('sensitivity'))}, specificity "
             f"{_num(test.get('specificity'))} at the threshold on its held-out test split (n = {test.get('n', '?')})"
             if test else "no held-out metrics recorded")
-    if study.ood_score is None:
+    if study.ood_flag and study.scope_reason and study.ood_score is None:
+        ood = f"<strong>Out of scope</strong>: {e(study.scope_reason)}."
+    elif study.ood_score is None:
         ood = "OOD check not available for this model."
     elif study.ood_flag:
         ood = (f"<strong>Unlike the training radiographs</strong> (distance {study.ood_score:.1f} &gt; threshold "
@@ -77,6 +80,8 @@ clinician to weigh with the image and the patient.</p>
 <tr><th>P(pneumonia)</th><td><strong>{study.probability:.3f}</strong></td></tr>
 <tr><th>Threshold</th><td>{study.threshold:.3f} &rarr; <strong>{e(str(study.label))}</strong></td></tr>
 <tr><th>Out-of-distribution check</th><td>{ood}</td></tr>
+<tr><th>Population (operating point)</th><td>{e(str(study.population or 'n/a'))} ({e(str(study.population_source or 'n/a'))})</td></tr>
+<tr><th>Site profile</th><td>{e(site_line(meta))}</td></tr>
 <tr><th>CAM</th><td>{e(str(study.method))}; {faith_html}</td></tr>
 <tr><th>Reviewer decision</th><td>{dec}</td></tr>
 </table>
