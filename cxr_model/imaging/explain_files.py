@@ -24,7 +24,7 @@ from cxr_model.imaging.labels import call
 from cxr_model.imaging.network import cam_layers
 from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.pointing import cam_peak
-from cxr_model.imaging.transforms import EvalTransform, to_source
+from cxr_model.imaging.transforms import model_input
 from cxr_model.registry import BundleError
 
 
@@ -69,7 +69,7 @@ def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | 
     except OSError as exc:
         return FileExplanation(file=name, error=f"{Path(path).name}: cannot be read ({exc.strerror or exc})")
     h, w = gray.shape
-    e = explain(bundle, EvalTransform(bundle.img_size)(to_source(gray)), method, layer)
+    e = explain(bundle, model_input(gray, bundle.img_size), method, layer)
     r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), method, layer or cam_layers(bundle.arch)[0],
                         peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
     if ood is not None:

@@ -21,7 +21,7 @@ from cxr_model.imaging.labels import call
 from cxr_model.imaging.network import classifier_head
 from cxr_model.imaging.ood import OodError, batch_features, load_ood
 from cxr_model.imaging.operating import features_and_logits
-from cxr_model.imaging.transforms import EvalTransform, to_source
+from cxr_model.imaging.transforms import EvalTransform, model_input
 from cxr_model.registry import BundleError
 
 
@@ -71,7 +71,7 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     """
     name = name or (Path(source).name if isinstance(source, (str, Path)) else getattr(source, "name", "<upload>"))
     try:
-        x = EvalTransform(bundle.img_size)(to_source(read_image(source, name))).unsqueeze(0)
+        x = model_input(read_image(source, name), bundle.img_size).unsqueeze(0)
     except ImageReadError as exc:
         return Prediction(file=name, error=str(exc))
     p = float(predict_batch(bundle, x, population)[0])
