@@ -88,7 +88,7 @@ def _pointing(args) -> int:
 def _operating_fit(args) -> int:
     from cxr_model.imaging.operating_fit import fit_command
 
-    return fit_command(args.model_dir, args.max_child_train)
+    return fit_command(args.model_dir, args.max_child_train, args.cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     opf = opsub.add_parser("fit", help="population model, centred calibration, threshold and OOD refit (writes into the bundle)")
     opf.add_argument("--model-dir", dest="model_dir", required=True)
     opf.add_argument("--max-child-train", dest="max_child_train", type=int, default=600)
+    opf.add_argument("--cache", help="features/logits .npz: reused when it matches the films, else written on first use")
     opf.set_defaults(func=_operating_fit)
 
     try:

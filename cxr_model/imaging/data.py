@@ -157,20 +157,21 @@ def kermany_items(kermany_dir: str | Path, split: str = "train") -> list[Item]:
     ]
 
 
-def load_sources(items: list[Item], progress: bool = False) -> tuple[torch.Tensor, list[tuple[Item, str]]]:
-    """Decode items into the 224 x 224 uint8 source form, in memory.
+def load_sources(items: list[Item], progress: bool = False,
+                 size: int = SOURCE_SIZE) -> tuple[torch.Tensor, list[tuple[Item, str]]]:
+    """Decode items into the ``size x size`` uint8 source form (224 unless given), in memory.
 
     Returns:
-        ``(tensor (N, 1, 224, 224) uint8, errors)``, where errors lists ``(item, message)`` for
+        ``(tensor (N, 1, size, size) uint8, errors)``, where errors lists ``(item, message)`` for
         files that could not be read (those are left out of the tensor; see ``kept`` order).
     """
     from tqdm import tqdm
 
-    out = torch.empty((len(items), 1, SOURCE_SIZE, SOURCE_SIZE), dtype=torch.uint8)
+    out = torch.empty((len(items), 1, size, size), dtype=torch.uint8)
     errors, n = [], 0
     for it in tqdm(items, desc="decode", disable=not progress, leave=False):
         try:
-            out[n] = to_source(read_image(it.path))
+            out[n] = to_source(read_image(it.path), size)
             n += 1
         except ImageReadError as exc:
             errors.append((it, str(exc)))

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 from cxr_model.imaging.data import Item
 from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.io import read_image
-from cxr_model.imaging.transforms import EvalTransform, to_source
+from cxr_model.imaging.transforms import EvalTransform, source_size, to_source
 
 
 class SourceDataset(Dataset):
@@ -41,7 +41,7 @@ class FileDataset(Dataset):
         it = self.items[i]
         try:
             gray = read_image(it.path)
-            x = self.tf(to_source(gray))
+            x = self.tf(to_source(gray, source_size(self.img_size)))
             if not torch.isfinite(x).all():
                 raise ImageReadError(it.path.name, "gives non-finite pixel values (NaN or infinity)")
             return x, i, "", gray.shape

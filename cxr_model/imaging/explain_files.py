@@ -26,7 +26,7 @@ from cxr_model.imaging.network import cam_layers
 from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.pointing import cam_peak
 from cxr_model.imaging.scope import judge
-from cxr_model.imaging.transforms import EvalTransform, to_source
+from cxr_model.imaging.transforms import model_input
 from cxr_model.registry import BundleError
 
 
@@ -74,7 +74,7 @@ def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | 
         return FileExplanation(file=name, error=f"{Path(path).name}: cannot be read ({exc.strerror or exc})")
     h, w = gray.shape
     ctx = path_context(path)  # DICOM PatientAge -> population; a declared lateral view is out of scope
-    e = explain(bundle, EvalTransform(bundle.img_size)(to_source(gray)), method, layer, population=ctx.population)
+    e = explain(bundle, model_input(gray, bundle.img_size), method, layer, population=ctx.population)
     r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), method, layer or cam_layers(bundle.arch)[0],
                         peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
     r.population_source = bundle.population_report(e.features[None], [ctx.population])[0][1]

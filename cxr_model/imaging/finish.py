@@ -14,6 +14,7 @@ from cxr_model.imaging.config import config_dict
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.predict import predict_logits
 from cxr_model.imaging.shift import SHIFTS
+from cxr_model.imaging.transforms import source_size
 from cxr_model.metrics import classification as M
 from cxr_model.metrics.calibration import apply_platt, fit_platt
 from cxr_model.registry import save_bundle
@@ -44,7 +45,7 @@ def finish_bundle(cfg, net, parts, src_val, y_val, device, history, best, wall_s
     results = {"validation": validation}
     robustness = {"validation": {name: _short(block(y_val, lg)) for name, lg in shifted_val.items()}}
     if parts.get("test"):
-        src_test, _ = D.load_sources(parts["test"], progress=True)
+        src_test, _ = D.load_sources(parts["test"], progress=True, size=source_size(cfg.img_size))
         y_test = np.array([it.label for it in parts["test"]])
         lt = predict_logits(net, src_test, cfg.img_size, device)
         results["test"] = dict(block(y_test, lt), split="own held-out test (child-level split of official train)")
@@ -104,7 +105,7 @@ def official_val_logits(cfg, net, device) -> tuple[np.ndarray, np.ndarray] | Non
     items = D.kermany_items(cfg.data, "val")
     if not items:
         return None
-    src, _ = D.load_sources(items)
+    src, _ = D.load_sources(items, size=source_size(cfg.img_size))
     return np.array([it.label for it in items]), predict_logits(net, src, cfg.img_size, device)
 
 

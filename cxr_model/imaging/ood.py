@@ -31,7 +31,7 @@ from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.network import penultimate_features
 from cxr_model.imaging.non_radiographs import non_radiographs
 from cxr_model.imaging import splits as _splits
-from cxr_model.imaging.transforms import EvalTransform, load_tensor, to_source
+from cxr_model.imaging.transforms import EvalTransform, load_tensor, source_size, to_source
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
 
@@ -117,7 +117,7 @@ def gray_features(bundle: CxrBundle, images: list[np.ndarray]) -> np.ndarray:
     """Features of contract images through the one preprocessing path (to_source -> EvalTransform)."""
     if not images:
         return np.zeros((0, 0), np.float32)
-    return source_features(bundle, torch.stack([to_source(g) for g in images]))
+    return source_features(bundle, torch.stack([to_source(g, source_size(bundle.img_size)) for g in images]))
 
 
 # ------------------------------------------------------------------------------------- fit/load
@@ -152,8 +152,8 @@ def fit_ood(bundle: CxrBundle, kermany_dir: str | Path, dicom_dir: str | Path | 
             idx = np.random.default_rng(seed).choice(len(items), max_train, replace=False)
             items = [items[i] for i in sorted(idx)]
         train += items
-        f_val[pop] = source_features(bundle, load_sources(split_items(bundle, kermany_dir, "val", pop, adult_dir))[0])
-    f_train = source_features(bundle, load_sources(train)[0])
+        f_val[pop] = source_features(bundle, load_sources(split_items(bundle, kermany_dir, "val", pop, adult_dir), size=source_size(bundle.img_size))[0])
+    f_train = source_features(bundle, load_sources(train, size=source_size(bundle.img_size))[0])
     log(f"features: train {f_train.shape}, val " + ", ".join(f"{p} {f.shape}" for p, f in f_val.items()) + f" ({time.time() - t0:.0f} s)")
     return fit_ood_features(bundle, f_train, f_val, dicom_dir, seed, t0,
                             train_data="the bundle's splits.csv 'train' part" + (f" (at most {max_train} per population, seeded)"))

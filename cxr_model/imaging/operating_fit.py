@@ -33,7 +33,7 @@ from cxr_model.imaging.ood import fit_ood_features
 from cxr_model.imaging.shift import SELECTION_SHIFTS, SHIFTS
 from cxr_model.imaging.splits import split_items
 from cxr_model.imaging.train_mixed import selection_subset
-from cxr_model.imaging.transforms import EvalTransform
+from cxr_model.imaging.transforms import EvalTransform, source_size
 from cxr_model.metrics import classification as M
 from cxr_model.metrics.calibration import calibration_slope_intercept
 from cxr_model.registry import METADATA, BundleError, read_metadata, save_bundle
@@ -84,13 +84,17 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
     rng = np.random.default_rng(seed)
     tr = items["child"]["train"]
     items["child"]["train"] = [tr[i] for i in sorted(rng.choice(len(tr), min(max_child_train, len(tr)), replace=False))]
-    src = {pop: {k: load_sources(v)[0] for k, v in p.items()} for pop, p in items.items()}
+    src = {pop: {k: load_sources(v, size=source_size(bundle.img_size))[0] for k, v in p.items()} for pop, p in items.items()}
     y = {pop: {k: np.array([it.label for it in v]) for k, v in p.items()} for pop, p in items.items()}
     log(f"decoded ({time.time() - t0:.0f} s)")
     cache = Path(cache) if cache else None
     if cache is not None and cache.exists():
         z = np.load(cache)
         out = {pop: {k: (z[f"{pop}_{k}_f"], z[f"{pop}_{k}_l"]) for k in src[pop]} for pop in src}
+        stale = [f"{pop} {k}" for pop in src for k in src[pop] if len(out[pop][k][1]) != len(y[pop][k])
+                 or (f"{pop}_{k}_y" in z and not np.array_equal(z[f"{pop}_{k}_y"], y[pop][k]))]
+        if stale:
+            raise ValueError(f"{cache}: made for other films ({', '.join(stale)}); delete it or match --max-child-train")
     else:
         out = {pop: {k: _run(bundle, s) for k, s in p.items()} for pop, p in src.items()}
         if cache is not None:
@@ -99,7 +103,7 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
     sub = {"child": selection_subset(y["child"]["val"], shift_child_n, seed), "adult": np.arange(len(y["adult"]["val"]))}
     shifted = {pop: {n: _run(bundle, src[pop]["val"][sub[pop]], SHIFTS[n])[1] for n in SELECTION_SHIFTS} for pop in OP.POPULATIONS}
     off_items = kermany_items(kermany_dir, "val")
-    off_src = load_sources(off_items)[0]
+    off_src = load_sources(off_items, size=source_size(bundle.img_size))[0]
     off_f, off_l = _run(bundle, off_src)
     off_y = np.array([it.label for it in off_items])
     log(f"features and logits ({time.time() - t0:.0f} s)")
@@ -173,11 +177,12 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
     return meta
 
 
-def fit_command(model_dir: str, max_child_train: int = 400) -> int:
+def fit_command(model_dir: str, max_child_train: int = 400, cache: str | None = None) -> int:
     """``cxr-model operating-point fit --model-dir DIR``; 2 on a missing bundle or data."""
     s = get_settings()
     try:
-        meta = fit_operating_point(model_dir, s.kermany_dir, s.data_dir / "cxr" / "nih_adult", s.dicom_dir, max_child_train)
+        meta = fit_operating_point(model_dir, s.kermany_dir, s.data_dir / "cxr" / "nih_adult", s.dicom_dir, max_child_train,
+                                   cache=cache)
     except (BundleError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.explain import EXPLAIN_META, METHODS, SLOW_METHODS, compute_cam, explain
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.network import cam_layers
-from cxr_model.imaging.transforms import EvalTransform, load_tensor, to_source
+from cxr_model.imaging.transforms import load_tensor, model_input
 from cxr_model.metrics.classification import wilson_interval
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
@@ -135,12 +135,11 @@ def localise(bundle: CxrBundle, films: list[tuple[Path, list]], pairs: list[tupl
     Each film goes through the one preprocessing path once; the boxes are in the pixels of the
     file as read (``read_image``), the frame the maps are mapped back to.
     """
-    tf = EvalTransform(bundle.img_size)
     rows = []
     for path, boxes in films:
         gray = read_image(path)
         h, w = gray.shape
-        x = tf(to_source(gray))
+        x = model_input(gray, bundle.img_size)
         chance = box_area_fraction(boxes, h, w)
         for method, layer in pairs:
             cam = explain(bundle, x, method, layer).cam

@@ -24,7 +24,7 @@ from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.operating import features_and_logits
 from cxr_model.imaging.scope import judge
 from cxr_model.imaging.site import apply_site, describe
-from cxr_model.imaging.transforms import EvalTransform, to_source
+from cxr_model.imaging.transforms import EvalTransform, model_input
 from cxr_model.registry import BundleError
 
 
@@ -85,7 +85,7 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     name = name or (Path(source).name if isinstance(source, (str, Path)) else getattr(source, "name", "<upload>"))
     try:
         data = _as_bytes(source, name)
-        x = EvalTransform(bundle.img_size)(to_source(read_image(data, name))).unsqueeze(0)
+        x = model_input(read_image(data, name), bundle.img_size).unsqueeze(0)
     except ImageReadError as exc:
         return Prediction(file=name, error=str(exc), site_profile=bundle.site_profile)
     ctx = header_context(data)

@@ -33,7 +33,7 @@ from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
 from cxr_model.imaging.ood import OodModel
 from cxr_model.imaging.scope import judge
-from cxr_model.imaging.transforms import EvalTransform, to_source
+from cxr_model.imaging.transforms import model_input
 
 #: Longest side of the cached display image, in pixels (a review screen shows ~1,000-2,000).
 DISPLAY_MAX_SIDE = 2048
@@ -134,7 +134,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
         gray = read_image(data, name)
     except ImageReadError as exc:
         return Study(name, sha, error=str(exc), problem=exc.problem)
-    x = EvalTransform(bundle.img_size)(to_source(gray)).unsqueeze(0)
+    x = model_input(gray, bundle.img_size).unsqueeze(0)
     display = display_copy(gray)
     del gray  # the full-size float image is not kept (see the module docstring)
     ctx = header_context(data)  # PatientAge -> population; a declared lateral view is out of scope

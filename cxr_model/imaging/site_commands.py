@@ -21,7 +21,7 @@ from cxr_model.imaging.formats import ImageReadError, _as_bytes
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.predict import predict_source
-from cxr_model.imaging.transforms import to_source
+from cxr_model.imaging.transforms import SOURCE_SIZE, source_size, to_source
 from cxr_model.registry import BundleError, metadata_or_none
 from cxr_model.settings import get_settings
 
@@ -46,8 +46,8 @@ def image_files(args: list[str]) -> list[Path]:
     return out
 
 
-def local_sources(files: list[Path], log=_err) -> tuple[torch.Tensor, int]:
-    """uint8 sources ``(N, 1, 224, 224)`` of the readable, in-scope files, and how many were left out.
+def local_sources(files: list[Path], log=_err, size: int = SOURCE_SIZE) -> tuple[torch.Tensor, int]:
+    """uint8 sources ``(N, 1, size, size)`` of the readable, in-scope files, and how many were left out.
 
     Left out (each named in ``log``): unreadable files and films whose DICOM header says they are
     out of scope (a lateral view): they must not move the statistics of frontal films.
@@ -59,11 +59,11 @@ def local_sources(files: list[Path], log=_err) -> tuple[torch.Tensor, int]:
             reason = header_context(data).scope_reason
             if reason:
                 raise ImageReadError(str(f), f"left out: {reason}")
-            srcs.append(to_source(read_image(data, str(f))))
+            srcs.append(to_source(read_image(data, str(f)), size))
         except ImageReadError as exc:
             log(f"skipped {exc}")
             left += 1
-    return (torch.stack(srcs) if srcs else torch.zeros(0, 1, 224, 224, dtype=torch.uint8)), left
+    return (torch.stack(srcs) if srcs else torch.zeros(0, 1, size, size, dtype=torch.uint8)), left
 
 
 def adapt_command(name: str, inputs: list[str], model_dir: str | None = None, batch_size: int = 64) -> int:
@@ -76,7 +76,7 @@ def adapt_command(name: str, inputs: list[str], model_dir: str | None = None, ba
         _err(f"error: {exc}")
         return 2
     files = image_files(inputs)
-    src, left = local_sources(files)
+    src, left = local_sources(files, size=source_size(bundle.img_size))
     if len(src) < MIN_FILMS:
         _err(f"error: site adaptation needs at least {MIN_FILMS} readable frontal films; {len(src)} of "
              f"{len(files)} files could be used")

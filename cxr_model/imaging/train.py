@@ -26,7 +26,7 @@ from cxr_model.imaging.network import build_model, pick_device
 from cxr_model.imaging.predict import predict_logits
 from cxr_model.imaging.shift import SELECTION_SHIFTS, SHIFTS
 from cxr_model.imaging.train_mixed import train_mixed
-from cxr_model.imaging.transforms import TrainTransform
+from cxr_model.imaging.transforms import TrainTransform, source_size
 from cxr_model.metrics.classification import compute_auroc as auroc
 
 
@@ -79,7 +79,7 @@ def train(cfg: TrainConfig) -> dict:
 
     parts = split_data(cfg)
     _log(f"split by child: " + ", ".join(f"{k} {len(v)} ({sum(i.label for i in v)} pneumonia)" for k, v in parts.items()))
-    src_train, err_train = D.load_sources(parts["train"], progress=rank == 0)
+    src_train, err_train = D.load_sources(parts["train"], progress=rank == 0, size=source_size(cfg.img_size))
     if err_train:
         raise RuntimeError("unreadable training files: " + "; ".join(m for _, m in err_train[:5]))
     y_train = torch.tensor([it.label for it in parts["train"]], dtype=torch.float32)
@@ -101,7 +101,7 @@ def train(cfg: TrainConfig) -> dict:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.2)
 
     if rank == 0:
-        src_val, _ = D.load_sources(parts["val"], progress=True)
+        src_val, _ = D.load_sources(parts["val"], progress=True, size=source_size(cfg.img_size))
         y_val = np.array([it.label for it in parts["val"]])
     best = {"auroc": -1.0, "epoch": -1, "state": None}
     history = []

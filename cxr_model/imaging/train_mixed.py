@@ -25,7 +25,7 @@ from cxr_model.imaging.finish_mixed import finish_mixed
 from cxr_model.imaging.network import build_model, pick_device
 from cxr_model.imaging.predict import predict_logits
 from cxr_model.imaging.splits import read_splits, split_by_patient
-from cxr_model.imaging.transforms import TrainTransform
+from cxr_model.imaging.transforms import TrainTransform, source_size
 from cxr_model.metrics.classification import compute_auroc as auroc
 from cxr_model.registry import read_state
 
@@ -104,13 +104,13 @@ class _Train(torch.utils.data.Dataset):
         return self.transform(self.sources[i]), self.labels[i]
 
 
-def load_parts(parts: dict[str, dict[str, list[D.Item]]]) -> dict[str, dict[str, tuple[torch.Tensor, np.ndarray]]]:
-    """Decode every part to uint8 sources; unreadable files stop the run with their names."""
+def load_parts(parts: dict[str, dict[str, list[D.Item]]], img_size: int = 224) -> dict[str, dict[str, tuple[torch.Tensor, np.ndarray]]]:
+    """Decode every part to uint8 sources (``source_size(img_size)``); unreadable files stop the run with their names."""
     out: dict = {}
     for pop, p in parts.items():
         out[pop] = {}
         for name, items in p.items():
-            src, errors = D.load_sources(items)
+            src, errors = D.load_sources(items, size=source_size(img_size))
             if errors:
                 raise RuntimeError(f"{pop} {name}: unreadable files: " + "; ".join(m for _, m in errors[:5]))
             out[pop][name] = (src, np.array([it.label for it in items]))
@@ -156,7 +156,7 @@ def train_mixed(cfg) -> dict:
     parts = split_mixed(cfg)
     for pop, p in parts.items():
         print(f"{pop}: " + ", ".join(f"{k} {len(v)} ({sum(i.label for i in v)} pneumonia)" for k, v in p.items()), flush=True)
-    sources = load_parts(parts)
+    sources = load_parts(parts, cfg.img_size)
     print(f"decoded in {time.time() - started:.0f} s", flush=True)
 
     net = build_model(cfg.arch).to(device)

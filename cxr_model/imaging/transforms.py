@@ -6,8 +6,9 @@ sees the same numbers whatever door a radiograph came in by.
 
 Steps, with the reason for each:
 
-1. :func:`to_source` brings any radiograph to **224 x 224, 8-bit**, *without* keeping the aspect
-   ratio, with an antialiased (Lanczos) resize. That is exactly how the uploaders of the Kermany
+1. :func:`to_source` brings any radiograph to **224 x 224, 8-bit** (or the model's input size where
+   that is larger, see :func:`source_size`), *without* keeping the aspect ratio, with an
+   antialiased (Lanczos) resize. That is exactly how the uploaders of the Kermany
    copies we train on produced them (see ``../shared/data/cxr/README.md``): a full-size
    radiograph then looks to the model like its training images did.
 2. A resize to the model's ``img_size`` (antialiased bilinear).
@@ -35,15 +36,24 @@ NORM_MEAN = 0.5
 NORM_STD = 0.29
 
 
-def to_source(gray: np.ndarray) -> torch.Tensor:
+def source_size(img_size: int) -> int:
+    """Side of the 8-bit source for a model of input ``img_size``: 224, or ``img_size`` if larger.
+
+    A model that reads more than 224 pixels (e.g. 448 for the adults' 512 px films) gets its
+    source resized once from the original, never upsampled from a 224 copy.
+    """
+    return max(SOURCE_SIZE, int(img_size))
+
+
+def to_source(gray: np.ndarray, size: int = SOURCE_SIZE) -> torch.Tensor:
     """Bring a contract image (float ``(H, W)`` in [0, 1]) to the training images' form.
 
     Returns:
-        ``uint8`` tensor ``(1, 224, 224)``.
+        ``uint8`` tensor ``(1, size, size)`` (224 unless a caller passes :func:`source_size`).
     """
     img8 = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
-    if img8.shape != (SOURCE_SIZE, SOURCE_SIZE):
-        pil = Image.fromarray(img8, mode="L").resize((SOURCE_SIZE, SOURCE_SIZE), Image.LANCZOS)
+    if img8.shape != (size, size):
+        pil = Image.fromarray(img8, mode="L").resize((size, size), Image.LANCZOS)
         img8 = np.array(pil)
     return torch.from_numpy(np.ascontiguousarray(img8)).unsqueeze(0)
 
@@ -155,4 +165,9 @@ def load_tensor(source: Source, img_size: int, name: str | None = None) -> torch
 
     The single path from a file to a tensor; raises :class:`~cxr_model.imaging.io.ImageReadError`.
     """
-    return EvalTransform(img_size)(to_source(read_image(source, name)))
+    return model_input(read_image(source, name), img_size)
+
+
+def model_input(gray: np.ndarray, img_size: int) -> torch.Tensor:
+    """Contract image -> the model's float32 input ``(1, img_size, img_size)`` (source, then eval transform)."""
+    return EvalTransform(img_size)(to_source(gray, source_size(img_size)))

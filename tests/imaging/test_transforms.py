@@ -42,3 +42,22 @@ def test_load_tensor_names_the_file_in_its_error():
 
     with pytest.raises(ImageReadError, match=r"^chest_07\.png: "):
         load_tensor(b"\x89PNG\r\n\x1a\n not a png", 64, "chest_07.png")
+
+
+def test_a_larger_model_reads_a_larger_source_resized_once_from_the_original():
+    from cxr_model.imaging.transforms import model_input, source_size
+
+    assert source_size(160) == 224 and source_size(224) == 224 and source_size(448) == 448
+    rng = np.random.default_rng(1)
+    gray = rng.random((512, 480)).astype(np.float32)
+    img8 = np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)
+    direct = np.asarray(Image.fromarray(img8, mode="L").resize((448, 448), Image.LANCZOS))
+    assert np.array_equal(to_source(gray, 448)[0].numpy(), direct)
+    # 448: from the original, not upsampled from the 224 copy (that would lose the detail)
+    x448 = model_input(gray, 448)
+    assert x448.shape == (1, 448, 448)
+    assert torch.equal(x448, EvalTransform(448)(torch.from_numpy(direct).unsqueeze(0)))
+    assert not torch.equal(x448, EvalTransform(448)(to_source(gray)))
+    # 224 and smaller models: exactly the path they were trained on
+    assert torch.equal(model_input(gray, 224), EvalTransform(224)(to_source(gray)))
+    assert torch.equal(model_input(gray, 160), EvalTransform(160)(to_source(gray)))
