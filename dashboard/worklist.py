@@ -52,7 +52,7 @@ def worklist(studies: list[Study], labels: list[str], decisions: dict[str, str],
     """
     rows = []
     for s, label in zip(studies, labels):
-        ood = "" if s.error or s.ood_flag is None else ("unlike training" if s.ood_flag else "ok")
+        ood = "" if s.error or s.ood_flag is None else ((s.ood_reason or "unlike training") if s.ood_flag else "ok")
         p = NO_VALUE if s.error or s.probability is None or out_of_scope(s) else f"{s.probability:.3f}"
         rows.append({"study": label, **({"file": s.name} if show_phi else {}),
                      "status": status(s, decisions.get(s.sha256)), "model's call": model_call(s),

@@ -198,8 +198,8 @@ if study.burned_in:
                "identify the patient. The study report leaves the images out, and the overlay download needs "
                "'Show identifying information'.")
 if scope_out:
-    st.error(f"**Outside what this model was made for.** This image is unlike the radiographs the model was "
-             f"trained on (OOD distance {study.ood_score:.1f} > threshold {study.ood_threshold:.1f}), so no call "
+    st.error(f"**Outside what this model was made for:** {study.ood_reason or 'unlike the training radiographs'} "
+             f"(OOD distance {study.ood_score:.1f}, threshold {study.ood_threshold:.1f}), so no call "
              "is shown and no decision can be recorded for it. The model was trained on frontal chest radiographs "
              f"of {'children and adults' if 'adult' in bundle.meta.get('populations', []) else 'children aged 1-5'}.")
 else:

@@ -122,9 +122,9 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                 if idx:
                     if ood is not None:  # one forward gives both the probability and the OOD features
                         p, feats = predict_with_features(bundle, x)
-                        scores = ood.score(feats)
+                        verdicts = ood.verdicts(feats, x)
                     else:
-                        p, scores = predict_batch(bundle, x), [None] * len(idx)
+                        p, verdicts = predict_batch(bundle, x), [None] * len(idx)
                     for j, i in enumerate(idx):
                         it = items[i]
                         if not np.isfinite(p[j]):
@@ -132,7 +132,7 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                             continue
                         pw.writerow([_rel(it.path, base), it.label, f"{p[j]:.6f}", int(p[j] >= bundle.threshold),
                                      it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j],
-                                     *scope_cells(scores[j], ood), file_sha256(it.path),
+                                     *scope_cells(verdicts[j]), file_sha256(it.path),
                                      *(it.extra.get(k, "") for k in extra)])
                 pf.flush()  # a killed run keeps every row scored so far
                 ef.flush()

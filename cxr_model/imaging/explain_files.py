@@ -47,6 +47,7 @@ class FileExplanation:
     height: int | None = None
     ood: bool | None = None
     ood_score: float | None = None
+    ood_reason: str | None = None
     overlay: str | None = None
     model: str | None = None
     error: str | None = None
@@ -69,11 +70,12 @@ def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | 
     except OSError as exc:
         return FileExplanation(file=name, error=f"{Path(path).name}: cannot be read ({exc.strerror or exc})")
     h, w = gray.shape
-    e = explain(bundle, EvalTransform(bundle.img_size)(to_source(gray)), method, layer)
+    x = EvalTransform(bundle.img_size)(to_source(gray))
+    e = explain(bundle, x, method, layer)
     r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), method, layer or cam_layers(bundle.arch)[0],
                         peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
     if ood is not None:
-        r.ood_score, r.ood = ood.judge(e.features)
+        r.ood_score, r.ood, r.ood_reason = ood.judge(e.features, x.reshape(1, *x.shape[-3:]))
         if r.ood:
             r.label = None  # out of scope: no call
     if out_dir is not None:
@@ -128,7 +130,7 @@ def explain_command(files: list[str], model_dir: str | None, method: str | None,
         elif r.error:
             print(f"ERROR {r.error}")
         else:
-            scope = "" if r.ood is None else ("\tOUT OF SCOPE: no call" if r.ood else "\tin scope")
+            scope = "" if r.ood is None else (f"\tOUT OF SCOPE ({r.ood_reason}): no call" if r.ood else "\tin scope")
             print(f"{r.file}\tP(pneumonia)={r.probability:.4f}\t{r.label}\t{r.method}/{r.layer} peak at x={r.peak_xy[0]}, "
                   f"y={r.peak_xy[1]} of {r.width} x {r.height}{scope}" + (f"\t{r.overlay}" if r.overlay else ""))
     return 1 if failed else 0

@@ -29,8 +29,9 @@ from cxr_model.registry import BundleError
 class Prediction:
     """One file's result. ``error`` is set (and the rest empty) when the file could not be read.
 
-    ``ood`` is ``True`` when the image is unlike the training radiographs (OOD distance
-    ``ood_score`` above ``ood_threshold``): it is outside what the model was made for, so
+    ``ood`` is ``True`` when the image is outside what the model was made for: unlike the training
+    radiographs (OOD distance ``ood_score`` above ``ood_threshold``), a blank image or not a frontal
+    chest view; ``ood_reason`` names which (``""`` in scope). Then
     ``label`` is ``None`` (no call; the probability is kept for the record but means nothing).
     The three OOD fields are ``None`` when the bundle has no OOD statistics (scope unknown).
     """
@@ -44,6 +45,7 @@ class Prediction:
     ood_score: float | None = None
     ood: bool | None = None
     ood_threshold: float | None = None
+    ood_reason: str | None = None
 
 
 @torch.inference_mode()
@@ -77,7 +79,7 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     p = float(predict_batch(bundle, x, population)[0])
     pred = Prediction(name, p, call(p, bundle.threshold), bundle.threshold, bundle.model_id)
     if ood is not None:
-        pred.ood_score, pred.ood = ood.judge(batch_features(bundle, x))
+        pred.ood_score, pred.ood, pred.ood_reason = ood.judge(batch_features(bundle, x), x)
         pred.ood_threshold = float(ood.threshold)
         if pred.ood:
             pred.label = None  # out of scope: no call
@@ -130,7 +132,7 @@ def predict_command(files: list[str], model_dir: str | None, as_json: bool) -> i
         elif r.error:
             print(f"ERROR {r.error}")
         elif r.ood:
-            print(f"{r.file}\tOUT OF SCOPE: unlike the training radiographs (distance {r.ood_score:.1f} > "
+            print(f"{r.file}\tOUT OF SCOPE: {r.ood_reason} (OOD distance {r.ood_score:.1f}, threshold "
                   f"{r.ood_threshold:.1f}); outside what this model was made for, no call\t{r.model}")
         else:
             check = "\tOOD unknown (no OOD statistics)" if r.ood is None else f"\tOOD ok (distance {r.ood_score:.1f})"

@@ -52,7 +52,8 @@ class Study:
         x: the model input ``float32 (1, 1, S, S)`` (for ROAD, without decoding the file again).
         cam: ``float32 (S, S)`` map of ``method`` for the pneumonia logit.
         ood_score: Mahalanobis distance of the features; ``None`` when no OOD model is available.
-        ood_flag: ``True`` when ``ood_score`` is above ``ood_threshold`` (prediction unreliable).
+        ood_flag: ``True`` when the film is out of scope (prediction unreliable): ``ood_score`` above
+            ``ood_threshold``, or the image check's blank / not-frontal rule; ``ood_reason`` says which.
         burned_in: the DICOM declares ``BurnedInAnnotation = YES`` (text in the pixels that may
             identify the patient); ``False`` for other files and DICOMs that do not say so.
     """
@@ -73,6 +74,7 @@ class Study:
     ood_score: float | None = None
     ood_threshold: float | None = None
     ood_flag: bool | None = None
+    ood_reason: str | None = None
     burned_in: bool = False
 
     @property
@@ -133,7 +135,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
                   threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method,
                   burned_in=is_dicom and _burned_in(data, name))
     if ood is not None:
-        study.ood_score, study.ood_flag = ood.judge(e.features)
+        study.ood_score, study.ood_flag, study.ood_reason = ood.judge(e.features, x)
         study.ood_threshold = ood.threshold
     return study
 

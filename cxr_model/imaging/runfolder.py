@@ -156,7 +156,7 @@ def saved_runs(runs_dir: str | Path) -> dict[str, Path]:
 
 
 PRED_COLUMNS = ["path", "label", "probability", "predicted", "subtype", "group", "height", "width", "ood", "ood_score",
-                "sha256"]
+                "ood_reason",                 "sha256"]
 
 
 class Interrupted(KeyboardInterrupt):

@@ -19,7 +19,7 @@ from cxr_model.imaging.overlap import overlap_summary, sha256_of, split_hashes
 from cxr_model.metrics import classification as M
 from cxr_model.settings import get_settings
 
-SCOPE_COLUMNS = ["ood", "ood_score", "sha256"]
+SCOPE_COLUMNS = ["ood", "ood_score", "ood_reason", "sha256"]
 
 
 def ood_or_reason(bundle: CxrBundle) -> tuple[OodModel | None, str]:
@@ -38,11 +38,13 @@ def file_sha256(path: Path) -> str:
         return ""
 
 
-def scope_cells(score: float | None, ood: OodModel | None) -> list:
-    """The ``ood``, ``ood_score`` cells of one predictions.csv row (blank when there is no OOD check)."""
-    if ood is None or score is None or not np.isfinite(score):
-        return ["", ""]
-    return [int(ood.outside(score)), f"{score:.3f}"]
+def scope_cells(verdict: tuple[float, bool, str] | None) -> list:
+    """The ``ood``, ``ood_score``, ``ood_reason`` cells of one predictions.csv row from the scope rule's
+    verdict (:meth:`~cxr_model.imaging.ood.OodModel.verdicts`); blank when there is no OOD check."""
+    if verdict is None or not np.isfinite(verdict[0]):
+        return ["", "", ""]
+    score, outside, reason = verdict
+    return [int(outside), f"{score:.3f}", reason]
 
 
 def scope_metrics(predictions_csv: str | Path, bundle: CxrBundle, threshold: float) -> dict:
@@ -66,8 +68,11 @@ def scope_metrics(predictions_csv: str | Path, bundle: CxrBundle, threshold: flo
                    ood_rate=None, in_scope=None)
     else:
         inside = known & (flags == 0)
-        out.update(ood_check="Mahalanobis distance of the penultimate features (see the model's ood.json)",
-                   n_out_of_scope=int((flags == 1).sum()), n_scope_unknown=int((~known).sum()),
+        reasons = preds.loc[flags == 1, "ood_reason"].fillna("") if "ood_reason" in preds else pd.Series(dtype=str)
+        out.update(ood_check="Mahalanobis distance of the penultimate features, and where the bundle has it the "
+                             "image check (blank image, not a frontal chest view); see the model's ood.json",
+                   n_out_of_scope=int((flags == 1).sum()),
+                   out_of_scope_by_reason={str(k): int(v) for k, v in reasons.value_counts().items()}, n_scope_unknown=int((~known).sum()),
                    ood_rate=float((flags == 1).sum() / known.sum()),
                    in_scope=M.summary(preds.loc[inside, "label"].to_numpy(), preds.loc[inside, "probability"].to_numpy(),
                                       threshold) if inside.any() else {"n": 0})

@@ -21,7 +21,7 @@ from cxr_model.registry import model_id
 
 BOOTSTRAP = "percentile bootstrap, {n} resamples, seed {seed}"
 #: Columns of predictions.csv that are never subgroups (identifiers, outcomes, continuous values).
-NOT_SUBGROUPS = {"path", "label", "probability", "predicted", "group", "height", "width", "error", "ood", "ood_score",
+NOT_SUBGROUPS = {"path", "label", "probability", "predicted", "group", "height", "width", "error", "ood", "ood_score", "ood_reason",
                  "sha256", "age", "patient_id", "boxes_xywh", "nih_labels", "source_repo", "source_path", "orig_width",
                  "orig_height"}
 MAX_SUBGROUP_LEVELS = 12
