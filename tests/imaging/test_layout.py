@@ -114,3 +114,18 @@ def test_judge_without_the_image_falls_back_to_the_feature_distance(cxr_bundle, 
     score, out, why = ood.judge(f)
     assert out == ood.outside(score) and why == (REASON_FEATURES if out else "")
     assert ood.judge(f, _inputs(cxr_bundle, lateral))[1]
+
+
+def test_the_card_renders_the_image_check_rows_from_ood_json(cxr_bundle):
+    import json
+
+    from cxr_model.imaging.card_op import render_op_card
+
+    meta = json.loads((cxr_bundle.path / "metadata.json").read_text())
+    ood_meta = json.loads((cxr_bundle.path / "ood.json").read_text())
+    card = render_op_card(meta, ood_meta)
+    lay = ood_meta["layout"]
+    for p, v in lay["val_by_population"].items():
+        assert f"| image check (blank image / not a frontal chest view): validation {p} | {v['n']} |" in card
+    assert f"Layout threshold {lay['threshold']:.2f}" in card
+    assert "image check" not in render_op_card(meta, {k: v for k, v in ood_meta.items() if k != "layout"})
