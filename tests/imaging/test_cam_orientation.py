@@ -99,3 +99,17 @@ def test_a_logit_that_falls_with_the_blob_gets_no_map_on_it(film, tmp_path, meth
     assert e.logit < 0
     x, y = cam_peak(e.cam, H, W)
     assert float(e.cam.max()) == 0.0 or not (abs(x - BLOB_X) <= BLOB_R and abs(y - BLOB_Y) <= BLOB_R)
+
+
+def test_eigencam_ignores_the_target_so_it_is_never_the_default(film, tmp_path):
+    """EigenCAM draws the blob whether it raises or lowers the logit: not a map of the pneumonia logit."""
+    from cxr_model.imaging.explain import CLASS_AGNOSTIC
+    from cxr_model.imaging.pointing import best_pair
+
+    down = explain(_bundle(-1.0, tmp_path), _input(film), "EigenCAM", "layer4")
+    x, y = cam_peak(down.cam, H, W)
+    assert down.logit < 0 and abs(x - BLOB_X) <= BLOB_R and abs(y - BLOB_Y) <= BLOB_R
+    row = {"n": 14, "energy": 0.1}
+    table = [{**row, "method": "EigenCAM", "layer": "layer4", "pointing": 0.2},
+             {**row, "method": "LayerCAM", "layer": "layer2", "pointing": 0.1}]
+    assert "EigenCAM" in CLASS_AGNOSTIC and best_pair(table)["method"] == "LayerCAM"
