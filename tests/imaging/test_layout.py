@@ -129,3 +129,24 @@ def test_the_card_renders_the_image_check_rows_from_ood_json(cxr_bundle):
         assert f"| image check (blank image / not a frontal chest view): validation {p} | {v['n']} |" in card
     assert f"Layout threshold {lay['threshold']:.2f}" in card
     assert "image check" not in render_op_card(meta, {k: v for k, v in ood_meta.items() if k != "layout"})
+
+
+def test_refitting_the_feature_statistics_keeps_the_image_check(cxr_bundle, tmp_path):
+    import copy
+    import shutil
+
+    from cxr_model.imaging.ood import fit_ood_features, load_ood_state
+
+    other = copy.copy(cxr_bundle)
+    other.path = tmp_path
+    for f in ("ood.pt", "ood.json"):
+        shutil.copy(cxr_bundle.path / f, tmp_path / f)
+    before, meta_before = load_ood_state(tmp_path)
+    rng = np.random.default_rng(0)
+    fit_ood_features(other, rng.normal(size=(300, 512)).astype(np.float32),
+                     {"child": rng.normal(size=(50, 512)).astype(np.float32)})
+    after, meta_after = load_ood_state(tmp_path)
+    assert not torch.equal(after["mean"], before["mean"])  # the feature statistics were refitted
+    assert torch.equal(after["layout_precision"], before["layout_precision"])
+    assert float(after["layout_threshold"]) == float(before["layout_threshold"])
+    assert meta_after["layout"] == meta_before["layout"]
