@@ -46,6 +46,12 @@ def _ood_fit(args) -> int:
     return fit_command(args.model_dir, args.max_train)
 
 
+def _ood_fit_layout(args) -> int:
+    from cxr_model.imaging.layout_fit import fit_layout_command
+
+    return fit_layout_command(args.model_dir)
+
+
 def _audit_export(args) -> int:
     from datetime import datetime, timezone
 
@@ -185,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     of.add_argument("--model-dir", dest="model_dir", default=None)
     of.add_argument("--max-train", dest="max_train", type=int, default=1500)
     of.set_defaults(func=_ood_fit)
+    ol = osub.add_parser("fit-layout", help="fit the image check (blank image, not a frontal chest view) into ood.pt/ood.json")
+    ol.add_argument("--model-dir", dest="model_dir", default=None)
+    ol.set_defaults(func=_ood_fit_layout)
 
     a = sub.add_parser("audit", help="the audit trail (who did what, when, on which image or record)")
     asub = a.add_subparsers(dest="audit_command", required=True)

@@ -205,7 +205,10 @@ if study.burned_in:
                "identify the patient. The study report leaves the images out, and the overlay download needs "
                "'Show identifying information'.")
 if scope_out:
-    st.error(f"**Outside what this model was made for.** This image is out of scope: {plain(study.scope_reason)}; "
+    dist = (f" (OOD distance {study.ood_score:.1f}, threshold {study.ood_threshold:.1f})"
+            if study.ood_score is not None and study.ood_threshold is not None else "")
+    st.error(f"**Outside what this model was made for.** This image is out of scope: "
+             f"{plain(study.scope_reason or 'unlike the training radiographs')}{dist}; "
              "so no call is shown and no decision can be recorded for it. The model was trained on frontal chest "
              f"radiographs of {'children and adults' if 'adult' in bundle.meta.get('populations', []) else 'children aged 1-5'}.")
 else:

@@ -13,6 +13,23 @@ def _short_table(rows: dict) -> list[str]:
               f"{_fmt(v['accuracy'])} |" for k, v in rows.items()]]
 
 
+def _layout_rows(lay: dict | None) -> list[str]:
+    """Rows of the OOD table for the image check (``ood.json`` ``"layout"``), then its rule; none without it."""
+    if not lay:
+        return []
+    kinds = lay.get("non_radiographs", {}).get("by_kind", {})
+    return [*[f"| image check (blank image / not a frontal chest view): validation {p} | {v['n']} | "
+              f"{_fmt(v['flagged_fraction'])} |" for p, v in lay["val_by_population"].items()],
+            *([f"| image check alone: generated {', '.join(kinds)} | {sum(v['n'] for v in kinds.values())} | "
+               f"{_fmt(sum(v['withheld'] for v in kinds.values()) / sum(v['n'] for v in kinds.values()))} |"]
+              if kinds else []),
+            "",
+            f"Image check (no network): {lay['method']}; fitted on n = {lay['n_train']} training films. Layout threshold "
+            f"{lay['threshold']:.2f}: {lay['threshold_rule']}. Blank image below a neighbour correlation of "
+            f"{lay['structure_min']:.3f}: {lay['structure_rule']}. A film is out of scope when either check names a "
+            "reason or the feature distance is above its threshold; the reason is shown with the distance."]
+
+
 def render_op_card(meta: dict, ood: dict | None = None) -> str:
     """The card; ``meta["card_notes"]`` (Markdown lines: measurements made outside the fit) go in as written."""
     tr, thr, op = meta["training"], meta["threshold"], meta["operating_point"]
@@ -72,6 +89,7 @@ def render_op_card(meta: dict, ood: dict | None = None) -> str:
             *[f"| non-radiographs: {k} | {v['n']} | {_fmt(v['flagged_fraction'])} |" for k, v in ev["by_kind"].items()],
             f"| real DICOMs (RSNA/NIH adults) | {len(ood.get('real_dicoms', []))} | "
             f"{sum(bool(r.get('flagged')) for r in ood.get('real_dicoms', []))} flagged |",
+            *_layout_rows(ood.get("layout")),
             "",
         ]
     lines += [

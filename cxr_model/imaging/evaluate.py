@@ -126,7 +126,8 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                     ctx = [path_context(items[i].path) for i in idx]
                     declared = [c.population for c in ctx]
                     p, feats = predict_with_features(bundle, x, declared)  # one forward: probability and OOD features
-                    scores = ood.score(feats) if ood is not None else [None] * len(idx)
+                    verdicts = (ood.verdicts(feats, x, [c.scope_reason for c in ctx]) if ood is not None
+                                else [None] * len(idx))
                     pops = bundle.population_report(feats, declared)
                     for j, i in enumerate(idx):
                         it = items[i]
@@ -135,7 +136,7 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                             continue
                         pw.writerow([_rel(it.path, base), it.label, f"{p[j]:.6f}", int(p[j] >= bundle.threshold),
                                      it.subtype or ("normal" if it.label == 0 else ""), it.group, *sizes[j],
-                                     *scope_cells(scores[j], ood, ctx[j].scope_reason), file_sha256(it.path),
+                                     *scope_cells(verdicts[j], ctx[j].scope_reason), file_sha256(it.path),
                                      pops[j][0] or "", pops[j][1] or "",
                                      *(it.extra.get(k, "") for k in extra)])
                 pf.flush()  # a killed run keeps every row scored so far

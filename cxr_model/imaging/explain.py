@@ -40,6 +40,10 @@ METHODS = {
     "ScoreCAM": ScoreCAM,
 }
 SLOW_METHODS = {"ScoreCAM"}
+#: Methods whose map ignores the target: EigenCAM is the first principal component of the layer's
+#: activations, and pytorch-grad-cam's ``get_2d_projection`` leaves the SVD's sign arbitrary, so its map
+#: says neither "pneumonia" nor "raises P". Offered to look at, never a bundle's default map.
+CLASS_AGNOSTIC = {"EigenCAM"}
 SCORECAM_BATCH = 16
 #: The model's single output is the pneumonia logit: ``output[0]`` of each sample.
 PNEUMONIA = ClassifierOutputTarget(0)

@@ -74,11 +74,12 @@ def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | 
         return FileExplanation(file=name, error=f"{Path(path).name}: cannot be read ({exc.strerror or exc})")
     h, w = gray.shape
     ctx = path_context(path)  # DICOM PatientAge -> population; a declared lateral view is out of scope
-    e = explain(bundle, model_input(gray, bundle.img_size), method, layer, population=ctx.population)
+    x = model_input(gray, bundle.img_size)
+    e = explain(bundle, x, method, layer, population=ctx.population)
     r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), method, layer or cam_layers(bundle.arch)[0],
                         peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
     r.population_source = bundle.population_report(e.features[None], [ctx.population])[0][1]
-    r.ood_score, r.ood, r.scope_reason = judge(ood, e.features, ctx.scope_reason)
+    r.ood_score, r.ood, r.scope_reason = judge(ood, e.features, ctx.scope_reason, x.reshape(1, *x.shape[-3:]))
     if r.ood:
         r.label = None  # out of scope: no call
     if out_dir is not None:

@@ -28,6 +28,7 @@ import torch
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.data import load_sources
 from cxr_model.imaging.formats import ImageReadError
+from cxr_model.imaging.layout import LayoutModel
 from cxr_model.imaging.network import penultimate_features
 from cxr_model.imaging.non_radiographs import non_radiographs
 from cxr_model.imaging import splits as _splits
@@ -42,6 +43,7 @@ PERCENTILE = 99.5
 #: and 123) passed as frontal films; the 96th withholds them and flags at most ~4 % of either
 #: population's validation films (issue 10 allows 5 %).
 PERCENTILE_TWO_POPULATIONS = 96.0
+REASON_FEATURES = "unlike the training radiographs (OOD distance above the threshold)"
 
 
 class OodError(RuntimeError):
@@ -69,6 +71,7 @@ class OodModel:
     mean: torch.Tensor
     precision: torch.Tensor
     threshold: float
+    layout: LayoutModel | None = None
 
     def score(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
         """Mahalanobis distance, ``(N, D)`` or ``(D,)`` features -> ``(N,)`` float64."""
@@ -77,24 +80,34 @@ class OodModel:
         q = torch.einsum("nd,de,ne->n", d, self.precision, d).clamp_min(0)
         return q.sqrt().double().numpy()
 
-    def outside(self, score: float, declared: str | None = None) -> bool:
-        """The one scope rule: outside what the model was made for when the file declares it
-        (``declared``: the reason, e.g. a lateral view in the DICOM header, see
-        :mod:`~cxr_model.imaging.dicom_context`) or the distance is above the threshold."""
-        return bool(declared) or bool(score > self.threshold)
+    def outside(self, score: float) -> bool:
+        """The feature distance rule: above the threshold is outside what the model was made for."""
+        return bool(score > self.threshold)
 
-    def reason(self, score: float, declared: str | None = None) -> str | None:
-        """Why a film is out of scope under :meth:`outside` (``None`` when it is in scope)."""
-        if declared:
-            return declared
-        if self.outside(score):
-            return f"unlike the training radiographs (OOD distance {score:.1f} > threshold {self.threshold:.1f})"
-        return None
+    def verdicts(self, features, x: torch.Tensor | None = None,
+                 declared: list[str | None] | None = None) -> list[tuple[float, bool, str]]:
+        """The one scope rule, per film: ``(feature distance, out of scope, reason)``.
 
-    def judge(self, features: np.ndarray | torch.Tensor, declared: str | None = None) -> tuple[float, bool]:
-        """One film's ``(distance, out of scope)`` from its penultimate features (and a declared reason)."""
-        score = float(self.score(features)[0])
-        return score, self.outside(score, declared)
+        Out of scope, with the first reason that applies: the file declares it (``declared``: e.g. a
+        lateral view in the DICOM header, see :mod:`~cxr_model.imaging.dicom_context`); the image
+        check (:class:`~cxr_model.imaging.layout.LayoutModel`, on the model inputs ``x (N, 1, S, S)``;
+        skipped when ``x`` is ``None`` or the bundle predates it) names one (blank image, not a
+        frontal chest view); the feature distance is above the threshold. ``reason`` is ``""`` for a
+        film in scope.
+        """
+        scores = self.score(features)
+        image = self.layout.check(x) if self.layout is not None and x is not None else [(0.0, "")] * len(scores)
+        declared = list(declared) if declared is not None else [None] * len(scores)
+        out = []
+        for s, (_, why), said in zip(scores, image, declared):
+            reason = said or why or (REASON_FEATURES if self.outside(s) else "")
+            out.append((float(s), bool(reason), reason))
+        return out
+
+    def judge(self, features, x: torch.Tensor | None = None, declared: str | None = None) -> tuple[float, bool, str]:
+        """One film's ``(distance, out of scope, reason)`` from its features, model input ``(1, 1, S, S)``
+        and the file's own declared reason, if any."""
+        return self.verdicts(features, x, [declared])[0]
 
 
 # ------------------------------------------------------------------------------------ features
@@ -224,9 +237,12 @@ def fit_ood_features(bundle: CxrBundle, f_train: np.ndarray, f_val: dict, dicom_
         "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - t0, 1),
     }
-    torch.save({"mean": mean, "precision": precision, "threshold": torch.tensor(model.threshold)},
+    old = load_ood_state(bundle.path)  # the image check does not depend on the weights: it is kept
+    torch.save({"mean": mean, "precision": precision, "threshold": torch.tensor(model.threshold),
+                **{k: v for k, v in old[0].items() if k.startswith("layout_") or k == "structure_min"}},
                bundle.path / OOD_WEIGHTS)
-    (bundle.path / OOD_META).write_text(json.dumps(desc, indent=2) + "\n")
+    (bundle.path / OOD_META).write_text(json.dumps({**desc, **{k: old[1][k] for k in ("layout",) if k in old[1]}},
+                                                   indent=2) + "\n")
     return desc
 
 
@@ -259,7 +275,14 @@ def load_ood(bundle: CxrBundle) -> OodModel:
         raise OodError(f"{meta_path}: OOD statistics were fitted for other weights; "
                        "run `cxr-model ood fit`")
     t = torch.load(weights, map_location="cpu", weights_only=True)
-    return OodModel(t["mean"].float(), t["precision"].float(), float(t["threshold"]))
+    return OodModel(t["mean"].float(), t["precision"].float(), float(t["threshold"]), LayoutModel.from_state(t))
+
+
+def load_ood_state(folder: Path) -> tuple[dict, dict]:
+    """``(ood.pt tensors, ood.json)`` of a bundle folder as stored, empty where absent (for merging on a refit)."""
+    w, m = Path(folder) / OOD_WEIGHTS, Path(folder) / OOD_META
+    return (torch.load(w, map_location="cpu", weights_only=True) if w.exists() else {},
+            json.loads(m.read_text()) if m.exists() else {})
 
 
 def fit_command(model_dir: str | None = None, max_train: int = 1500) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 
 from cxr_model.files import write_json
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
-from cxr_model.imaging.explain import EXPLAIN_META, METHODS, SLOW_METHODS, compute_cam, explain
+from cxr_model.imaging.explain import CLASS_AGNOSTIC, EXPLAIN_META, METHODS, SLOW_METHODS, compute_cam, explain
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.network import cam_layers
 from cxr_model.imaging.transforms import load_tensor, model_input
@@ -165,8 +165,12 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def best_pair(table: list[dict]) -> dict:
-    """The row that localises best: highest pointing rate, then highest energy share (validation only)."""
-    return max(table, key=lambda r: (r["pointing"], r["energy"]))
+    """The row that localises best: highest pointing rate, then highest energy share (validation only).
+
+    Only maps of the pneumonia logit compete: a class-agnostic method (:data:`~cxr_model.imaging.explain.
+    CLASS_AGNOSTIC`) is measured and listed but cannot be the default.
+    """
+    return max([r for r in table if r["method"] not in CLASS_AGNOSTIC] or table, key=lambda r: (r["pointing"], r["energy"]))
 
 
 def pointing_command(model_dir: str | None = None, splits: str | None = None, methods: list[str] | None = None,
@@ -200,7 +204,8 @@ def pointing_command(model_dir: str | None = None, splits: str | None = None, me
     result = {"model": bundle.model_id, "model_sha256": bundle.meta.get("sha256"), "method": best["method"],
               "layer": best["layer"], "splits": str(splits_csv),
               "rule": "highest pointing-game rate on the validation patients' boxed adult films (ties: CAM energy "
-                      "share in the boxes); test patients not used to choose",
+                      "share in the boxes) among the maps of the pneumonia logit (class-agnostic "
+                      f"{', '.join(sorted(CLASS_AGNOSTIC))} listed, not eligible); test patients not used to choose",
               "validation": tables["val"], "test": tables["test"], "default_on_test": test,
               "not_measured": {m: "too slow on CPU (one forward per channel); run with --slow" if m in SLOW_METHODS
                                else "not requested (--methods)" for m in skipped}}

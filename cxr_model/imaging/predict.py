@@ -32,12 +32,12 @@ from cxr_model.registry import BundleError
 class Prediction:
     """One file's result. ``error`` is set (and the rest empty) when the file could not be read.
 
-    ``ood`` is ``True`` when the image is unlike the training radiographs (OOD distance
-    ``ood_score`` above ``ood_threshold``): it is outside what the model was made for, so
+    ``ood`` is ``True`` when the image is outside what the model was made for: unlike the training
+    radiographs (OOD distance ``ood_score`` above ``ood_threshold``), a blank image or not a frontal
+    chest view, or a lateral view its DICOM header declares; ``scope_reason`` names which. Then
     ``label`` is ``None`` (no call; the probability is kept for the record but means nothing).
     The three OOD fields are ``None`` when the bundle has no OOD statistics (scope unknown).
-    ``scope_reason`` says why a film is out of scope (a lateral view declared by the DICOM header,
-    or the OOD distance). ``population`` is the operating point's population and
+    ``population`` is the operating point's population and
     ``population_source`` where it came from (``"dicom_age"``, ``"image_estimate"``, ``"pooled"``);
     ``site_profile`` names the site profile used (``None``: the bundled model as is).
     """
@@ -94,7 +94,7 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     (pop, pop_source), = bundle.population_report(feats, [declared])
     pred = Prediction(name, float(p[0]), call(float(p[0]), bundle.threshold), bundle.threshold, bundle.model_id,
                       population=pop, population_source=pop_source, site_profile=bundle.site_profile)
-    pred.ood_score, pred.ood, pred.scope_reason = judge(ood, feats, ctx.scope_reason)
+    pred.ood_score, pred.ood, pred.scope_reason = judge(ood, feats, ctx.scope_reason, x)
     pred.ood_threshold = float(ood.threshold) if ood is not None else None
     if pred.ood:
         pred.label = None  # out of scope: no call

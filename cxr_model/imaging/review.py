@@ -54,11 +54,12 @@ class Study:
         x: the model input ``float32 (1, 1, S, S)`` (for ROAD, without decoding the file again).
         cam: ``float32 (S, S)`` map of ``method`` for the pneumonia logit.
         ood_score: Mahalanobis distance of the features; ``None`` when no OOD model is available.
-        ood_flag: ``True`` when ``ood_score`` is above ``ood_threshold`` (prediction unreliable).
+        ood_flag: ``True`` when the film is out of scope (prediction unreliable): ``ood_score`` above
+            ``ood_threshold``, or the image check's blank / not-frontal rule, or a declared lateral view; ``scope_reason`` says which.
         burned_in: the DICOM declares ``BurnedInAnnotation = YES`` (text in the pixels that may
             identify the patient); ``False`` for other files and DICOMs that do not say so.
-        scope_reason: why the study is out of scope (a lateral view its DICOM header declares, or
-            the OOD distance); ``None`` in scope or unknown.
+        scope_reason: why the study is out of scope (a lateral view its DICOM header declares, a blank
+            image, not a frontal chest view, or the OOD distance); ``None`` in scope or unknown.
         population, population_source: the operating point's population and where it came from
             (``"dicom_age"``, ``"image_estimate"``, ``"pooled"``), see ``CxrBundle.population_report``.
         site_profile: the site profile the model used (``None``: the bundled model as is).
@@ -146,7 +147,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
                   threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method,
                   burned_in=is_dicom and _burned_in(data, name), population=pop, population_source=pop_source,
                   site_profile=bundle.site_profile)
-    study.ood_score, study.ood_flag, study.scope_reason = judge(ood, e.features, ctx.scope_reason)
+    study.ood_score, study.ood_flag, study.scope_reason = judge(ood, e.features, ctx.scope_reason, x)
     study.ood_threshold = ood.threshold if ood is not None else None
     return study
 

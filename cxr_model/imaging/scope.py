@@ -39,24 +39,27 @@ def file_sha256(path: Path) -> str:
         return ""
 
 
-def scope_cells(score: float | None, ood: OodModel | None, declared: str | None = None) -> list:
-    """The ``ood``, ``ood_score``, ``scope_reason`` cells of one predictions.csv row (blank when there is
-    no OOD check and the file declares nothing; ``declared``: the header's reason, e.g. a lateral view)."""
-    if ood is None or score is None or not np.isfinite(score):
+def scope_cells(verdict: tuple[float, bool, str] | None, declared: str | None = None) -> list:
+    """The ``ood``, ``ood_score``, ``scope_reason`` cells of one predictions.csv row from the scope
+    rule's verdict (:meth:`~cxr_model.imaging.ood.OodModel.verdicts`); without an OOD check only a
+    reason the file declares (e.g. a lateral view) decides, else the cells are blank (unknown)."""
+    if verdict is None or not np.isfinite(verdict[0]):
         return [1, "", declared] if declared else ["", "", ""]
-    return [int(ood.outside(score, declared)), f"{score:.3f}", ood.reason(score, declared) or ""]
+    score, outside, reason = verdict
+    return [int(outside), f"{score:.3f}", reason]
 
 
-def judge(ood: OodModel | None, features, declared: str | None = None) -> tuple[float | None, bool | None, str | None]:
-    """One film's ``(distance, out of scope, reason)`` under :meth:`OodModel.outside`.
+def judge(ood: OodModel | None, features, declared: str | None = None,
+          x=None) -> tuple[float | None, bool | None, str | None]:
+    """One film's ``(distance, out of scope, reason)`` under :meth:`OodModel.verdicts`.
 
     Without an OOD check (``ood`` is ``None``) only a declared reason decides (out of scope);
     otherwise the scope is unknown (``None``, ``None``, ``None``).
     """
     if ood is None:
         return None, (True if declared else None), declared or None
-    score, out = ood.judge(features, declared)
-    return score, out, ood.reason(score, declared)
+    score, out, reason = ood.judge(features, x, declared)
+    return score, out, reason or None
 
 
 def scope_metrics(predictions_csv: str | Path, bundle: CxrBundle, threshold: float) -> dict:
@@ -80,8 +83,11 @@ def scope_metrics(predictions_csv: str | Path, bundle: CxrBundle, threshold: flo
                    ood_rate=None, in_scope=None)
     else:
         inside = known & (flags == 0)
-        out.update(ood_check="Mahalanobis distance of the penultimate features (see the model's ood.json)",
-                   n_out_of_scope=int((flags == 1).sum()), n_scope_unknown=int((~known).sum()),
+        reasons = preds.loc[flags == 1, "scope_reason"].fillna("") if "scope_reason" in preds else pd.Series(dtype=str)
+        out.update(ood_check="Mahalanobis distance of the penultimate features, and where the bundle has it the "
+                             "image check (blank image, not a frontal chest view); see the model's ood.json",
+                   n_out_of_scope=int((flags == 1).sum()),
+                   out_of_scope_by_reason={str(k): int(v) for k, v in reasons.value_counts().items()}, n_scope_unknown=int((~known).sum()),
                    ood_rate=float((flags == 1).sum() / known.sum()),
                    in_scope=M.summary(preds.loc[inside, "label"].to_numpy(), preds.loc[inside, "probability"].to_numpy(),
                                       threshold) if inside.any() else {"n": 0})

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxr_model.files import write_json
 from cxr_model.metrics.calibration import apply_platt, fit_platt
 from cxr_model.metrics.classification import event1_count_threshold
 from cxr_model.registry import save_bundle, sha256_file

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from cxr_model.imaging.layout import REASON_BLANK
 from cxr_model.imaging.predict import predict_source
 from dashboard.text import unescape
 from tests.imaging.synthetic import png_bytes
@@ -107,7 +108,7 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     # the bad file lost nothing else; no raw None: a dash where there is no probability
     assert studies["P(pneumonia)"].tolist()[0] == "—" and re.fullmatch(r"0\.\d{3}|1\.000", studies["P(pneumonia)"][1])
     # the OOD check on both sides: the radiograph is "ok", the generated noise is flagged and gets no call
-    assert list(studies["OOD"]) == ["", "ok", "unlike training"]
+    assert list(studies["OOD"]) == ["", "ok", REASON_BLANK]  # the scope rule names why
     assert list(studies["status"]) == ["failed", "new", "out of scope"]
     assert studies["model's call"][1] in ("PNEUMONIA", "NORMAL") and studies["P(pneumonia)"][2] == "—"
 
@@ -117,8 +118,8 @@ def test_bad_file_shows_its_error_and_good_file_still_predicts(app, kermany_dir)
     assert set(at.dataframe[0].value["file"]) == {"broken.png", f.name, "noise.png"}
     at.selectbox(key="xray_study").set_value(1).run()  # readable studies: the radiograph, then the noise
     assert not at.exception
-    # out of scope: no call, no probability, no decision form; the distance and the threshold instead
-    assert any(re.search(r"Outside what this model was made for.*distance \d+\.\d > threshold \d+\.\d",
+    # out of scope: no call, no probability, no decision form; the reason, the distance and the threshold instead
+    assert any(re.search(r"Outside what this model was made for:\*\* blank image .*distance \d+\.\d, threshold \d+\.\d",
                          unescape(e.value)) for e in at.error)
     assert not at.metric and "P(pneumonia)" not in {m.label for m in at.metric}
     assert "review_decision" not in [r.key for r in at.radio] and "review_save" not in [b.key for b in at.button]

@@ -59,7 +59,10 @@ def test_evaluate_flags_non_radiographs_and_reports_in_scope_metrics(unseen_run,
     ood = load_ood(cxr_bundle)
     is_other = preds["path"].isin(sets["others"])  # paths as written: relative to the CSV's folder
     assert preds.loc[is_other, "ood"].tolist() == [1, 1] and (preds.loc[~is_other, "ood"] == 0).all()
-    assert ((preds["ood_score"] > ood.threshold).astype(int) == preds["ood"]).all()
+    reason = preds["scope_reason"].fillna("")
+    assert (((preds["ood_score"] > ood.threshold) | (reason != "")).astype(int) == preds["ood"]).all()
+    assert ((reason != "") == (preds["ood"] == 1)).all()  # every withheld file says why, no in-scope file does
+    assert m["out_of_scope_by_reason"] == reason[reason != ""].value_counts().to_dict()
     # top level over every readable file; in-scope block over the unflagged ones only
     assert m["n"] == len(preds) == 10 and m["n_out_of_scope"] == 2 and m["ood_rate"] == pytest.approx(0.2)
     ins = preds[preds["ood"] == 0]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cxr_model.cli import main
+from cxr_model.imaging.layout import REASON_BLANK
 from cxr_model.imaging.ood import load_ood
 from cxr_model.imaging.review import analyse_study
 from tests.imaging.synthetic import png_bytes
@@ -32,7 +33,9 @@ def test_cli_flags_non_radiographs_and_not_radiographs(files, capsys, cxr_bundle
     assert [rows[str(f)]["ood"] for f in others] == [True, True]
     threshold = load_ood(cxr_bundle).threshold
     for r in rows.values():
-        assert (r["ood_score"] > threshold) == r["ood"] and r["ood_threshold"] == pytest.approx(threshold)
+        # the one scope rule: the feature distance, or a reason named by the image check
+        assert r["ood"] == (r["ood_score"] > threshold or r["scope_reason"] != "")
+        assert r["ood_threshold"] == pytest.approx(threshold) and (r["scope_reason"] != "") == r["ood"]
     # out of scope: no call; in scope: the call at the bundle's threshold
     assert [rows[str(f)]["label"] for f in others] == [None, None]
     assert all(rows[str(f)]["label"] in ("NORMAL", "PNEUMONIA") for f in films)
@@ -42,8 +45,8 @@ def test_cli_text_output_says_unreliable_only_for_the_non_radiograph(files, caps
     films, others = files
     assert main(["predict", str(films[1]), str(others[0])]) == 0
     film_line, noise_line = capsys.readouterr().out.strip().splitlines()
-    assert "OOD ok" in film_line and "unlike the training radiographs" not in film_line
-    assert "unlike the training radiographs" in noise_line and "OUT OF SCOPE" in noise_line and "no call" in noise_line
+    assert "OOD ok" in film_line and "OUT OF SCOPE" not in film_line
+    assert REASON_BLANK in noise_line and "OUT OF SCOPE" in noise_line and "no call" in noise_line
     assert "PNEUMONIA" not in noise_line and "NORMAL" not in noise_line
 
 
@@ -63,5 +66,5 @@ def test_predict_json_says_scope_unknown_without_ood_statistics(files, capsys, c
     assert main(["predict", str(others[0]), "--model", str(bundle_dir), "--json"]) == 0
     out = capsys.readouterr()
     r = json.loads(out.out.strip())
-    assert r["ood"] is None and r["ood_score"] is None and r["label"] in ("NORMAL", "PNEUMONIA")
+    assert r["ood"] is None and r["ood_score"] is None and r["scope_reason"] is None and r["label"] in ("NORMAL", "PNEUMONIA")
     assert "out-of-distribution check unavailable" in out.err and "no OOD statistics" in out.err

@@ -50,8 +50,9 @@ def render_study_report(study: Study, image: np.ndarray, overlay_rgb: np.ndarray
     elif study.ood_score is None:
         ood = "OOD check not available for this model."
     elif study.ood_flag:
-        ood = (f"<strong>Unlike the training radiographs</strong> (distance {study.ood_score:.1f} &gt; threshold "
-               f"{study.ood_threshold:.1f}): the prediction is unreliable for this image.")
+        ood = (f"<strong>Out of scope: {e(study.scope_reason or 'unlike the training radiographs')}</strong> (OOD "
+               f"distance {study.ood_score:.1f}, threshold {study.ood_threshold:.1f}): the prediction is unreliable "
+               "for this image.")
     else:
         ood = f"Within the training distribution (distance {study.ood_score:.1f} &le; threshold {study.ood_threshold:.1f})."
     if decision:
