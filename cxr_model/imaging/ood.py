@@ -2,15 +2,11 @@
 
 Lee et al. (NeurIPS 2018): fit one Gaussian (mean, shrunk covariance) to the pooled features of
 the *training* radiographs; the distance of a new image's features from that mean says how unlike
-the training images it is to the network. The threshold is chosen on data: a high percentile of
-the *validation* radiographs' distances (so about 1 in 200 in-distribution images is flagged).
-Non-radiographs are never used to fit or to choose anything; they only measure the result.
-
-The statistics live beside the weights they were computed from, in the model bundle:
-``ood.pt`` (tensors only, loaded with ``weights_only=True``) and ``ood.json`` (how it was fitted,
-the weights' sha256, and the evaluation). Refit after the weights change::
-
-    cxr-model ood fit
+the training images it is to the network. The threshold is a high percentile of the *validation*
+radiographs' distances; non-radiographs never fit or choose anything, they only measure the result.
+The statistics live beside the weights, in the bundle: ``ood.pt`` (tensors only, loaded with
+``weights_only=True``) and ``ood.json`` (the fit, the weights' sha256, the evaluation). Refit after
+the weights change: ``cxr-model ood fit``.
 """
 from __future__ import annotations
 
@@ -98,11 +94,8 @@ class OodModel:
         scores = self.score(features)
         image = self.layout.check(x) if self.layout is not None and x is not None else [(0.0, "")] * len(scores)
         declared = list(declared) if declared is not None else [None] * len(scores)
-        out = []
-        for s, (_, why), said in zip(scores, image, declared):
-            reason = said or why or (REASON_FEATURES if self.outside(s) else "")
-            out.append((float(s), bool(reason), reason))
-        return out
+        reasons = [said or why or (REASON_FEATURES if self.outside(s) else "") for s, (_, why), said in zip(scores, image, declared)]
+        return [(float(s), bool(r), r) for s, r in zip(scores, reasons)]
 
     def judge(self, features, x: torch.Tensor | None = None, declared: str | None = None) -> tuple[float, bool, str]:
         """One film's ``(distance, out of scope, reason)`` from its features, model input ``(1, 1, S, S)``
