@@ -110,7 +110,7 @@ def render_op_card(meta: dict, ood: dict | None = None) -> str:
         "- Validation and test parts come from the training sites; figures are optimistic for other sites. The "
         "population estimate has only ever seen these two sources: an adult from a paediatric-looking site, or a "
         "teenager, may get the other population's map; give the age where it is known.",
-        "- Grad-CAM localisation is measured separately (`cxr-model pointing`), not in this card.",
+        *(meta.get("card_limits") or ["- Grad-CAM localisation is measured separately (`cxr-model pointing`), not in this card."]),
         "",
     ]
     return "\n".join(lines)
