@@ -207,9 +207,8 @@ if study.burned_in:
 if scope_out:
     dist = (f" (OOD distance {study.ood_score:.1f}, threshold {study.ood_threshold:.1f})"
             if study.ood_score is not None and study.ood_threshold is not None else "")
-    st.error(f"**Outside what this model was made for.** This image is out of scope: "
-             f"{plain(study.scope_reason or 'unlike the training radiographs')}{dist}; "
-             "so no call is shown and no decision can be recorded for it. The model was trained on frontal chest "
+    st.error(f"**Outside what this model was made for:** {plain(study.scope_reason or 'unlike the training radiographs')}"
+             f"{dist}, so no call is shown and no decision can be recorded for it. The model was trained on frontal chest "
              f"radiographs of {'children and adults' if 'adult' in bundle.meta.get('populations', []) else 'children aged 1-5'}.")
 else:
     m1, m2, m3 = st.columns(3)
