@@ -22,7 +22,7 @@ def _start(key, bundle: CxrBundle, data: bytes, name: str, method: str, ood: Ood
 
 
 def slow_study(base: Study, data: bytes, method: str, bundle: CxrBundle, ood: OodModel | None) -> tuple[Study, str]:
-    """The study under ``method`` when its job is done, else ``base`` (GradCAM) with the job's panel.
+    """The study under ``method`` when its job is done, else ``base`` (the default map) with the job's panel.
 
     Returns:
         ``(study, the method of the map it holds)``.

@@ -20,7 +20,7 @@ import logging
 import streamlit as st
 
 from cxr_model import review_store
-from cxr_model.imaging.explain import METHODS, SLOW_METHODS, overlay
+from cxr_model.imaging.explain import METHODS, SLOW_METHODS, default_cam, overlay
 from cxr_model.imaging.report.gallery import png_bytes
 from cxr_model.imaging.report.study import render_study_report
 from cxr_model.imaging.review import (
@@ -72,7 +72,7 @@ def study_of(f, data: bytes, refused: str | None) -> Study:
     if refused:
         return Study(f.name, sha, error=f"{f.name}: {refused}", problem=refused)
     try:
-        return analysed(sha, "GradCAM", f.name, data, site)
+        return analysed(sha, default_cam(cxr_site_bundle(site))[0], f.name, data, site)
     except Exception:  # one bad file must not take the upload down; details go to the server log
         log.exception("analysing upload sha256=%s failed", sha)
         problem = "could not be analysed (an internal error; the details are in the server log)"
@@ -179,13 +179,15 @@ base, data, shown_name = readable[choice or 0]
 
 # ------------------------------------------------------------------------------ selected study
 # The method is kept outside the widget's state: a rerun without the select (all files replaced)
-# would otherwise reset the select to GradCAM while the session still used the old method.
-st.session_state.setdefault("cam_method", st.session_state.get("cam_method_kept", "GradCAM"))
+# would otherwise reset the select to the default while the session still used the old method. The default
+# is the bundle's best-localising map (explain.json, `cxr-model pointing --write`), on its layer.
+st.session_state.setdefault("cam_method", st.session_state.get("cam_method_kept", default_cam(bundle)[0]))
 scope_out = out_of_scope(base)  # no call and no map for it: nothing more to compute
 c1, c2, c3 = st.columns([2, 2, 2])
 method = c1.selectbox("CAM method", list(METHODS), key="cam_method", disabled=scope_out,
                       help="All target the pneumonia logit. ScoreCAM runs one forward pass per batch of feature "
-                           "maps, in the background (tens of seconds on CPU); the GradCAM map is shown meanwhile.")
+                           "maps, in the background (tens of seconds on CPU); the default map is shown meanwhile. The default "
+                           "is the map that pointed best at radiologists' boxes on validation films (model card).")
 st.session_state["cam_method_kept"] = method
 alpha = c2.slider("CAM opacity", 0.0, 1.0, 0.4, 0.05, key="cam_opacity", disabled=scope_out)
 view = c3.radio("View", VIEWS, horizontal=True, key="cam_view", disabled=scope_out)

@@ -27,7 +27,7 @@ from cxr_model.imaging.dicom_header import (
 )
 from cxr_model.imaging.dicom_context import header_context
 from cxr_model.imaging.dicom_pixels import dicom_to_array, read_dicom_dataset
-from cxr_model.imaging.explain import Faithfulness, explain, faithfulness
+from cxr_model.imaging.explain import Faithfulness, default_cam, explain, faithfulness
 from cxr_model.imaging.formats import MAX_PIXELS, ImageReadError, is_dicom_bytes, sniff_format
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
@@ -78,6 +78,7 @@ class Study:
     model_id: str | None = None
     cam: np.ndarray | None = None
     method: str | None = None
+    layer: str | None = None
     ood_score: float | None = None
     ood_threshold: float | None = None
     ood_flag: bool | None = None
@@ -139,12 +140,14 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     display = display_copy(gray)
     del gray  # the full-size float image is not kept (see the module docstring)
     ctx = header_context(data)  # PatientAge -> population; a declared lateral view is out of scope
-    e = explain(bundle, x, method, on_forward, population=ctx.population)
+    default_method, default_layer = default_cam(bundle)  # the bundle's best-localising pair (explain.json)
+    layer = default_layer if method == default_method else None
+    e = explain(bundle, x, method, layer, on_forward=on_forward, population=ctx.population)
     is_dicom = sniff_format(data) == "DICOM"  # by content: a PNG named .dcm is no DICOM
     (pop, pop_source), = bundle.population_report(e.features[None], [ctx.population])
     study = Study(name, sha, is_dicom=is_dicom, display=display, x=x,
                   probability=e.probability, label=call(e.probability, bundle.threshold),
-                  threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method,
+                  threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method, layer=layer,
                   burned_in=is_dicom and _burned_in(data, name), population=pop, population_source=pop_source,
                   site_profile=bundle.site_profile)
     study.ood_score, study.ood_flag, study.scope_reason = judge(ood, e.features, ctx.scope_reason, x)

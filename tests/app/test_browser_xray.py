@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from cxr_model.imaging.explain import default_cam
+
 pytestmark = pytest.mark.browser
 
 
-def test_upload_radiograph_shows_probability_and_overlay(streamlit_server, browser, kermany_dir, artifacts_dir):
+def test_upload_radiograph_shows_probability_and_overlay(streamlit_server, browser, kermany_dir, artifacts_dir, cxr_bundle):
     f = sorted((kermany_dir / "val" / "PNEUMONIA").glob("*.jpeg"))[0]
     page = browser.new_page(viewport={"width": 1400, "height": 1700})
     try:
@@ -23,7 +25,7 @@ def test_upload_radiograph_shows_probability_and_overlay(streamlit_server, brows
                 break
             page.wait_for_timeout(200)
         assert viewer.locator("#panes canvas").count() == 2
-        assert viewer.locator(".pane .cap").nth(1).inner_text() == "GradCAM map"
+        assert viewer.locator(".pane .cap").nth(1).inner_text() == f"{default_cam(cxr_bundle)[0]} map"  # the bundle's default
         lit = viewer.evaluate("() => { const c = document.querySelectorAll('#panes canvas')[1];"
                               " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
                               " let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] + d[i + 1] + d[i + 2] > 30;"

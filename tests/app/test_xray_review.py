@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from cxr_model.imaging.explain import default_cam
 from cxr_model.imaging.layout import REASON_BLANK
 from cxr_model.imaging.predict import predict_source
 from dashboard.text import unescape
@@ -51,7 +52,8 @@ def test_upload_predict_switch_method_move_opacity_save_decision(app, kermany_di
     assert metrics["Model's call"].startswith(("PNEUMONIA", "NORMAL"))
     assert any("Decision support, not a diagnosis" in c.value for c in at.caption)
     args = viewer_args(at)  # the viewer: side by side, the image and the map by URL, not in the message
-    assert args["side_by_side"] and args["method"] == "GradCAM" and args["cam_url"] and args["image_url"]
+    # the default map is the bundle's best-localising one (explain.json), not a fixed GradCAM
+    assert args["side_by_side"] and args["method"] == default_cam(cxr_bundle)[0] and args["cam_url"] and args["image_url"]
     assert (args["width"], args["height"]) == Image.open(f).size  # the 8-bit film at its own size (< 2048 px)
     assert at.image.len == 0  # no server-drawn copies of the film any more
     assert any(c.value.startswith("Out-of-distribution check: distance") for c in at.caption)
@@ -226,7 +228,7 @@ def test_viewer_shortcuts_step_through_studies_and_choose_the_decision(app, kerm
     assert at.selectbox(key="xray_study").value == 0 and viewer_args(at)["study_key"] == first
 
 
-def test_scorecam_runs_in_the_background_with_progress_and_can_be_cancelled(app, kermany_dir):
+def test_scorecam_runs_in_the_background_with_progress_and_can_be_cancelled(app, kermany_dir, cxr_bundle):
     from dashboard import jobs
 
     at = app
@@ -235,17 +237,18 @@ def test_scorecam_runs_in_the_background_with_progress_and_can_be_cancelled(app,
     at.run()
     at.selectbox(key="cam_method").set_value("ScoreCAM").run()
     assert not at.exception
-    assert viewer_args(at)["method"] == "GradCAM"  # the fast map meanwhile, named as what it is
+    assert viewer_args(at)["method"] == default_cam(cxr_bundle)[0]  # the fast default map meanwhile, named as what it is
     assert "P(pneumonia)" in {m.label for m in at.metric}  # the page is complete while ScoreCAM runs
     (bar,) = at.get("progress")
     assert "ScoreCAM running in the background" in bar.proto.text
     at.button(key="slow_cancel").click().run()
     job = jobs.get((hashlib.sha256(f.read_bytes()).hexdigest(), "ScoreCAM"))
-    job.future.exception(timeout=120)  # the worker stops at its next forward pass
+    # the worker ran ScoreCAM's forward passes and stopped at the next one: cancelled, not failed
+    assert isinstance(job.future.exception(timeout=120), jobs.Cancelled)
     assert job.cancelled and job.done < job.total
     at.run()
     assert any("ScoreCAM was cancelled" in unescape(i.value) for i in at.info)
-    assert "slow_restart" in [b.key for b in at.button] and viewer_args(at)["method"] == "GradCAM"
+    assert "slow_restart" in [b.key for b in at.button] and viewer_args(at)["method"] == default_cam(cxr_bundle)[0]
 
 
 @pytest.fixture

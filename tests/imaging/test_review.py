@@ -31,6 +31,25 @@ def test_study_probability_equals_the_predict_path_for_a_real_dicom(cxr_bundle, 
     assert s.ood_flag == (s.ood_score > s.ood_threshold)
 
 
+def test_progress_is_counted_per_forward_and_the_default_map_uses_the_bundles_layer(cxr_bundle, dicom):
+    """``on_forward`` is the progress hook (ScoreCAM in the background): it must reach the CAM as the hook,
+    not as its target layer; the bundle's default method is computed on the layer chosen with it."""
+    from cxr_model.imaging.explain import default_cam, explain
+    from cxr_model.imaging.transforms import load_tensor
+
+    data = dicom.read_bytes()
+    calls = []
+    s = analyse_study(cxr_bundle, data, dicom.name, "GradCAM", on_forward=lambda: calls.append(1))
+    assert s.error is None and len(calls) == 1  # one forward pass, one tick
+    method, layer = default_cam(cxr_bundle)
+    d = analyse_study(cxr_bundle, data, dicom.name, method)
+    assert d.method == method and d.layer == layer
+    x = load_tensor(data, cxr_bundle.img_size, dicom.name).unsqueeze(0)
+    assert np.allclose(d.cam, explain(cxr_bundle, x, method, layer).cam, atol=1e-5)
+    if layer not in (None, "layer4"):  # the chosen layer's map differs from the last block's
+        assert not np.allclose(d.cam, explain(cxr_bundle, x, method, None).cam, atol=1e-3)
+
+
 def test_unreadable_file_is_an_error_value(cxr_bundle):
     s = analyse_study(cxr_bundle, b"GIF89a not really", "scan.gif")
     assert s.error.startswith("scan.gif:") and s.probability is None and len(s.sha256) == 64
