@@ -155,6 +155,14 @@ def default_cam(bundle: CxrBundle) -> tuple[str, str | None]:
     return d["method"], layer if layer in cam_layers(bundle.arch) else None
 
 
+def cam_choice(bundle: CxrBundle, method: str | None = None, layer: str | None = None) -> tuple[str, str | None]:
+    """The ``(method, layer)`` to compute: the bundle's default pair (:func:`default_cam`) where the
+    caller names neither, the default's layer for the default method, else as named (``None``: the
+    last block)."""
+    d_method, d_layer = default_cam(bundle)
+    return method or d_method, layer or (d_layer if method in (None, d_method) else None)
+
+
 def forward_passes(bundle: CxrBundle, method: str, layer: str | None = None) -> int:
     """Forward passes :func:`explain` makes: 1, or for ScoreCAM 1 + one per batch of feature maps."""
     if method not in SLOW_METHODS:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
 from cxr_model.imaging.dicom_context import path_context
-from cxr_model.imaging.explain import METHODS, default_cam, explain, overlay
+from cxr_model.imaging.explain import METHODS, cam_choice, explain, overlay
 from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
@@ -107,8 +107,7 @@ def explain_command(files: list[str], model_dir: str | None, method: str | None,
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    d_method, d_layer = default_cam(bundle)
-    method, layer = method or d_method, layer or (d_layer if method in (None, d_method) else None)
+    method, layer = cam_choice(bundle, method, layer)
     if method not in METHODS or layer not in (None, *cam_layers(bundle.arch)):
         print(f"error: unknown method {method!r} or layer {layer!r}; methods: {', '.join(METHODS)}; layers: "
               f"{', '.join(cam_layers(bundle.arch))}", file=sys.stderr)

@@ -27,7 +27,7 @@ from cxr_model.imaging.dicom_header import (
 )
 from cxr_model.imaging.dicom_context import header_context
 from cxr_model.imaging.dicom_pixels import dicom_to_array, read_dicom_dataset
-from cxr_model.imaging.explain import Faithfulness, default_cam, explain, faithfulness
+from cxr_model.imaging.explain import Faithfulness, cam_choice, explain, faithfulness
 from cxr_model.imaging.formats import MAX_PIXELS, ImageReadError, is_dicom_bytes, sniff_format
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
@@ -140,8 +140,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
     display = display_copy(gray)
     del gray  # the full-size float image is not kept (see the module docstring)
     ctx = header_context(data)  # PatientAge -> population; a declared lateral view is out of scope
-    default_method, default_layer = default_cam(bundle)  # the bundle's best-localising pair (explain.json)
-    layer = default_layer if method == default_method else None
+    method, layer = cam_choice(bundle, method)  # the default method on the layer it was chosen with (explain.json)
     e = explain(bundle, x, method, layer, on_forward=on_forward, population=ctx.population)
     is_dicom = sniff_format(data) == "DICOM"  # by content: a PNG named .dcm is no DICOM
     (pop, pop_source), = bundle.population_report(e.features[None], [ctx.population])
