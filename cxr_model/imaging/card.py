@@ -6,6 +6,12 @@ import json
 from cxr_model.metrics.format import fmt_metric as _fmt
 
 
+def movement_lines(mv: dict) -> list[str]:
+    """Table of the operating point per condition (rows) and population (columns): ``mv[pop][cond]``."""
+    return ["| condition | " + " | ".join(mv) + " |", "| --- | " + " | ".join("---" for _ in mv) + " |",
+            *[f"| {cond} | " + " | ".join(_fmt(mv[p][cond]) for p in mv) + " |" for cond in next(iter(mv.values()), {})]]
+
+
 def _row(name: str, m: dict) -> str:
     ci = m.get("auroc_ci95") or [float("nan")] * 2
     return (f"| {name} | {m['n']} ({m['n_positive']} / {m['n_negative']}) | {_fmt(m['auroc'])} "
@@ -153,9 +159,7 @@ def render_mixed_card(meta: dict) -> str:
         "",
         "### How the threshold moves (Youden's J per population on validation, after calibration)",
         "",
-        "| condition | " + " | ".join(mv) + " |",
-        "| --- | " + " | ".join("---" for _ in mv) + " |",
-        *[f"| {cond} | " + " | ".join(_fmt(mv[p][cond]) for p in mv) + " |" for cond in (next(iter(mv.values()), {}))],
+        *movement_lines(mv),
         "",
         "### Adults' test films under simulated acquisition shifts",
         "",

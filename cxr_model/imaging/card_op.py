@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from cxr_model.imaging.card import card_head, data_lines, metric_lines
+from cxr_model.imaging.card import card_head, data_lines, metric_lines, movement_lines
 from cxr_model.metrics.format import fmt_metric as _fmt
 
 
@@ -69,9 +69,7 @@ def render_op_card(meta: dict, ood: dict | None = None) -> str:
         "Each cell: the Youden point of that condition alone, on the population's centred scale "
         "(0.5 = the bundled point).",
         "",
-        "| condition | " + " | ".join(mv) + " |",
-        "| --- | " + " | ".join("---" for _ in mv) + " |",
-        *[f"| {cond} | " + " | ".join(_fmt(mv[p][cond]) for p in mv) + " |" for cond in next(iter(mv.values()), {})],
+        *movement_lines(mv),
         "",
         "### Test films under simulated acquisition shifts (bundled threshold)",
         "",

@@ -9,13 +9,13 @@ path, size and modification time in ``<state dir>/sha256-cache.json``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 
 from cxr_model.files import write_text
+from cxr_model.registry import sha256_file
 
 SPLITS = "splits.csv"
 #: Parts of a split whose files must not be in a test set.
@@ -25,12 +25,8 @@ POPULATION_DIRS = {"child": ("cxr", "kermany"), "adult": ("cxr", "nih_adult")}
 
 
 def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex sha256 of a file's bytes (the registry's, which checks the weights the same way)."""
+    return sha256_file(path)
 
 
 class HashCache:
