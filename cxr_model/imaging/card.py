@@ -12,6 +12,24 @@ def movement_lines(mv: dict) -> list[str]:
             *[f"| {cond} | " + " | ".join(_fmt(mv[p][cond]) for p in mv) + " |" for cond in next(iter(mv.values()), {})]]
 
 
+
+def mixed_training_lines(tr: dict, draws: str) -> list[str]:
+    """A two-population run's training lines (config, draws and augmentation, best epoch) and the
+    first limits every two-population card states; ``draws``: how each epoch draws its films."""
+    return [
+        f"- Config: `{json.dumps(tr['config'])}`",
+        f"- Each epoch draws {draws}; unweighted loss. Augmentation: random resized crop (50-100 %), rotation "
+        "+-10 deg, shift +-6 %, brightness/contrast/gamma jitter, blur, noise"
+        + (", JPEG quality 30-95 and burned-in markers/text" if tr["config"].get("site_augment") else "") + ".",
+        f"- Best epoch {tr['best_epoch']} of {len(tr['history'])} by {tr['selection']}; "
+        f"wall time {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr.get('threads', '?')} threads, shared), {tr['date']}.",
+        "",
+        "## Limits",
+        "- Adults: 538 training films of one hospital (NIH Clinical Center); the adult validation and test parts are "
+        "small (about 115 films each), so their CIs are wide. NIH-only labels are text-mined and partly wrong.",
+        "- Every film is squashed to 224 x 224 (the Kermany copies' form); the NIH 512 px detail is not used.",
+    ]
+
 def _row(name: str, m: dict) -> str:
     ci = m.get("auroc_ci95") or [float("nan")] * 2
     return (f"| {name} | {m['n']} ({m['n_positive']} / {m['n_negative']}) | {_fmt(m['auroc'])} "
@@ -176,18 +194,8 @@ def render_mixed_card(meta: dict) -> str:
           for k, v in meta.get("subgroups", {}).get("adult_test", {}).items()],
         "",
         "## Training",
-        f"- Config: `{json.dumps(tr['config'])}`",
-        "- Each epoch draws the same number of films from each population, half of each class (adults with "
-        "replacement); unweighted loss. Augmentation: random resized crop (50-100 %), rotation +-10 deg, shift +-6 %, "
-        "brightness/contrast/gamma jitter, blur, noise" + (", JPEG quality 30-95 and burned-in markers/text"
-                                                           if tr["config"].get("site_augment") else "") + ".",
-        f"- Best epoch {tr['best_epoch']} of {len(tr['history'])} by {tr['selection']}; "
-        f"wall time {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr.get('threads', '?')} threads, shared), {tr['date']}.",
-        "",
-        "## Limits",
-        "- Adults: 538 training films of one hospital (NIH Clinical Center); the adult validation and test parts are "
-        "small (about 115 films each), so their CIs are wide. NIH-only labels are text-mined and partly wrong.",
-        "- Every film is squashed to 224 x 224 (the Kermany copies' form); the NIH 512 px detail is not used.",
+        *mixed_training_lines(tr, "the same number of films from each population, half of each class (adults with "
+                                  "replacement)"),
         "- The validation and test parts come from the training sites; figures are optimistic for other sites.",
         "- OOD statistics and Grad-CAM localisation were not refitted or measured for this version in this run.",
         "",

@@ -1,9 +1,7 @@
 """MODEL_CARD.md of a bundle with a population-aware operating point (model 2.1 on), from its metadata."""
 from __future__ import annotations
 
-import json
-
-from cxr_model.imaging.card import card_head, data_lines, metric_lines, movement_lines
+from cxr_model.imaging.card import card_head, data_lines, metric_lines, mixed_training_lines, movement_lines
 from cxr_model.metrics.format import fmt_metric as _fmt
 
 
@@ -93,18 +91,8 @@ def render_op_card(meta: dict, ood: dict | None = None) -> str:
     lines += [
         *meta.get("card_notes", []),
         "## Training",
-        f"- Config: `{json.dumps(tr['config'])}`",
-        "- Each epoch draws a fixed number of films per population, half of each class (adults with replacement, "
-        "RSNA-confirmed adult labels drawn more often by `confirmed_weight`); unweighted loss. Augmentation: random "
-        "resized crop (50-100 %), rotation +-10 deg, shift +-6 %, brightness/contrast/gamma jitter, blur, noise"
-        + (", JPEG quality 30-95 and burned-in markers/text" if tr["config"].get("site_augment") else "") + ".",
-        f"- Best epoch {tr['best_epoch']} of {len(tr['history'])} by {tr['selection']}; "
-        f"wall time {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr.get('threads', '?')} threads, shared), {tr['date']}.",
-        "",
-        "## Limits",
-        "- Adults: 538 training films of one hospital (NIH Clinical Center); the adult validation and test parts are "
-        "small (about 115 films each), so their CIs are wide. NIH-only labels are text-mined and partly wrong.",
-        "- Every film is squashed to 224 x 224 (the Kermany copies' form); the NIH 512 px detail is not used.",
+        *mixed_training_lines(tr, "a fixed number of films per population, half of each class (adults with "
+                                  "replacement, RSNA-confirmed adult labels drawn more often by `confirmed_weight`)"),
         "- Validation and test parts come from the training sites; figures are optimistic for other sites. The "
         "population estimate has only ever seen these two sources: an adult from a paediatric-looking site, or a "
         "teenager, may get the other population's map; give the age where it is known.",
