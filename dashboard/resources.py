@@ -17,7 +17,7 @@ import streamlit as st
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.review import warm_up
 from cxr_model.imaging.ood import OodError, OodModel, load_ood
-from cxr_model.imaging.site import apply_site
+from cxr_model.imaging.site import apply_site, profile_sha256
 from cxr_model.settings import get_settings
 from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
 from dashboard.auth import audit
@@ -67,22 +67,34 @@ def cxr_ood(model_dir: str | None = None) -> tuple[OodModel | None, str | None]:
 
 
 @st.cache_resource(show_spinner="Applying the site profile ...", max_entries=4)
-def _site(model_dir: str, device: str, name: str, site_dir: str, stamp: float) -> CxrBundle:
+def _site(model_dir: str, device: str, name: str, site_dir: str, content: str | None) -> CxrBundle:
     return apply_site(_cxr(model_dir, device), name, site_dir)
+
+
+def site_key(name: str | None) -> str | None:
+    """What profile ``name`` holds now: the SHA-256 of its files (``None`` for no profile or a missing one).
+
+    Caches of anything a profile computed key on this, not on the name alone: a profile adapted or
+    recalibrated again under the same name is a different model.
+    """
+    if not name:
+        return None
+    try:
+        return profile_sha256(get_settings().site_dir, name)
+    except ValueError:  # not a profile name: apply_site says so
+        return None
 
 
 def cxr_site_bundle(name: str | None) -> CxrBundle:
     """The chest X-ray bundle with site profile ``name`` applied (a shared copy; the bundled one for ``None``).
 
-    Keyed by the profile file's modification time too, so a profile made again is reloaded.
-    Raises ``BundleError`` (no such profile, other weights): the page shows it.
+    Keyed by the profile's content (:func:`site_key`), so a profile made again under the same name is
+    loaded again. Raises ``BundleError`` (no such profile, other weights): the page shows it.
     """
     if not name:
         return cxr_bundle()
     s = get_settings()
-    js = s.site_dir / f"{name}.json"
-    stamp = js.stat().st_mtime if js.exists() else 0.0
-    return _site(str(s.cxr_model_dir), s.device, name, str(s.site_dir), stamp)
+    return _site(str(s.cxr_model_dir), s.device, name, str(s.site_dir), site_key(name))
 
 
 def vitals_bundle(model_dir: str | None = None) -> VitalsBundle:

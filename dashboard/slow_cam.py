@@ -27,7 +27,8 @@ def slow_study(base: Study, data: bytes, method: str, bundle: CxrBundle, ood: Oo
     Returns:
         ``(study, the method of the map it holds)``.
     """
-    key = (base.sha256, method) + ((base.site_profile,) if base.site_profile else ())  # a site's map is its own
+    # a site's map is its own, and a profile made again under the same name is another model
+    key = (base.sha256, method) + ((base.site_profile, base.site_profile_sha256) if base.site_profile else ())
     job = jobs.get(key) or _start(key, bundle, data, base.name, method, ood)
     if job.future.done() and not job.cancelled and job.future.exception() is None:
         return job.future.result(), method

@@ -43,7 +43,8 @@ VIEWS = ["Side by side", "Overlay only"]
 
 
 @st.cache_data(max_entries=64, show_spinner="Running the model and the CAM ...")
-def analysed(sha256: str, method: str, name: str, _data: bytes, site: str | None = None):
+def analysed(sha256: str, method: str, name: str, _data: bytes, site: str | None = None, site_sha256: str | None = None):
+    """The study under ``method``; keyed by the site profile's content too (one made again is another model)."""
     return analyse_study(cxr_site_bundle(site), _data, name, method, cxr_ood()[0])
 
 
@@ -72,7 +73,7 @@ def study_of(f, data: bytes, refused: str | None) -> Study:
     if refused:
         return Study(f.name, sha, error=f"{f.name}: {refused}", problem=refused)
     try:
-        return analysed(sha, default_cam(cxr_site_bundle(site))[0], f.name, data, site)
+        return analysed(sha, default_cam(bundle)[0], f.name, data, site, bundle.site_profile_sha256)
     except Exception:  # one bad file must not take the upload down; details go to the server log
         log.exception("analysing upload sha256=%s failed", sha)
         problem = "could not be analysed (an internal error; the details are in the server log)"
@@ -195,7 +196,7 @@ study, shown_method = base, base.method
 if method in SLOW_METHODS and not scope_out:
     study, shown_method = slow_study(base, data, method, bundle, ood)
 elif method != base.method and not scope_out:
-    study, shown_method = analysed(base.sha256, method, base.name, data, site), method
+    study, shown_method = analysed(base.sha256, method, base.name, data, site, bundle.site_profile_sha256), method
 
 pixels, dicom_problem = viewer_pixels(study.sha256, study.name, data, study)
 header = cached_dicom_view(study.sha256, study.name, data) if study.is_dicom and not dicom_problem else None
@@ -234,12 +235,13 @@ if not scope_out and float(study.cam.max()) <= 0:
     st.caption("The map is empty: no region raises P(pneumonia) for this method.")
 
 road = st.session_state.setdefault("road", {})
-fa = road.get((study.sha256, shown_method))
+road_key = (study.sha256, shown_method, study.site_profile_sha256)  # another profile: another model, another map
+fa = road.get(road_key)
 if not scope_out:
     if fa is None:
         if st.button("Measure the map's faithfulness (ROAD, a few seconds)", key="road_run"):
             with st.spinner("Measuring the map's faithfulness (ROAD) ..."):
-                fa = road[(study.sha256, shown_method)] = study_faithfulness(bundle, study)
+                fa = road[road_key] = study_faithfulness(bundle, study)
     if fa is not None:
         st.metric("Map faithfulness (ROAD)", "n/a" if fa.score != fa.score else f"{fa.score:+.3f}",
                   help="ROAD (Rong et al. 2022): pixels removed in map order and imputed; half the difference in "
@@ -262,7 +264,7 @@ if not scope_out:
         return png_bytes(overlay(study.display, study.cam, alpha))
 
     def _report() -> bytes:
-        fa_now = road.get((study.sha256, shown_method)) or study_faithfulness(bundle, study)
+        fa_now = road.get(road_key) or study_faithfulness(bundle, study)
         mine = review_store.list_decisions(image_sha256=study.sha256, reviewer=me.name)
         latest = None if mine.empty else mine.iloc[0].to_dict()
         return render_study_report(study, study.display, overlay(study.display, study.cam, alpha), bundle.meta,

@@ -82,6 +82,11 @@ class CxrBundle:
         """Name of the site profile applied to this copy (:mod:`~cxr_model.imaging.site`), ``None`` as bundled."""
         return (self.meta.get("site_profile") or {}).get("name")
 
+    @property
+    def site_profile_sha256(self) -> str | None:
+        """SHA-256 of the applied site profile's files (:func:`~cxr_model.imaging.site.profile_sha256`), ``None`` as bundled."""
+        return (self.meta.get("site_profile") or {}).get("profile_sha256")
+
     def population_report(self, features, declared: list[str | None]) -> list[tuple[str | None, str | None]]:
         """Per film ``(population, source)`` the operating point used: source ``"dicom_age"`` (declared),
         ``"image_estimate"`` or ``"pooled"`` (estimate uncertain: pooled map); ``(None, None)`` for a

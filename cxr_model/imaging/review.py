@@ -62,7 +62,8 @@ class Study:
             image, not a frontal chest view, or the OOD distance); ``None`` in scope or unknown.
         population, population_source: the operating point's population and where it came from
             (``"dicom_age"``, ``"image_estimate"``, ``"pooled"``), see ``CxrBundle.population_report``.
-        site_profile: the site profile the model used (``None``: the bundled model as is).
+        site_profile: the site profile the model used (``None``: the bundled model as is), and
+            ``site_profile_sha256`` its content (a profile made again under the same name differs).
     """
 
     name: str
@@ -87,6 +88,7 @@ class Study:
     population: str | None = None
     population_source: str | None = None
     site_profile: str | None = None
+    site_profile_sha256: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -148,7 +150,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
                   probability=e.probability, label=call(e.probability, bundle.threshold),
                   threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method, layer=layer,
                   burned_in=is_dicom and _burned_in(data, name), population=pop, population_source=pop_source,
-                  site_profile=bundle.site_profile)
+                  site_profile=bundle.site_profile, site_profile_sha256=bundle.site_profile_sha256)
     study.ood_score, study.ood_flag, study.scope_reason = judge(ood, e.features, ctx.scope_reason, x)
     study.ood_threshold = ood.threshold if ood is not None else None
     return study

@@ -18,6 +18,7 @@ changed); without a profile the bundled model is used as is.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -62,6 +63,22 @@ def read_profile(folder: str | Path, name: str) -> dict | None:
     return json.loads(js.read_text()) if js.exists() else None
 
 
+def profile_sha256(folder: str | Path, name: str) -> str | None:
+    """SHA-256 of a profile's content (``<name>.json``, then ``<name>.pt`` where there is one), ``None`` without one.
+
+    What a profile *is*: adapting or recalibrating again under the same name changes it, so caches
+    key on it and a saved review decision records it beside the name.
+    """
+    folder, h = Path(folder), hashlib.sha256()
+    js = folder / f"{check_name(name)}.json"
+    if not js.exists():
+        return None
+    for path in (js, folder / f"{name}.pt"):
+        if path.exists():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def list_profiles(folder: str | Path | None = None, bundle: CxrBundle | None = None) -> list[dict]:
     """Every saved profile's description, sorted by name; with ``bundle``, only those made for its weights."""
     path = Path(folder or get_settings().site_dir)
@@ -102,6 +119,7 @@ def apply_site(bundle: CxrBundle, name: str | None, folder: str | Path | None = 
     if info.get("model_sha256") != bundle.meta.get("sha256"):
         raise BundleError(f"{folder / (name + '.json')}: site profile was made for other weights "
                           f"({info.get('model')}); make it again")
+    content = profile_sha256(folder, name)
     if (folder / f"{name}.pt").exists():
         site = load_site_profile(bundle, folder, name)
     else:
@@ -110,7 +128,7 @@ def apply_site(bundle: CxrBundle, name: str | None, folder: str | Path | None = 
     if rec:
         site.meta = dict(site.meta, threshold=dict(site.meta["threshold"], value=float(rec["threshold"]),
                                                    rule=recalibration_rule(name, rec)))
-    site.meta["site_profile"] = dict(info, name=name)
+    site.meta["site_profile"] = dict(info, name=name, profile_sha256=content)
     return site
 
 
