@@ -1,7 +1,8 @@
 """The X-ray review page's decision form: agree / disagree / uncertain, a note, save.
 
 Keyboard: A, D and U choose the decision (buttons with Streamlit shortcuts; the viewer forwards the
-same keys when it has the focus). Saving records the method of the map that was shown.
+same keys when it has the focus). Saving records the method of the map that was shown and the site
+profile (name and content SHA-256) that produced the call shown.
 """
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ def _save(study: Study, method: str, bundle: CxrBundle, me: Identity, decided: d
         rid = review_store.save_decision(
             reviewer=me.name, role=me.role, image_sha256=study.sha256, model_id=bundle.meta["name"],
             model_version=str(bundle.meta["version"]), probability=study.probability, threshold=study.threshold,
-            cam_method=method, decision=decision, note=note)
+            cam_method=method, decision=decision, note=note,
+            # the profile of the call shown (the study's), not whatever the sidebar holds by now
+            site_profile=study.site_profile, site_profile_sha256=study.site_profile_sha256)
     except (ValueError, PermissionError) as exc:
         st.session_state["review_outcome"] = ("error", f"Not saved: {plain(exc)}")
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cxr_model.imaging.dicom_header import HeaderField
+from cxr_model.review_store import site_profile_text
 from cxr_model.imaging.review import Study
 
 #: DICOM keywords of the study banner, in the order shown (PS3.3 patient, study and series modules).
@@ -72,11 +73,17 @@ def banner(rows: list[HeaderField] | None) -> str:
 def past_decisions_frame(df: pd.DataFrame, mine: list[int], labels_by_sha: dict[str, str]) -> pd.DataFrame:
     """The decision store's rows with the reviewer's own first and the decision up front.
 
-    Columns: yours, decision, study (this upload's label where the image is in it), then the rest.
+    Columns: yours, decision, study (this upload's label where the image is in it), then the rest;
+    the stored site profile and its SHA-256 become one ``site profile`` column in words
+    (``review_store.site_profile_text``: a name, the bundled model, or not recorded).
     """
     out = df.copy()
     out.insert(0, "yours", out["id"].isin(mine))
     out.insert(1, "study", out["image_sha256"].map(labels_by_sha).fillna(""))
-    first = ["yours", "decision", "study", "reviewer", "created_at", "probability", "cam_method", "note"]
+    if "site_profile" in out:
+        sha = out.pop("site_profile_sha256") if "site_profile_sha256" in out else [None] * len(out)
+        out["site profile"] = [site_profile_text(n, h) for n, h in zip(out.pop("site_profile"), sha)]
+    first = [c for c in ("yours", "decision", "study", "reviewer", "created_at", "probability", "site profile",
+                         "cam_method", "note") if c in out]
     out = out[first + [c for c in out.columns if c not in first]]
     return out.sort_values("yours", ascending=False, kind="stable").reset_index(drop=True)

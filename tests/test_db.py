@@ -7,6 +7,7 @@ import re
 import sqlite3
 from datetime import datetime, timezone
 
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -48,7 +49,8 @@ for _module in table_modules():  # every table joins the metadata, whichever tes
 
 def _save(url, **kw):
     args = dict(reviewer="Dr A", image_sha256=SHA, model_id="cxr-pneumonia-resnet18", model_version="1.1.0",
-                probability=0.81, threshold=0.5, cam_method="GradCAM", decision="agree", note="", url=url)
+                probability=0.81, threshold=0.5, cam_method="GradCAM", decision="agree", note="", url=url,
+                site_profile=None)
     args.update(kw)
     return rs.save_decision(**args)
 
@@ -74,7 +76,7 @@ def _revision(url: str) -> str | None:
 def test_a_fresh_sqlite_database_is_migrated_to_head_and_matches_the_models(tmp_path):
     url = f"sqlite:///{tmp_path / 'new' / 'reviews.sqlite'}"
     _save(url)
-    assert HEAD == "0003_ward_alert_actions"
+    assert HEAD == "0004_decision_site_profile"
     assert _revision(url) == HEAD
     assert _schema_diff(url) == []
 
@@ -159,3 +161,40 @@ def test_audit_event_needs_an_actor_and_a_known_action():
     e = db.audit_event(actor="a", role="lead", action="model.load", subject="m", detail={"sha256": "00"})
     assert e.detail == '{"sha256": "00"}' and e.created_at.tzinfo is timezone.utc
     assert abs((datetime.now(timezone.utc) - e.created_at).total_seconds()) < 60
+
+
+def rows_at_0003(url: str) -> None:
+    """A database at revision 0003 holding one decision, as saved before the site profile was recorded."""
+    from alembic import command
+
+    command.upgrade(db.alembic_config(url), "0003_ward_alert_actions")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO review_decisions (created_at, reviewer, image_sha256, model_id, model_version, "
+                          "probability, threshold, cam_method, decision, note) VALUES (:t, 'Dr Old', :sha, 'm', "
+                          "'2.0.0', 0.7, 0.5, 'GradCAM', 'agree', 'kept')"),
+                     {"t": datetime(2026, 11, 29, 3, 4, 5, tzinfo=timezone.utc), "sha": SHA})
+    engine.dispose()
+
+
+def check_0004_keeps_old_rows(url: str) -> None:
+    """After the upgrade: the old row is whole and reads 'not recorded'; new rows hold the profile or ''."""
+    profile_sha = "0f" * 32
+    new = _save(url, reviewer="Dr New", site_profile="ward-3", site_profile_sha256=profile_sha)
+    bundled = _save(url, reviewer="Dr Bundled")
+    assert _revision(url) == HEAD and _schema_diff(url) == []
+    df = rs.list_decisions(url).set_index("id")
+    old = df.loc[1]
+    assert (old["reviewer"], old["note"], old["model_version"], old["probability"]) == ("Dr Old", "kept", "2.0.0", 0.7)
+    assert pd.isna(old["site_profile"]) and pd.isna(old["site_profile_sha256"])  # NULL: not ""
+    assert (df.loc[new, "site_profile"], df.loc[new, "site_profile_sha256"]) == ("ward-3", profile_sha)
+    assert df.loc[bundled, "site_profile"] == "" and pd.isna(df.loc[bundled, "site_profile_sha256"])
+    words = {i: rs.site_profile_text(r["site_profile"], r["site_profile_sha256"]) for i, r in df.iterrows()}
+    assert words == {1: rs.NOT_RECORDED, new: "ward-3 (profile sha256 0f0f0f0f0f0f)", bundled: rs.NO_PROFILE}
+
+
+def test_0004_adds_the_site_profile_and_keeps_the_rows_saved_before_it(tmp_path):
+    url = f"sqlite:///{tmp_path / 'at0003.sqlite'}"
+    rows_at_0003(url)
+    assert _revision(url) == "0003_ward_alert_actions"
+    check_0004_keeps_old_rows(url)

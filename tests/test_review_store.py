@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 
 import pandas as pd
 import pytest
@@ -19,7 +21,8 @@ def url(tmp_path):
 
 def _save(url, **kw):
     args = dict(reviewer="Dr A", image_sha256=SHA, model_id="cxr-pneumonia-resnet18", model_version="1.0.0",
-                probability=0.81, threshold=0.5, cam_method="GradCAM", decision="agree", note="", url=url)
+                probability=0.81, threshold=0.5, cam_method="GradCAM", decision="agree", note="", url=url,
+                site_profile=None)
     args.update(kw)
     return rs.save_decision(**args)
 
@@ -164,3 +167,38 @@ def test_a_session_sees_only_its_own_notes_by_default(url):
     assert df.loc[quiet, "note"] == ""
     assert "Jane Doe" not in rs.decisions_csv(url, notes_of={mine}).decode()
     assert rs.list_decisions(url).set_index("id").loc[theirs, "note"].startswith("Jane Doe")  # all, when asked
+
+
+def test_the_site_profile_of_the_call_is_stored_audited_and_exported_in_words(url):
+    from cxr_model import audit
+
+    profile_sha = "1a" * 32
+    a = _save(url, site_profile="ward-3", site_profile_sha256=profile_sha)
+    b = _save(url, site_profile=None)
+    df = rs.list_decisions(url).set_index("id")
+    assert (df.loc[a, "site_profile"], df.loc[a, "site_profile_sha256"]) == ("ward-3", profile_sha)
+    assert df.loc[b, "site_profile"] == "" and pd.isna(df.loc[b, "site_profile_sha256"])
+    details = [json.loads(d) for d in audit.list_events(url)["detail"]]
+    assert [(d["site_profile"], d["site_profile_sha256"]) for d in details] == [("ward-3", profile_sha), ("", None)]
+    back = pd.read_csv(io.BytesIO(rs.decisions_csv(url)), keep_default_na=False).set_index("id")
+    assert (back.loc[a, "site_profile"], back.loc[a, "site_profile_sha256"]) == ("ward-3", profile_sha)
+    assert (back.loc[b, "site_profile"], back.loc[b, "site_profile_sha256"]) == (rs.NO_PROFILE, "")
+
+
+@pytest.mark.parametrize("name, sha, message", [
+    ("ward-3", None, "expected a profile name and its 64-character SHA-256"),
+    ("ward-3", "XYZ", "expected a profile name and its 64-character SHA-256"),
+    ("../etc", "1a" * 32, "expected a profile name"),
+    (None, "1a" * 32, "SHA-256 was given without the profile's name"),
+])
+def test_a_site_profile_without_its_hash_or_with_a_bad_name_is_refused(url, name, sha, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _save(url, site_profile=name, site_profile_sha256=sha)
+    assert rs.list_decisions(url).empty
+
+
+def test_the_site_profile_cannot_be_left_out_by_a_caller():
+    args = dict(reviewer="Dr A", image_sha256=SHA, model_id="m", model_version="1", probability=0.5, threshold=0.5,
+                cam_method="GradCAM", decision="agree")
+    with pytest.raises(TypeError, match="site_profile"):
+        rs.save_decision(**args)

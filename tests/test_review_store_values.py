@@ -22,7 +22,7 @@ def url(tmp_path):
 
 def _save(url, **kw):
     args = dict(reviewer="Dr A", image_sha256=SHA, model_id="m", model_version="1", probability=0.5,
-                threshold=0.73, cam_method="GradCAM", decision="agree", url=url)
+                threshold=0.73, cam_method="GradCAM", decision="agree", url=url, site_profile=None)
     args.update(kw)
     return rs.save_decision(**args)
 

@@ -104,3 +104,11 @@ def test_a_decision_and_its_audit_row_commit_together_or_not_at_all(url, monkeyp
         _save(url)
     monkeypatch.undo()
     assert rs.list_decisions(url).empty and audit.list_events(url).empty
+
+
+def test_0004_adds_the_site_profile_and_keeps_old_rows_on_postgres(url):
+    from tests.test_db import check_0004_keeps_old_rows, rows_at_0003
+
+    rows_at_0003(url)
+    assert _revision(url) == "0003_ward_alert_actions"
+    check_0004_keeps_old_rows(url)

@@ -304,3 +304,56 @@ def test_dicom_age_sets_the_population_and_a_lateral_view_gets_no_call(app, dico
     assert any("Outside what this model was made for" in unescape(e.value) and "ViewPosition LL" in unescape(e.value)
                for e in at.error)
     assert not at.metric and "review_save" not in [b.key for b in at.button]
+
+
+def test_a_decision_records_the_site_profile_and_a_profile_made_again_is_used_at_once(
+        site_profile, app, kermany_dir, cxr_bundle):
+    """The saved row names the profile (and its content) whose call was shown, and re-adapting the
+    profile under the same name changes the call on the next run (caches key on the content)."""
+    import torch
+
+    from cxr_model import review_store
+    from cxr_model.imaging.adapt import adapt_batchnorm, save_site_profile
+    from cxr_model.imaging.data import kermany_items, load_sources
+    from cxr_model.imaging.shift import SHIFTS
+    from cxr_model.imaging.site import apply_site, profile_sha256
+
+    at = app
+    f = _radiograph(kermany_dir)
+    at.selectbox(key="site_profile").set_value("ward-3")
+    at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    assert not at.exception
+    # the model id is shown verbatim, name@version in one code span (a downscaled screenshot read '@' as '0')
+    assert any(f"model `{cxr_bundle.model_id}` with site profile `ward-3`" in c.value for c in at.caption)
+    first_sha = profile_sha256(site_profile, "ward-3")
+    p1 = float({m.label: m.value for m in at.metric}["P(pneumonia)"])
+
+    def save(decision):
+        at.radio(key="review_decision").set_value(decision)
+        at.button(key="review_save").click().run()
+        assert not at.exception and any("Decision saved" in s.value for s in at.success)
+
+    save("agree")
+    # the same name, adapted again on other films (darker and blurred): another model
+    src = load_sources(kermany_items(kermany_dir, "val"))[0]
+    shifted = torch.stack([SHIFTS["blur (sigma 1.5)"](SHIFTS["darker (exposure -30 %)"](s)) for s in src])
+    save_site_profile(adapt_batchnorm(cxr_bundle, shifted, name="ward-3"), site_profile, "ward-3")
+    second_sha = profile_sha256(site_profile, "ward-3")
+    assert second_sha != first_sha
+    at.run()
+    assert not at.exception
+    p2 = float({m.label: m.value for m in at.metric}["P(pneumonia)"])
+    assert p2 == pytest.approx(predict_source(apply_site(cxr_bundle, "ward-3", site_profile), f).probability, abs=6e-4)
+    assert p2 != p1
+    save("uncertain")
+    at.selectbox(key="site_profile").set_value(None).run()
+    save("disagree")
+
+    stored = review_store.list_decisions()  # newest first
+    assert list(stored["decision"]) == ["disagree", "uncertain", "agree"]
+    assert list(stored["site_profile"]) == ["", "ward-3", "ward-3"]
+    assert list(stored["site_profile_sha256"].iloc[1:]) == [second_sha, first_sha]
+    table = at.dataframe[-1].value
+    assert list(table["site profile"]) == [review_store.NO_PROFILE, f"ward-3 (profile sha256 {second_sha[:12]})",
+                                           f"ward-3 (profile sha256 {first_sha[:12]})"]

@@ -39,3 +39,15 @@ def test_past_decisions_put_the_reviewers_own_rows_first_with_the_decision_up_fr
     out = past_decisions_frame(df, [2], {"h2": "Study 1 (sha h2)"})
     assert list(out.columns[:3]) == ["yours", "decision", "study"]
     assert list(out["id"]) == [2, 3, 1] and out["study"][0] == "Study 1 (sha h2)"
+
+
+def test_past_decisions_say_which_site_profile_made_the_call_in_words():
+    from cxr_model.review_store import NO_PROFILE, NOT_RECORDED
+
+    df = pd.DataFrame({"id": [3, 2, 1], "created_at": [3, 2, 1], "reviewer": ["me"] * 3,
+                       "image_sha256": ["h1", "h2", "h3"], "probability": [0.1] * 3, "cam_method": ["GradCAM"] * 3,
+                       "decision": ["agree"] * 3, "note": [""] * 3, "site_profile": ["ward-3", "", None],
+                       "site_profile_sha256": ["9c" * 32, None, None]})
+    out = past_decisions_frame(df, [1, 2, 3], {})
+    assert list(out["site profile"]) == ["ward-3 (profile sha256 9c9c9c9c9c9c)", NO_PROFILE, NOT_RECORDED]
+    assert "site_profile" not in out and "site_profile_sha256" not in out

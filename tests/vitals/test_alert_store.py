@@ -11,7 +11,8 @@ from cxr_model.vitals.alert_store import actions_for, record_action
 def test_actions_are_stored_beside_the_review_decisions(tmp_path):
     url = f"sqlite:///{tmp_path / 'reviews.sqlite'}"
     review_store.save_decision(reviewer="Dr A", image_sha256="a" * 64, model_id="m", model_version="1",
-                               probability=0.5, threshold=0.5, cam_method="gradcam", decision="agree", url=url)
+                               probability=0.5, threshold=0.5, cam_method="gradcam", decision="agree", url=url,
+                               site_profile=None)
     first = record_action(reviewer="  Nurse B ", record_id=132539, alert_id="132539-news2-high-h5",
                           alert_kind="news2-high", action="acknowledge", note="seen", url=url)
     record_action(reviewer="Dr C", record_id=132539, alert_id="132539-news2-high-h5", alert_kind="news2-high",
