@@ -14,6 +14,16 @@ from cxr_model.vitals.reader import N_HOURS, RecordError, channel_names, channel
 
 STATIC_FEATURES = ["age", "male", "gender_known", "height", "height_known", "weight", "weight_known",
                    "icu_coronary", "icu_cardiac_surgery", "icu_medical", "icu_surgical"]
+#: ``log1p(h) / log1p(48)`` for whole hours ``h = 0..48``: a grid's hours since observed are whole hours.
+_LOG_HOURS = (np.log1p(np.arange(N_HOURS + 1, dtype=np.float32)) / np.log1p(float(N_HOURS))).astype(np.float32)
+
+
+def log_hours(delta: np.ndarray) -> np.ndarray:
+    """Hours since observed -> ``log1p(hours) / log1p(48)`` float32, looked up for whole hours 0..48."""
+    hours = delta.astype(np.intp)
+    if delta.size and hours.min() >= 0 and hours.max() <= N_HOURS and np.array_equal(hours, delta):
+        return _LOG_HOURS[hours]
+    return (np.log1p(delta) / np.log1p(float(N_HOURS))).astype(np.float32)
 
 
 @dataclass
@@ -110,9 +120,7 @@ class Normaliser:
         v /= np.asarray(self.std, np.float32)
         np.clip(v, -self.clip, self.clip, out=out[..., :c])
         np.stack([g.mask for g in grids], out=out[..., c:2 * c])
-        d = np.stack([g.delta for g in grids], out=out[..., 2 * c:3 * c])
-        np.log1p(d, out=d)
-        d /= np.log1p(float(N_HOURS))  # divided in float64, stored as float32
+        out[..., 2 * c:3 * c] = log_hours(np.stack([g.delta for g in grids]))
         out[..., 3 * c:] = self.static_matrix([g.descriptors for g in grids])[:, None, :]
         return out
 

@@ -9,7 +9,7 @@ import pytest
 from cxr_model.settings import get_settings
 from cxr_model.vitals.grid import to_grid
 from cxr_model.vitals.lstm import features
-from cxr_model.vitals.normaliser import STATIC_FEATURES, Normaliser
+from cxr_model.vitals.normaliser import STATIC_FEATURES, Normaliser, log_hours
 from cxr_model.vitals.reader import N_HOURS, channel_table, read_record
 
 
@@ -56,3 +56,13 @@ def test_batched_inputs_equal_the_per_hour_reference_on_real_stays(real_grids):
     assert (np.abs(x[:, :, :n_c]) == norm.clip).any()  # the clip is exercised on real stays
     assert (x[:, :, 3 * n_c + STATIC_FEATURES.index("height_known")] == 0).any()  # so is an unknown height
     assert features(norm, []).shape == (0, N_HOURS, norm.n_features)
+
+
+def test_hours_since_observed_are_looked_up_for_whole_hours_and_computed_otherwise():
+    whole = np.array([[0, 1, 7, 48]], dtype=np.float32)
+    part = np.array([[0.5, 2.25, 60.0, 1.0]], dtype=np.float32)
+    for hours in (whole, part):
+        expected = [math.log1p(float(h)) / math.log1p(N_HOURS) for h in hours[0]]
+        got = log_hours(hours)
+        assert got.dtype == np.float32 and got.shape == hours.shape
+        np.testing.assert_allclose(got[0], expected, rtol=1e-6)
