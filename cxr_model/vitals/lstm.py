@@ -52,7 +52,7 @@ class VitalsEnsemble(nn.Module):
 def features(normaliser, grids) -> torch.Tensor:
     """Grids -> the model input ``float32 [N, 48, F]`` (the one preprocessing path: training,
     evaluation, the ward and the occlusion explanation all call it)."""
-    return torch.from_numpy(np.stack([normaliser.features(g) for g in grids]))
+    return torch.from_numpy(normaliser.features_batch(grids))
 
 
 def first_crossing(risk: np.ndarray, threshold: float) -> int | None:

@@ -24,35 +24,40 @@ def summary_feature_names() -> list[str]:
 
 
 def summary_features(grid: Grid) -> np.ndarray:
-    """One stay -> ``float32 [48, 7 C + 6]``: row ``t`` summarises hours ``0..t``.
+    """One stay -> ``float32 [48, 7 C + 6]``: row ``t`` summarises hours ``0..t`` (one row of :func:`stack_features`).
 
     Args:
         grid: the stay on the hourly grid (``values``, ``mask``, ``delta`` ``[48, C]``).
     """
-    mask = grid.mask > 0
-    raw = np.where(mask, grid.values, np.nan).astype(np.float64)
-    seen = np.maximum.accumulate(mask, axis=0)
-    n_obs = np.cumsum(mask, axis=0).astype(np.float64)
-    last = np.where(seen, grid.values, np.nan)
-    first_idx = np.argmax(mask, axis=0)
-    first_val = raw[first_idx, np.arange(raw.shape[1])]
-    first = np.where(seen, first_val[None, :], np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lo = np.fmin.accumulate(raw, axis=0)
-        hi = np.fmax.accumulate(raw, axis=0)
-        mean = np.nancumsum(raw, axis=0) / n_obs
-    mean[n_obs == 0] = np.nan
-    since = np.where(seen, grid.delta, np.nan)
-    hours = grid.values.shape[0]
-    desc = np.array([grid.descriptors.get(k, np.nan) for k in DESCRIPTORS], dtype=np.float64)
-    static = np.broadcast_to(desc, (hours, len(DESCRIPTORS)))
-    hour = np.arange(1, hours + 1, dtype=np.float64)[:, None]
-    return np.concatenate([last, first, lo, hi, mean, n_obs, since, static, hour], axis=1).astype(np.float32)
+    return stack_features([grid])[0]
 
 
 def stack_features(grids: list[Grid], hours: list[int] | None = None) -> np.ndarray:
-    """Grids -> ``[N, H, F]`` (all 48 hours, or only the 1-based ``hours``)."""
+    """Grids -> ``float32 [N, H, 7 C + 6]`` (all 48 hours, or only the 1-based ``hours``).
+
+    Computed for all stays at once along the hour axis (running min, max, sums and counts; the
+    mean summed in float64), stored as float32; a stay gets the same numbers alone or in any batch.
+    """
+    n_feat = len(summary_feature_names())
     if not grids:
-        return np.zeros((0, len(hours) if hours else 48, len(summary_feature_names())), dtype=np.float32)
-    x = np.stack([summary_features(g) for g in grids])
-    return x if hours is None else x[:, [h - 1 for h in hours]]
+        return np.zeros((0, len(hours) if hours else 48, n_feat), dtype=np.float32)
+    values = np.stack([g.values for g in grids])  # [N, T, C] float32
+    mask = np.stack([g.mask for g in grids]) > 0
+    n, t, c = values.shape
+    out = np.empty((n, t, n_feat), dtype=np.float32)
+    last, first, lo, hi, mean, n_obs, since = (out[:, :, i * c:(i + 1) * c] for i in range(len(STATS)))
+    # last, first, min, max and hours since are values of the grid: exact in float32
+    seen = np.logical_or.accumulate(mask, axis=1)
+    raw = np.where(mask, values, np.float32(np.nan))
+    last[...] = np.where(seen, values, np.float32(np.nan))
+    first[...] = np.where(seen, np.take_along_axis(raw, np.argmax(mask, axis=1)[:, None, :], axis=1), np.float32(np.nan))
+    np.fmin.accumulate(raw, axis=1, out=lo)
+    np.fmax.accumulate(raw, axis=1, out=hi)
+    np.cumsum(mask, axis=1, dtype=np.float32, out=n_obs)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 = nan before the first observation
+        mean[...] = np.cumsum(np.where(mask, values, np.float32(0)), axis=1, dtype=np.float64) / n_obs
+    since[...] = np.where(seen, np.stack([g.delta for g in grids]), np.float32(np.nan))
+    desc = np.array([[g.descriptors.get(k, np.nan) for k in DESCRIPTORS] for g in grids], dtype=np.float64)
+    out[:, :, 7 * c:7 * c + len(DESCRIPTORS)] = desc[:, None, :]
+    out[:, :, -1] = np.arange(1, t + 1, dtype=np.float64)
+    return out if hours is None else out[:, [h - 1 for h in hours]]

@@ -5,6 +5,12 @@ Why not pickle/joblib: a bundle is never unpickled as code. sklearn's
 where missing values go, children, leaf value); :func:`export_trees` copies those columns into
 numeric arrays, :class:`Trees` loads them with ``allow_pickle=False`` and walks the trees in numpy.
 A test checks that the walk equals sklearn's ``decision_function``.
+
+The walk scores every tree for a block of rows at once, QuickScorer-style (Lucchese et al., SIGIR
+2015): each split a row fails (goes right) rules out the leaves of its left subtree, and the row's
+exit leaf is the leftmost leaf no failed split ruled out; so all splits are tested in one gather
+and compare, and a bitmask AND per split replaces the node-by-node descent. Trees with more
+than 64 leaves (one bitmask word) take the node-by-node walk.
 """
 from __future__ import annotations
 
@@ -47,6 +53,12 @@ def export_trees(model, path: str | Path) -> None:
              n_features=np.asarray([model.n_features_in_]), **arrays)
 
 
+#: Leaves of one tree that fit one bitmask word (``uint64``); bigger trees take the node-by-node walk.
+MAX_LEAVES = 64
+#: About how many (row, split) tests one block of rows holds (bounds the memory of a walk).
+BLOCK = 1 << 21
+
+
 @dataclass(frozen=True)
 class Trees:
     """Loaded tree arrays; ``decision_function(x)`` gives the raw log-odds."""
@@ -62,6 +74,9 @@ class Trees:
     is_leaf: np.ndarray
     value: np.ndarray
 
+    def __post_init__(self):
+        object.__setattr__(self, "_masks", _leaf_masks(self))  # derived once at load; never changed
+
     @classmethod
     def load(cls, path: str | Path) -> "Trees":
         """Read ``trees.npz`` (numbers only: ``allow_pickle=False``); names the file on error."""
@@ -74,10 +89,35 @@ class Trees:
                    a["missing_left"].astype(bool), a["left"], a["right"], a["is_leaf"].astype(bool), a["value"])
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """``x``: ``[N, F]`` float (``nan`` = missing) -> log-odds ``[N]`` float64."""
-        x = np.asarray(x, dtype=np.float64)
+        """``x``: ``[N, F]`` float (``nan`` = missing) -> log-odds ``[N]`` float64.
+
+        float32 input is compared as it is (exact against the float64 thresholds), not copied.
+        """
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected [N, {self.n_features}] features, got {list(x.shape)}")
+        if self._masks is None:
+            return self._walk(x)
+        feature, threshold, missing_left, ruled_out, leaf_value, first_leaf = self._masks
+        n_splits, n_trees = ruled_out.shape
+        everything = np.iinfo(ruled_out.dtype).max
+        out = np.empty(x.shape[0])
+        step = max(1, BLOCK // max(feature.size, 1))
+        for i in range(0, x.shape[0], step):
+            v = x[i:i + step][:, feature]  # [R, splits x trees]: every split's test at once
+            go_left = v <= threshold
+            go_left |= np.isnan(v) & missing_left
+            keep = np.where(go_left.reshape(-1, n_splits, n_trees), everything, ruled_out)
+            alive = np.bitwise_and.reduce(keep, axis=1)  # [R, trees]: leaves no failed split ruled out
+            lowest = alive & (~alive + 1)  # the leftmost one: lowest set bit
+            leaf = np.frexp(lowest.astype(np.float64))[1] - 1
+            out[i:i + step] = self.baseline + leaf_value[first_leaf + leaf].sum(axis=1)
+        return out
+
+    def _walk(self, x: np.ndarray) -> np.ndarray:
+        """Node by node, all (row, tree) pairs together: for trees too big for one bitmask word."""
         rows = np.arange(x.shape[0])
         node = np.repeat(self.roots[None, :], x.shape[0], axis=0)  # [N, n_trees]
         while True:
@@ -90,3 +130,45 @@ class Trees:
             go_left = np.where(np.isnan(v), self.missing_left[nd], v <= self.threshold[nd])
             node[r, k] = np.where(go_left, self.left[nd], self.right[nd])
         return self.baseline + self.value[node].sum(axis=1)
+
+
+def _leaf_masks(t: Trees) -> tuple | None:
+    """Per tree: leaves left to right, and per split the bitmask of leaves a row keeps when it goes right.
+
+    Returns ``(feature, threshold, missing_left [S * T], ruled_out [S, T], leaf_value, first_leaf [T])``
+    with splits padded to ``S`` per tree (a pad rules nothing out), or ``None`` when a tree has more
+    than :data:`MAX_LEAVES` leaves.
+    """
+    leaves, splits = [], []
+    for root in t.roots:
+        order, tree_splits, stack = [], [], [(int(root), None)]
+        while stack:  # depth first, left before right: leaves come out in left-to-right order
+            node, parent = stack.pop()
+            if t.is_leaf[node]:
+                order.append(node)
+                for split in parent or ():
+                    split[1] += 1
+                continue
+            entry = [node, 0]  # (split node, leaves in its left subtree so far)
+            tree_splits.append((entry, len(order)))
+            stack.append((int(t.right[node]), parent))
+            stack.append((int(t.left[node]), (parent or ()) + (entry,)))
+        if len(order) > MAX_LEAVES:
+            return None
+        leaves.append(order)
+        splits.append([(node, first, n_left) for (node, n_left), first in tree_splits])
+    n_trees, n_splits = len(leaves), max((len(s) for s in splits), default=0)
+    width = max((len(o) for o in leaves), default=1)
+    dtype = next(d for d in (np.uint8, np.uint16, np.uint32, np.uint64) if np.iinfo(d).bits >= width)
+    everything = int(np.iinfo(dtype).max)
+    feature = np.zeros((n_splits, n_trees), dtype=np.intp)
+    threshold = np.full((n_splits, n_trees), np.inf)
+    missing_left = np.ones((n_splits, n_trees), dtype=bool)
+    ruled_out = np.full((n_splits, n_trees), everything, dtype=dtype)
+    for k, tree_splits in enumerate(splits):
+        for j, (node, first, n_left) in enumerate(tree_splits):
+            feature[j, k], threshold[j, k], missing_left[j, k] = t.feature[node], t.threshold[node], t.missing_left[node]
+            ruled_out[j, k] = everything & ~(((1 << n_left) - 1) << first)
+    first_leaf = np.cumsum([0] + [len(o) for o in leaves[:-1]]).astype(np.intp)
+    leaf_value = t.value[np.concatenate(leaves)] if leaves else np.zeros(0)
+    return feature.ravel(), threshold.ravel(), missing_left.ravel(), ruled_out, leaf_value, first_leaf

@@ -10,7 +10,7 @@ from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
 from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.grid import to_grid
-from cxr_model.vitals.reader import N_HOURS, read_dir
+from cxr_model.vitals.reader import N_HOURS, read_dir, read_record
 from cxr_model.vitals.summary import stack_features
 
 ENSEMBLE = get_settings().models_dir / "vitals-ensemble"
@@ -40,6 +40,17 @@ def test_ensemble_risk_is_the_documented_combination(physionet_dir):
     expected = _sigmoid(np.asarray(c["calibration"]["a"]) * z + np.asarray(c["calibration"]["b"]))
     assert np.allclose(bundle.risk(grids), expected, atol=1e-9)
     assert ((bundle.risk(grids) >= 0) & (bundle.risk(grids) <= 1)).all()
+
+
+def test_tree_logits_in_blocks_of_stays_equal_one_walk_over_the_whole_ward(physionet_dir):
+    from cxr_model.vitals.ensemble import BLOCK_STAYS, gbt_logits
+
+    trees = load_vitals_bundle(ENSEMBLE).trees
+    paths = sorted(p for p in (physionet_dir / "set-a").glob("*.txt") if not p.name.lower().startswith("outcomes"))
+    grids = [to_grid(read_record(p)) for p in paths[:2 * BLOCK_STAYS + 7]]  # two full blocks and a short one
+    whole = trees.decision_function(stack_features(grids).reshape(len(grids) * N_HOURS, -1)).reshape(len(grids), N_HOURS)
+    assert np.allclose(gbt_logits(trees, grids), whole, rtol=0, atol=1e-12) and whole.std() > 0.1
+    assert gbt_logits(trees, []).shape == (0, N_HOURS)
 
 
 def test_altered_trees_are_refused_naming_the_file(tmp_path):

@@ -8,6 +8,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from cxr_model.vitals.grid import to_grid
 from cxr_model.vitals.reader import read_record
 from cxr_model.vitals.summary import summary_feature_names, summary_features
+from cxr_model.vitals import trees as trees_module
 from cxr_model.vitals.trees import Trees, export_trees
 
 
@@ -24,6 +25,38 @@ def test_the_numpy_walk_equals_sklearns_decision_function_with_missing_values(tm
     assert np.allclose(trees.decision_function(probe), model.decision_function(probe), atol=1e-9)
     with pytest.raises(ValueError, match=r"\[N, 5\]"):
         trees.decision_function(probe[:, :4])
+
+
+@pytest.mark.parametrize("leaves", [7, 40, 80])  # one uint8 word, one uint64 word, too big: node by node
+def test_every_walk_equals_sklearn_across_blocks_of_rows(tmp_path, monkeypatch, leaves):
+    rng = np.random.default_rng(leaves)
+    x = rng.normal(size=(3000, 6))
+    y = (x[:, 0] * x[:, 1] + np.sin(3 * x[:, 2]) + rng.normal(scale=0.3, size=3000) > 0).astype(int)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    model = HistGradientBoostingClassifier(max_iter=15, max_leaf_nodes=leaves, min_samples_leaf=5, random_state=0).fit(x, y)
+    export_trees(model, tmp_path / "trees.npz")
+    monkeypatch.setattr(trees_module, "BLOCK", 5000)  # several blocks of rows, and a last short one
+    trees = Trees.load(tmp_path / "trees.npz")
+    n_leaves = max(int(t[0].nodes["is_leaf"].sum()) for t in model._predictors)
+    assert (trees._masks is None) == (n_leaves > trees_module.MAX_LEAVES)
+    probe = rng.normal(size=(2000, 6))
+    probe[rng.random(probe.shape) < 0.3] = np.nan
+    assert np.allclose(trees.decision_function(probe), model.decision_function(probe), atol=1e-9)
+    assert np.allclose(trees.decision_function(probe.astype(np.float32)),
+                       model.decision_function(probe.astype(np.float32).astype(np.float64)), atol=1e-9)
+
+
+def test_the_bundled_trees_give_the_node_by_node_walk_on_real_stays(physionet_dir):
+    from cxr_model.settings import get_settings
+    from cxr_model.vitals.bundle import load_vitals_bundle
+    from cxr_model.vitals.summary import stack_features
+
+    trees = load_vitals_bundle(get_settings().vitals_model_dir).trees
+    assert trees is not None and trees._masks is not None
+    paths = sorted(p for p in (physionet_dir / "set-a").glob("*.txt") if not p.name.lower().startswith("outcomes"))
+    x = stack_features([to_grid(read_record(p)) for p in paths[:50]]).reshape(-1, trees.n_features)
+    fast, slow = trees.decision_function(x), trees._walk(x.astype(np.float64))
+    assert np.allclose(fast, slow, rtol=0, atol=1e-12) and fast.std() > 0.1
 
 
 def test_a_pickle_is_refused_by_the_loader(tmp_path):
