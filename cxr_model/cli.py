@@ -91,6 +91,12 @@ def _pointing(args) -> int:
     return pointing_command(args.model_dir, args.splits, args.methods, args.slow, args.write, args.json)
 
 
+def _adult_branch_fit(args) -> int:
+    from cxr_model.imaging.branch_fit import fit_command
+
+    return fit_command(args)
+
+
 def _operating_fit(args) -> int:
     from cxr_model.imaging.operating_fit import fit_command
 
@@ -218,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     opf.add_argument("--max-child-train", dest="max_child_train", type=int, default=600)
     opf.add_argument("--cache", help="features/logits .npz: reused when it matches the films, else written on first use")
     opf.set_defaults(func=_operating_fit)
+
+    ab = sub.add_parser("adult-branch", help="the adults' 448 px branch of a two-population bundle")
+    absub = ab.add_subparsers(dest="ab_command", required=True)
+    abf = absub.add_parser("fit", help="train the branch head on the adult training films, choose its operating point "
+                                       "on validation, measure, and write a new bundle")
+    abf.add_argument("--model-dir", dest="model_dir", required=True, help="bundle without a branch (e.g. v2.1)")
+    abf.add_argument("--out", required=True, help="folder of the new bundle")
+    abf.add_argument("--name", required=True)
+    abf.add_argument("--version", required=True)
+    abf.add_argument("--size", type=int, default=448)
+    abf.add_argument("--box-weight", dest="box_weight", type=float, default=1.0)
+    abf.add_argument("--epochs", type=int, default=200)
+    abf.add_argument("--cache", help="feature maps .npz: reused when it matches the films, else written on first use")
+    abf.set_defaults(func=_adult_branch_fit)
 
     try:
         from cxr_model.vitals.cli import register as register_vitals

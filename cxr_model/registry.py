@@ -119,6 +119,13 @@ class SharedModel:
         with self._lock:
             yield self._net
 
+    def sibling(self, net: nn.Module) -> "SharedModel":
+        """Another network under this one's lock, for a network built on this one's modules (their
+        hooks and forwards must not interleave either)."""
+        other = SharedModel(net)
+        other._lock = self._lock
+        return other
+
     def __getattr__(self, name: str) -> Any:
         # Only called for names not found on the wrapper: the network's attributes and methods.
         if name.startswith("_"):

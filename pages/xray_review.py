@@ -73,7 +73,8 @@ def study_of(f, data: bytes, refused: str | None) -> Study:
     if refused:
         return Study(f.name, sha, error=f"{f.name}: {refused}", problem=refused)
     try:
-        return analysed(sha, default_cam(bundle)[0], f.name, data, site, bundle.site_profile_sha256)
+        # method None: the default map of the view that scores the film (an adult's: the adult branch's)
+        return analysed(sha, None, f.name, data, site, bundle.site_profile_sha256)
     except Exception:  # one bad file must not take the upload down; details go to the server log
         log.exception("analysing upload sha256=%s failed", sha)
         problem = "could not be analysed (an internal error; the details are in the server log)"
@@ -182,10 +183,15 @@ base, data, shown_name = readable[choice or 0]
 # The method is kept outside the widget's state: a rerun without the select (all files replaced)
 # would otherwise reset the select to the default while the session still used the old method. The default
 # is the bundle's best-localising map (explain.json, `cxr-model pointing --write`), on its layer.
-st.session_state.setdefault("cam_method", st.session_state.get("cam_method_kept", default_cam(bundle)[0]))
+# Until the reviewer picks a method, each study opens on its own default (an adult's is the adult branch's).
+if st.session_state.get("cam_method_chosen"):
+    st.session_state.setdefault("cam_method", st.session_state.get("cam_method_kept", base.method))
+else:
+    st.session_state["cam_method"] = base.method or default_cam(bundle)[0]
 scope_out = out_of_scope(base)  # no call and no map for it: nothing more to compute
 c1, c2, c3 = st.columns([2, 2, 2])
 method = c1.selectbox("CAM method", list(METHODS), key="cam_method", disabled=scope_out,
+                      on_change=lambda: st.session_state.update(cam_method_chosen=True),
                       help="All target the pneumonia logit. ScoreCAM runs one forward pass per batch of feature "
                            "maps, in the background (tens of seconds on CPU); the default map is shown meanwhile. The default "
                            "is the map that pointed best at radiologists' boxes on validation films (model card).")
@@ -225,7 +231,8 @@ else:
                    f"{study.ood_threshold:.1f} (the image looks like the training radiographs).")
     if study.population_source:
         st.caption(f"Operating point for: {study.population or 'either population'} "
-                   f"({POPULATION_SOURCES[study.population_source]}).")
+                   f"({POPULATION_SOURCES[study.population_source]})"
+                   + (f"; read at {study.x.shape[-1]} px by the model's adult branch." if study.branch else "."))
 st.caption(f"Decision support, not a diagnosis · model `{study.model_id}`"
            + (f" with site profile `{study.site_profile}`" if study.site_profile else "")
            + f" · file SHA-256 `{study.sha256[:16]}…`")

@@ -1,13 +1,14 @@
 """The chest X-ray bundle: CxrBundle and its loader (sha256-checked, weights_only)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cxr_model.imaging import operating as OP
+from cxr_model.imaging.branch import BRANCH_POPULATION, BranchNet, branch_meta, load_head
 from cxr_model.imaging.network import build_model, penultimate_features, pick_device
 from cxr_model.metrics.calibration import apply_platt
 from cxr_model.registry import WEIGHTS, BundleError, SharedModel, model_id, read_state
@@ -25,6 +26,9 @@ class CxrBundle:
         reference: for a site copy whose BN statistics were adapted (:mod:`~cxr_model.imaging.adapt`),
             the bundled network: the population model and the OOD statistics were fitted on *its*
             features, so they are judged on them (:meth:`scope_features`); ``None`` as bundled.
+        branch: where the metadata has ``adult_branch``, the adults' 448 px view of the same network
+            (:mod:`~cxr_model.imaging.branch`), a bundle of its own input size and operating point
+            that :meth:`scorer` hands out for adult films; ``None`` otherwise.
     """
 
     model: SharedModel
@@ -32,10 +36,22 @@ class CxrBundle:
     device: torch.device
     path: Path
     reference: SharedModel | None = None
+    branch: CxrBundle | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, SharedModel):
             self.model = SharedModel(self.model)
+        spec = self.meta.get("adult_branch")
+        if spec and self.branch is None:  # the adults' 448 px view of the same network (see ``branch``)
+            head = load_head(self.path, spec).to(self.device)
+            with self.model.hold() as raw:
+                net = BranchNet(raw, head).eval()
+            self.branch = CxrBundle(self.model.sibling(net), branch_meta(self.meta), self.device, self.path)
+
+    def scorer(self, population: str | None) -> CxrBundle:
+        """The view of this bundle that scores a film of ``population``: the adult branch for an
+        adult where the bundle has one, else the bundle itself."""
+        return self.branch if population == BRANCH_POPULATION and self.branch is not None else self
 
     @property
     def model_id(self) -> str:

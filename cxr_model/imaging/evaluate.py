@@ -23,14 +23,12 @@ from cxr_model.imaging.data import Item, scan_labelled
 from cxr_model.imaging.datasets import FileDataset, _collate
 from cxr_model.imaging.overlap import overlap_label
 from cxr_model.imaging.dicom_context import path_context
-from cxr_model.imaging.predict import predict_with_features
+from cxr_model.imaging.predict import branch_scores, predict_with_features
 from cxr_model.imaging.report.html import report_html
 from cxr_model.imaging.report.analysis import summary_of
 from cxr_model.imaging.report.run import analyse_run, load_run
-from cxr_model.imaging.runfolder import (
-    ERRORS, INCOMPLETE, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError, _stopped, finish_run,
-    mark_stopped, sigterm_interrupts, start_run,
-)
+from cxr_model.imaging.runfolder import (ERRORS, INCOMPLETE, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError,
+                                         _stopped, finish_run, mark_stopped, sigterm_interrupts, start_run)
 from cxr_model.imaging.site import apply_site, describe
 from cxr_model.imaging.scope import file_sha256, ood_or_reason, scope_cells, scope_metrics
 from cxr_model.metrics import classification as M
@@ -129,6 +127,7 @@ def _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, 
                     verdicts = (ood.verdicts(feats, x, [c.scope_reason for c in ctx]) if ood is not None
                                 else [None] * len(idx))
                     pops = bundle.population_report(feats, declared)
+                    p = branch_scores(bundle, p, [items[i].path for i in idx], [q for q, _ in pops])  # adults: 448 px branch
                     for j, i in enumerate(idx):
                         it = items[i]
                         if not np.isfinite(p[j]):

@@ -143,14 +143,19 @@ def explain(bundle: CxrBundle, tensor: torch.Tensor, method: str = "GradCAM", la
 def default_cam(bundle: CxrBundle) -> tuple[str, str | None]:
     """The bundle's default CAM ``(method, layer)``: the pair that localised best on its validation
     patients (``explain.json`` beside the weights, written by ``cxr-model pointing --write`` for
-    these exact weights), else ``("GradCAM", None)`` (the last block)."""
+    these exact weights; for a bundle's adult branch, its ``branch_default``), else ``("GradCAM", None)``
+    (the last block)."""
     path = bundle.path / EXPLAIN_META
     try:
         d = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return "GradCAM", None
-    if d.get("model_sha256") != bundle.meta.get("sha256") or d.get("method") not in METHODS:
+    if d.get("model_sha256") != bundle.meta.get("sha256"):
         return "GradCAM", None  # measured for other weights: not this model's default
+    if bundle.meta.get("branch"):  # the adult branch's own pair, measured on it (``branch_default``)
+        d = d.get("branch_default") or {}
+    if d.get("method") not in METHODS:
+        return "GradCAM", None
     layer = d.get("layer")
     return d["method"], layer if layer in cam_layers(bundle.arch) else None
 

@@ -18,15 +18,15 @@ from PIL import Image
 
 from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
 from cxr_model.imaging.dicom_context import path_context
-from cxr_model.imaging.explain import METHODS, cam_choice, explain, overlay
+from cxr_model.imaging.explain import METHODS, overlay
 from cxr_model.imaging.formats import ImageReadError
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
 from cxr_model.imaging.network import cam_layers
 from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.pointing import cam_peak
+from cxr_model.imaging.route import explain_routed
 from cxr_model.imaging.scope import judge
-from cxr_model.imaging.transforms import model_input
 from cxr_model.registry import BundleError
 
 
@@ -62,7 +62,7 @@ def peak_pixel(cam: np.ndarray, height: int, width: int) -> list[int]:
     return [min(int(x), width - 1), min(int(y), height - 1)]
 
 
-def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | None, ood=None,
+def explain_file(bundle: CxrBundle, path: str | Path, method: str | None, layer: str | None, ood=None,
                  out_dir: Path | None = None, taken: set[str] | None = None) -> FileExplanation:
     """Explain one file; an unreadable file gives ``error``, not an exception."""
     name = str(path)
@@ -74,12 +74,12 @@ def explain_file(bundle: CxrBundle, path: str | Path, method: str, layer: str | 
         return FileExplanation(file=name, error=f"{Path(path).name}: cannot be read ({exc.strerror or exc})")
     h, w = gray.shape
     ctx = path_context(path)  # DICOM PatientAge -> population; a declared lateral view is out of scope
-    x = model_input(gray, bundle.img_size)
-    e = explain(bundle, x, method, layer, population=ctx.population)
-    r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), method, layer or cam_layers(bundle.arch)[0],
-                        peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
-    r.population_source = bundle.population_report(e.features[None], [ctx.population])[0][1]
-    r.ood_score, r.ood, r.scope_reason = judge(ood, e.features, ctx.scope_reason, x.reshape(1, *x.shape[-3:]))
+    ro = explain_routed(bundle, gray, method, layer, declared=ctx.population)  # an adult: the adult branch
+    e = ro.e
+    r = FileExplanation(name, e.probability, call(e.probability, bundle.threshold), ro.method,
+                        ro.layer or cam_layers(bundle.arch)[0], peak_pixel(e.cam, h, w), w, h, model=bundle.model_id)
+    r.population_source = ro.population_source
+    r.ood_score, r.ood, r.scope_reason = judge(ood, ro.features, ctx.scope_reason, ro.x_scope)
     if r.ood:
         r.label = None  # out of scope: no call
     if out_dir is not None:
@@ -107,8 +107,8 @@ def explain_command(files: list[str], model_dir: str | None, method: str | None,
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    method, layer = cam_choice(bundle, method, layer)
-    if method not in METHODS or layer not in (None, *cam_layers(bundle.arch)):
+    # unnamed method/layer: each film's scorer's default pair (the bundle's, or its adult branch's)
+    if method not in (None, *METHODS) or layer not in (None, *cam_layers(bundle.arch)):
         print(f"error: unknown method {method!r} or layer {layer!r}; methods: {', '.join(METHODS)}; layers: "
               f"{', '.join(cam_layers(bundle.arch))}", file=sys.stderr)
         return 2

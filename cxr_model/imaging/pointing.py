@@ -24,6 +24,7 @@ from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.explain import CLASS_AGNOSTIC, EXPLAIN_META, METHODS, SLOW_METHODS, compute_cam, explain
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.network import cam_layers
+from cxr_model.imaging.route import view_of
 from cxr_model.imaging.transforms import load_tensor, model_input
 from cxr_model.metrics.classification import wilson_interval
 from cxr_model.registry import BundleError
@@ -148,6 +149,23 @@ def localise(bundle: CxrBundle, films: list[tuple[Path, list]], pairs: list[tupl
     return rows
 
 
+def shown_maps(bundle: CxrBundle, films: list[tuple[Path, list]], pairs: tuple) -> list[dict]:
+    """Pointing hit and energy share of the map each film is *shown*: routed as the product routes it
+    (population from the image: :func:`~cxr_model.imaging.route.view_of`), with that view's pair,
+    ``pairs = (bundle's (method, layer), adult branch's)``."""
+    rows = []
+    for path, boxes in films:
+        gray = read_image(path)
+        h, w = gray.shape
+        scorer, xs, *_ = view_of(bundle, gray)
+        method, layer = pairs[scorer is not bundle]
+        cam = explain(scorer, xs, method, layer).cam
+        rows.append({"file": path.name, "method": "as shown", "layer": None, "hit": pointing_hit(cam, boxes, h, w),
+                     "energy": energy_share(cam, boxes, h, w), "box_fraction": box_area_fraction(boxes, h, w),
+                     "view": "adult branch" if scorer is not bundle else "bundle"})
+    return rows
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """One row per ``(method, layer)``: n, hits, pointing rate with Wilson 95% CI, mean energy share
     (all-zero maps count as 0; ``n_flat`` says how many), chance (mean box area share)."""
@@ -200,6 +218,15 @@ def pointing_command(model_dir: str | None = None, splits: str | None = None, me
     tables = {part: summarise(localise(bundle, films[part], pairs)) for part in ("val", "test")}
     best = best_pair(tables["val"])
     test = next(r for r in tables["test"] if (r["method"], r["layer"]) == (best["method"], best["layer"]))
+    branch = {}
+    if bundle.branch is not None:  # the adult branch's maps: every boxed film through it, its own default
+        branch = {part: summarise(localise(bundle.branch, films[part], pairs)) for part in ("val", "test")}
+        b_best = best_pair(branch["val"])
+        shown = ((best["method"], best["layer"]), (b_best["method"], b_best["layer"]))  # (bundle's, branch's)
+        branch = {"branch_default": {"method": b_best["method"], "layer": b_best["layer"]},
+                  "branch_validation": branch["val"], "branch_test": branch["test"],
+                  "product_default_on_test": summarise(shown_maps(bundle, films["test"], shown))[0],
+                  "product_default_on_validation": summarise(shown_maps(bundle, films["val"], shown))[0]}
     skipped = [m for m in METHODS if m not in chosen]
     result = {"model": bundle.model_id, "model_sha256": bundle.meta.get("sha256"), "method": best["method"],
               "layer": best["layer"], "splits": str(splits_csv),
@@ -208,7 +235,7 @@ def pointing_command(model_dir: str | None = None, splits: str | None = None, me
                       f"{', '.join(sorted(CLASS_AGNOSTIC))} listed, not eligible); test patients not used to choose",
               "validation": tables["val"], "test": tables["test"], "default_on_test": test,
               "not_measured": {m: "too slow on CPU (one forward per channel); run with --slow" if m in SLOW_METHODS
-                               else "not requested (--methods)" for m in skipped}}
+                               else "not requested (--methods)" for m in skipped}, **branch}
     if write:
         write_json(bundle.path / EXPLAIN_META, result)
     if as_json:
@@ -223,6 +250,10 @@ def pointing_command(model_dir: str | None = None, splits: str | None = None, me
                   f"[{lo:.2f}, {hi:.2f}] {r['energy']:>6.3f} {r['chance']:>6.3f}")
     print(f"default (best on validation): {best['method']} / {best['layer']}; on test patients: pointing "
           f"{test['hits']}/{test['n']} = {test['pointing']:.3f}, energy {test['energy']:.3f}, chance {test['chance']:.3f}")
+    for part in ("validation", "test") if branch else ():
+        r = branch[f"product_default_on_{part}"]
+        print(f"adult branch default: {branch['branch_default']['method']} / {branch['branch_default']['layer']}; the map "
+              f"each {part} film is shown (routed by population): {r['hits']}/{r['n']} = {r['pointing']:.3f}, energy {r['energy']:.3f}")
     if skipped:
         print("not measured: " + ", ".join(f"{m} ({why})" for m, why in result["not_measured"].items()))
     if write:

@@ -85,13 +85,17 @@ def predict_source(bundle: CxrBundle, source: Source, name: str | None = None, o
     name = name or (Path(source).name if isinstance(source, (str, Path)) else getattr(source, "name", "<upload>"))
     try:
         data = _as_bytes(source, name)
-        x = model_input(read_image(data, name), bundle.img_size).unsqueeze(0)
+        gray = read_image(data, name)
     except ImageReadError as exc:
         return Prediction(file=name, error=str(exc), site_profile=bundle.site_profile)
+    x = model_input(gray, bundle.img_size).unsqueeze(0)
     ctx = header_context(data)
     declared = population or ctx.population
     p, feats = predict_with_features(bundle, x, declared)
     (pop, pop_source), = bundle.population_report(feats, [declared])
+    scorer = bundle.scorer(pop)
+    if scorer is not bundle:  # an adult: the bundle's 448 px branch makes the call
+        p = predict_batch(scorer, model_input(gray, scorer.img_size).unsqueeze(0), pop)
     pred = Prediction(name, float(p[0]), call(float(p[0]), bundle.threshold), bundle.threshold, bundle.model_id,
                       population=pop, population_source=pop_source, site_profile=bundle.site_profile)
     pred.ood_score, pred.ood, pred.scope_reason = judge(ood, feats, ctx.scope_reason, x)
@@ -120,6 +124,23 @@ def predict_with_features(bundle: CxrBundle, x: torch.Tensor, population=None) -
     if bundle.operating_point is None:
         return bundle.probability(logits).double().cpu().numpy(), f
     return bundle.probability(logits, features=f, population=population).double().cpu().numpy(), f
+
+
+def branch_scores(bundle: CxrBundle, p: np.ndarray, paths: list, populations: list[str | None]) -> np.ndarray:
+    """``p`` with the films the bundle's adult branch scores (:meth:`CxrBundle.scorer`) scored by it,
+    each file read again at the branch's size; one that cannot be read again gets NaN."""
+    rows = [j for j, pop in enumerate(populations) if bundle.scorer(pop) is not bundle]
+    if not rows:
+        return p
+    p = np.array(p, dtype=np.float64)
+    for j in rows:
+        try:
+            x = model_input(read_image(paths[j]), bundle.branch.img_size).unsqueeze(0)
+        except (ImageReadError, OSError):
+            p[j] = np.nan
+            continue
+        p[j] = predict_batch(bundle.branch, x, populations[j])[0]
+    return p
 
 
 def predict_command(files: list[str], model_dir: str | None, as_json: bool, site: str | None = None) -> int:

@@ -27,13 +27,13 @@ from cxr_model.imaging.dicom_header import (
 )
 from cxr_model.imaging.dicom_context import header_context
 from cxr_model.imaging.dicom_pixels import dicom_to_array, read_dicom_dataset
-from cxr_model.imaging.explain import Faithfulness, cam_choice, explain, faithfulness
+from cxr_model.imaging.explain import Faithfulness, explain, faithfulness
 from cxr_model.imaging.formats import MAX_PIXELS, ImageReadError, is_dicom_bytes, sniff_format
 from cxr_model.imaging.io import read_image
 from cxr_model.imaging.labels import call
 from cxr_model.imaging.ood import OodModel
+from cxr_model.imaging.route import explain_routed
 from cxr_model.imaging.scope import judge
-from cxr_model.imaging.transforms import model_input
 
 #: Longest side of the cached display image, in pixels (a review screen shows ~1,000-2,000).
 DISPLAY_MAX_SIDE = 2048
@@ -64,6 +64,8 @@ class Study:
             (``"dicom_age"``, ``"image_estimate"``, ``"pooled"``), see ``CxrBundle.population_report``.
         site_profile: the site profile the model used (``None``: the bundled model as is), and
             ``site_profile_sha256`` its content (a profile made again under the same name differs).
+        branch: ``"adult"`` when the bundle's adult branch made the call and the map (``x`` is then the
+            film read at the branch's size), ``None`` when the bundle itself did.
     """
 
     name: str
@@ -89,6 +91,7 @@ class Study:
     population_source: str | None = None
     site_profile: str | None = None
     site_profile_sha256: str | None = None
+    branch: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -125,7 +128,7 @@ def display_copy(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarr
     return np.uint8(np.rint(255 * np.clip(small, 0, 1)))
 
 
-def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "GradCAM",
+def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str | None = None,
                   ood: OodModel | None = None, on_forward: Callable[[], None] | None = None) -> Study:
     """Read, predict, explain and OOD-score one file; an unreadable file gives ``Study.error``.
 
@@ -138,20 +141,21 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str = "Grad
         gray = read_image(data, name)
     except ImageReadError as exc:
         return Study(name, sha, error=str(exc), problem=exc.problem)
-    x = model_input(gray, bundle.img_size).unsqueeze(0)
     display = display_copy(gray)
-    del gray  # the full-size float image is not kept (see the module docstring)
     ctx = header_context(data)  # PatientAge -> population; a declared lateral view is out of scope
-    method, layer = cam_choice(bundle, method)  # the default method on the layer it was chosen with (explain.json)
-    e = explain(bundle, x, method, layer, on_forward=on_forward, population=ctx.population)
+    # the default method on the layer it was chosen with (explain.json); an adult on the bundle's adult branch
+    r = explain_routed(bundle, gray, method, declared=ctx.population, on_forward=on_forward)
+    del gray  # the full-size float image is not kept (see the module docstring)
+    e = r.e
     is_dicom = sniff_format(data) == "DICOM"  # by content: a PNG named .dcm is no DICOM
-    (pop, pop_source), = bundle.population_report(e.features[None], [ctx.population])
-    study = Study(name, sha, is_dicom=is_dicom, display=display, x=x,
+    study = Study(name, sha, is_dicom=is_dicom, display=display, x=r.x,
                   probability=e.probability, label=call(e.probability, bundle.threshold),
-                  threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=method, layer=layer,
-                  burned_in=is_dicom and _burned_in(data, name), population=pop, population_source=pop_source,
-                  site_profile=bundle.site_profile, site_profile_sha256=bundle.site_profile_sha256)
-    study.ood_score, study.ood_flag, study.scope_reason = judge(ood, e.features, ctx.scope_reason, x)
+                  threshold=bundle.threshold, model_id=bundle.model_id, cam=e.cam, method=r.method, layer=r.layer,
+                  burned_in=is_dicom and _burned_in(data, name), population=r.population,
+                  population_source=r.population_source,
+                  site_profile=bundle.site_profile, site_profile_sha256=bundle.site_profile_sha256,
+                  branch=r.scorer.meta.get("branch"))
+    study.ood_score, study.ood_flag, study.scope_reason = judge(ood, r.features, ctx.scope_reason, r.x_scope)
     study.ood_threshold = ood.threshold if ood is not None else None
     return study
 
@@ -171,7 +175,7 @@ def _burned_in(data: bytes, name: str) -> bool:
 
 def study_faithfulness(bundle: CxrBundle, study: Study) -> Faithfulness:
     """ROAD faithfulness of the study's CAM on its model input (a few seconds on CPU)."""
-    return faithfulness(bundle, study.x, study.cam)
+    return faithfulness(bundle.scorer(study.population), study.x, study.cam)
 
 
 # ------------------------------------------------------------------------------------ uploads

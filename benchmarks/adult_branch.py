@@ -1,0 +1,86 @@
+"""How much box supervision should the adult branch's head get? Patient-grouped CV on train + validation.
+
+The adult branch (``cxr_model/imaging/branch.py``) scores a film as the mean of per-cell logits of the
+448 px ``layer4`` map; its head is trained with the film labels plus ``box_weight`` x a cell-wise loss
+against the RSNA boxes (``branch_fit.train_head``). A larger weight puts the map on the opacities
+and costs ranking. This script measures both, for each weight, by 5-fold cross-validation grouped by
+patient over the bundle's adult *training and validation* films (test films are not read):
+
+* out-of-fold AUROC of the film logit;
+* pointing game of the cell-logit map (its peak cell inside a box) on the held-out fold's boxed films,
+  and the share of the positive map inside the boxes.
+
+    python benchmarks/adult_branch.py --model-dir assets/models/cxr-pneumonia-resnet18-v2.1 \\
+        [--weights 0 0.3 0.5 1] [--cache maps.npz]
+
+The cache is ``cxr-model adult-branch fit --cache``'s (the same maps), so a fit and this script read
+the films once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cxr_model.imaging.branch_fit import _cached_maps, box_grid, train_head  # noqa: E402
+from cxr_model.imaging.bundle import load_cxr_bundle  # noqa: E402
+from cxr_model.imaging.data import nih_items  # noqa: E402
+from cxr_model.imaging.shift import SELECTION_SHIFTS  # noqa: E402
+from cxr_model.imaging.splits import split_items  # noqa: E402
+from cxr_model.settings import get_settings  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model-dir", required=True)
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 0.5, 1.0])
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--size", type=int, default=448)
+    ap.add_argument("--cache", default=None)
+    args = ap.parse_args(argv)
+    s = get_settings()
+    adult_dir = s.data_dir / "cxr" / "nih_adult"
+    bundle = load_cxr_bundle(args.model_dir, device="cpu")
+    items = {k: split_items(bundle, s.kermany_dir, k, "adult", adult_dir) for k in ("train", "val")}
+    parts = {**items, **{f"val {n}": items["val"] for n in SELECTION_SHIFTS}}  # the fit's cache layout
+    maps, shapes = _cached_maps(bundle, parts, args.size, args.cache, print)
+    films = items["train"] + items["val"]
+    x = torch.cat([maps["train"], maps["val"]])
+    shp = shapes["train"] + shapes["val"]
+    nih = {it.path.name: it for it in nih_items(adult_dir)}  # boxes and patient of every adult film
+    masks = np.stack([box_grid(json.loads(nih[it.path.name].extra.get("boxes_xywh") or "[]"), sh, x.shape[-1])
+                      for it, sh in zip(films, shp)])
+    y = np.array([it.label for it in films])
+    groups = np.array([nih[it.path.name].group for it in films])
+    print(f"{len(films)} adult train + val films ({int(y.sum())} pneumonia, {int((masks.reshape(len(y), -1).sum(1) > 0).sum())} "
+          f"boxed), {len(set(groups))} patients; 5 folds by patient; {args.epochs} epochs")
+    print(f"{'box weight':>10} {'OOF AUROC':>9} {'pointing':>14} {'energy':>6}")
+    for w in args.weights:
+        oof = np.zeros(len(y))
+        hits = n = 0
+        energy = []
+        for tr, te in GroupKFold(5).split(y, y, groups):
+            head = train_head(x[tr], y[tr], masks[tr], w, args.epochs)
+            with torch.no_grad():
+                cells = head(x[te].float()).flatten(1).numpy()
+            oof[te] = cells.mean(1)
+            for i, c in zip(te, cells):
+                m = masks[i].ravel()
+                if m.sum() > 0:
+                    hits += bool(m[np.argmax(c)] > 0)
+                    n += 1
+                    pos = np.clip(c, 0, None)
+                    energy.append(float((pos * (m > 0)).sum() / pos.sum()) if pos.sum() > 0 else 0.0)
+        print(f"{w:>10} {roc_auc_score(y, oof):>9.3f} {hits:>4}/{n} = {hits / n:.2f} {np.mean(energy):>6.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""The adults' high-resolution branch: the bundle's own backbone read at 448 px, a per-location head.
+
+Why: the adult NIH films are 512 px, and an adult's opacity is a small part of a large chest; the
+224 px path squashes it away (measured in ``benchmarks/adult_resolution.py`` and
+``benchmarks/adult_branch.py``). Children keep the 224 px path they were trained and validated on.
+
+How a film is scored on the branch (only films the operating point treats as adult: DICOM
+PatientAge of 18 years or more, else the image's population estimate):
+
+1. the film is read again through the one preprocessing path at ``img_size`` (448) px
+   (``transforms.model_input``), and the shared backbone (the same weights, the same lock) gives its
+   ``layer4`` map, 14 x 14 cells at 448 px;
+2. each cell's 512 features are standardised (per channel, training films' statistics) and a
+   linear head gives each cell a logit;
+3. the film's logit is the **mean of the cell logits**. So the class activation map (Zhou et al.,
+   CVPR 2016) of the film's logit *is* the cell-logit map, and Grad-CAM on ``layer4`` of this
+   network reads the same evidence (its channel weights are the head's weights / sd, up to a constant).
+
+The head was trained on the adult training films' labels and, on the boxed ones, with a loss that
+puts the cell logits of a pneumonia film inside its radiologists' opacity boxes (``branch_fit``).
+
+Files: ``adult_branch.pt`` (tensors only, ``weights_only=True``) beside the weights, bound to them
+and checked by sha256 in ``metadata.json["adult_branch"]``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cxr_model.registry import BundleError, sha256_file
+
+BRANCH_WEIGHTS = "adult_branch.pt"
+BRANCH_POPULATION = "adult"
+
+
+class BranchHead(nn.Module):
+    """Per-cell standardisation and linear head over a ``(N, C, S, S)`` feature map."""
+
+    def __init__(self, channels: int = 512):
+        super().__init__()
+        self.linear = nn.Linear(channels, 1)
+        self.register_buffer("mu", torch.zeros(channels))
+        self.register_buffer("sd", torch.ones(channels))
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Cell logits ``(N, S, S)``."""
+        z = (fmap - self.mu[:, None, None]) / self.sd[:, None, None]
+        return self.linear(z.permute(0, 2, 3, 1))[..., 0]
+
+
+class BranchNet(nn.Module):
+    """A ResNet backbone (shared, not copied) read to ``layer4``, then :class:`BranchHead`, mean-pooled.
+
+    ``layer1`` ... ``layer4`` are the backbone's (so the CAM layers of ``network.target_layer``
+    resolve), and ``fc`` sees the pooled ``layer4`` features, as a ResNet's head does (so the
+    feature hooks of ``explain`` and ``features_and_logits`` work unchanged).
+    """
+
+    def __init__(self, base: nn.Module, head: BranchHead):
+        super().__init__()
+        self.base = base
+        self.head = head
+        self.fc = nn.Identity()
+
+    layer1 = property(lambda self: self.base.layer1)
+    layer2 = property(lambda self: self.base.layer2)
+    layer3 = property(lambda self: self.base.layer3)
+    layer4 = property(lambda self: self.base.layer4)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.base
+        h = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+        return b.layer4(b.layer3(b.layer2(b.layer1(h))))
+
+    def cell_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, S, S)`` cell logits; their mean is the film's logit."""
+        return self.head(self.feature_map(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fmap = self.feature_map(x)
+        self.fc(fmap.mean((2, 3)))  # the pooled features, for hooks on ``fc`` (the OOD/feature readers)
+        return self.head(fmap).flatten(1).mean(1, keepdim=True)
+
+
+def load_head(bundle_dir: str | Path, spec: dict) -> BranchHead:
+    """The branch head of a bundle, verified against ``spec["sha256"]`` and loaded as tensors only."""
+    path = Path(bundle_dir) / spec.get("file", BRANCH_WEIGHTS)
+    if not path.exists():
+        raise BundleError(f"{path}: the adult branch's weights are missing")
+    digest = sha256_file(path)
+    if digest != spec.get("sha256"):
+        raise BundleError(f"{path}: sha256 {digest[:12]}... does not match metadata ({str(spec.get('sha256'))[:12]}...)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    head = BranchHead(int(state["linear.weight"].shape[1]))
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as exc:
+        raise BundleError(f"{path}: not an adult branch head ({exc})") from None
+    return head.eval()
+
+
+def branch_meta(meta: dict) -> dict:
+    """Metadata of the branch's view of a bundle: its input size and its own operating point; no
+    population model (the branch scores only films already judged adult)."""
+    spec = meta["adult_branch"]
+    out = {k: v for k, v in meta.items() if k not in ("population_model", "adult_branch")}
+    out["input"] = dict(meta["input"], img_size=int(spec["img_size"]), source_size=int(spec["img_size"]))
+    out["operating_point"] = spec["operating_point"]
+    out["branch"] = BRANCH_POPULATION
+    return out
