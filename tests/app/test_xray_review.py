@@ -16,6 +16,7 @@ from cxr_model.imaging.explain import default_cam
 from cxr_model.imaging.layout import REASON_BLANK
 from cxr_model.imaging.predict import predict_source
 from dashboard.text import unescape
+from tests.conftest import _need
 from tests.imaging.synthetic import png_bytes
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -357,3 +358,22 @@ def test_a_decision_records_the_site_profile_and_a_profile_made_again_is_used_at
     table = at.dataframe[-1].value
     assert list(table["site profile"]) == [review_store.NO_PROFILE, f"ward-3 (profile sha256 {second_sha[:12]})",
                                            f"ward-3 (profile sha256 {first_sha[:12]})"]
+
+
+def test_an_adult_film_gets_the_adult_branchs_call_and_map(app, settings, cxr_bundle):
+    """An adult NIH film (judged adult by the image) is read at 448 px by the bundle's adult branch: the page
+    shows the CLI's number, says so, and opens on the branch's own default map, not the children's."""
+    from cxr_model.imaging.data import nih_items
+
+    assert cxr_bundle.branch is not None, f"{cxr_bundle.model_id} has no adult branch"
+    f = next(it.path for it in nih_items(_need(settings.nih_adult_dir, "NIH adult films"))
+             if predict_source(cxr_bundle, it.path).population == "adult")
+    expected = predict_source(cxr_bundle, f)
+    at = app
+    at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
+    at.run()
+    assert not at.exception
+    assert float({m.label: m.value for m in at.metric}["P(pneumonia)"]) == pytest.approx(expected.probability, abs=6e-4)
+    assert any("read at 448 px by the model's adult branch" in c.value for c in at.caption)
+    assert viewer_args(at)["method"] == default_cam(cxr_bundle.branch)[0] != default_cam(cxr_bundle)[0]
+    assert at.selectbox(key="cam_method").value == default_cam(cxr_bundle.branch)[0]

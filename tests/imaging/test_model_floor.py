@@ -4,13 +4,14 @@ The bundle's own held-out test split (``splits.csv``, part ``test``: children an
 two-population bundle, adults never used for training, calibration or the threshold) and the 16
 official Kaggle val films are scored through the ``evaluate`` pipeline (``run_evaluation``, the
 default path: population estimated from the image). The floors sit a little below the figures
-measured for the default bundle, cxr-pneumonia-resnet18-v2.1 2.1.0 (own child test, n = 782:
-AUROC 0.989, sensitivity 0.950, specificity 0.960; own adult test, n = 113: AUROC 0.743,
-accuracy 0.735; official val, n = 16: AUROC 0.875, sensitivity 8/8, specificity 3/8), so a model
-that is flipped, uncalibrated at its threshold, or fed the wrong preprocessing falls through them.
-The official-val specificity is low: those 16 films come from another uploader (a site shift the
-centred child map does not absorb; 1.1.0 had 6/8). BN site adaptation on the 16 films, opt-in,
-gives 7/8 at sensitivity 7/8 (MODEL_CARD.md).
+measured for the default bundle, cxr-pneumonia-resnet18-v2.2 2.2.0 (own child test, n = 782:
+AUROC 0.989, sensitivity 0.950, specificity 0.955; own adult test, n = 113, 103 of them scored by
+the 448 px adult branch: AUROC 0.771, accuracy 0.717, specificity 0.729; official val, n = 16:
+AUROC 0.875, sensitivity 8/8, specificity 3/8), so a model that is flipped, uncalibrated at its
+threshold, or fed the wrong preprocessing falls through them. 2.1.0 (the same network without the
+branch) had adult AUROC 0.743. The official-val specificity is low: those 16 films come from
+another uploader (a site shift the centred child map does not absorb; 1.1.0 had 6/8). BN site
+adaptation on the 16 films, opt-in, gives 7/8 at sensitivity 7/8 (MODEL_CARD.md of 2.1.0).
 """
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ def test_floor_on_the_16_official_val_films(official_val):
 def test_floor_on_the_bundles_own_held_out_adult_patients(adult_test):
     preds, m = adult_test
     assert (m["n"], m["n_positive"], m["n_negative"], m["n_errors"]) == (113, 43, 70, 0)
-    assert m["auroc"] >= 0.72
-    assert m["accuracy"] >= 0.70
-    assert m["specificity"] >= 0.75  # the children's map would call most normal adults (specificity 0.26)
+    assert m["auroc"] >= 0.75  # 2.1.0, without the adult branch: 0.743
+    assert m["accuracy"] >= 0.68
+    assert m["specificity"] >= 0.68  # the children's map would call most normal adults (specificity 0.26)
+    assert m["sensitivity"] >= 0.65
 
 
 def test_pneumonia_films_get_higher_probabilities_than_normal_films(official_val):

@@ -26,7 +26,9 @@ def test_study_probability_equals_the_predict_path_for_a_real_dicom(cxr_bundle, 
     ref = predict_source(cxr_bundle, data, dicom.name)
     assert s.error is None and s.is_dicom
     assert s.probability == pytest.approx(ref.probability, abs=1e-5) and s.label == ref.label
-    assert s.cam.shape == (cxr_bundle.img_size, cxr_bundle.img_size)
+    v = cxr_bundle.scorer(s.population)  # an adult (DICOM age): the adult branch's view, at its own size
+    assert s.population == "adult" and (s.branch is not None) == (v is not cxr_bundle)
+    assert s.cam.shape == (v.img_size, v.img_size)
     assert s.display.shape == (1024, 1024) and s.display.dtype == np.uint8  # under the display cap: full size
     assert s.ood_flag == (s.ood_score > s.ood_threshold)
 
@@ -41,13 +43,14 @@ def test_progress_is_counted_per_forward_and_the_default_map_uses_the_bundles_la
     calls = []
     s = analyse_study(cxr_bundle, data, dicom.name, "GradCAM", on_forward=lambda: calls.append(1))
     assert s.error is None and len(calls) == 1  # one forward pass, one tick
-    method, layer = default_cam(cxr_bundle)
-    d = analyse_study(cxr_bundle, data, dicom.name, method)
+    v = cxr_bundle.scorer(s.population)  # the view that scores this film (an adult: the adult branch)
+    method, layer = default_cam(v)
+    d = analyse_study(cxr_bundle, data, dicom.name)  # no method named: that view's default pair
     assert d.method == method and d.layer == layer
-    x = load_tensor(data, cxr_bundle.img_size, dicom.name).unsqueeze(0)
-    assert np.allclose(d.cam, explain(cxr_bundle, x, method, layer).cam, atol=1e-5)
+    x = load_tensor(data, v.img_size, dicom.name).unsqueeze(0)
+    assert np.allclose(d.cam, explain(v, x, method, layer).cam, atol=1e-5)
     if layer not in (None, "layer4"):  # the chosen layer's map differs from the last block's
-        assert not np.allclose(d.cam, explain(cxr_bundle, x, method, None).cam, atol=1e-3)
+        assert not np.allclose(d.cam, explain(v, x, method, None).cam, atol=1e-3)
 
 
 def test_unreadable_file_is_an_error_value(cxr_bundle):
@@ -93,12 +96,13 @@ def test_a_39_megapixel_study_keeps_a_bounded_uint8_display_and_the_model_input(
     assert s.error is None
     assert s.display.dtype == np.uint8 and max(s.display.shape) == DISPLAY_MAX_SIDE
     assert s.display.shape == (DISPLAY_MAX_SIDE, round(6240 * DISPLAY_MAX_SIDE / 6250))  # aspect kept
-    assert tuple(s.x.shape) == (1, 1, cxr_bundle.img_size, cxr_bundle.img_size)
-    bound = DISPLAY_MAX_SIDE ** 2 + 2 * 4 * cxr_bundle.img_size ** 2  # display + CAM + model input
+    size = cxr_bundle.scorer(s.population).img_size  # the input of the view that scored it
+    assert tuple(s.x.shape) == (1, 1, size, size)
+    bound = DISPLAY_MAX_SIDE ** 2 + 2 * 4 * size ** 2  # display + CAM + model input
     assert s.nbytes <= bound
     # st.cache_data keeps the pickled value: that is what each cached study costs
     assert len(pickle.dumps(s)) <= bound + 64 * 1024
-    assert len(pickle.dumps(s)) < 6250 * 6240 * 4 / 30  # the float image was 156 MB
+    assert len(pickle.dumps(s)) < 6250 * 6240 * 4 / 25  # the float image was 156 MB (an adult's CAM and input: 448 px)
 
 
 def test_cached_model_input_is_the_one_preprocessing_path(cxr_bundle, dicom):
@@ -110,7 +114,7 @@ def test_cached_model_input_is_the_one_preprocessing_path(cxr_bundle, dicom):
 
     data = dicom.read_bytes()
     s = analyse_study(cxr_bundle, data, dicom.name, "GradCAM")
-    assert torch.equal(s.x, load_tensor(data, cxr_bundle.img_size, dicom.name).unsqueeze(0))
+    assert torch.equal(s.x, load_tensor(data, cxr_bundle.scorer(s.population).img_size, dicom.name).unsqueeze(0))
 
 
 # ----------------------------------------------------------------------------- upload admission
