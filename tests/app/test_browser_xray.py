@@ -38,3 +38,31 @@ def test_upload_radiograph_shows_probability_and_overlay(streamlit_server, brows
         page.screenshot(path=str(artifacts_dir / "xray_review.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_an_adult_film_opens_on_the_adult_branchs_map(streamlit_server, browser, settings, artifacts_dir, cxr_bundle):
+    """An adult NIH film: the page says the adult branch read it at 448 px, and the viewer shows the branch's
+    default map (the cell-logit map), drawn over the film."""
+    from cxr_model.imaging.data import nih_items
+    from cxr_model.imaging.predict import predict_source
+    from tests.conftest import _need
+
+    f = next(it.path for it in nih_items(_need(settings.nih_adult_dir, "NIH adult films"))
+             if it.label == 1 and predict_source(cxr_bundle, it.path).population == "adult")
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})
+    try:
+        page.goto(streamlit_server, wait_until="domcontentloaded")
+        page.get_by_text("Chest X-ray review").first.wait_for(timeout=120_000)
+        page.locator("input[type=file]").first.set_input_files(str(f))
+        page.get_by_text("read at 448 px by the model's adult branch").first.wait_for(timeout=240_000)
+        viewer = None
+        for _ in range(600):
+            viewer = next((fr for fr in page.frames if "cxr_viewer" in fr.url), None)
+            if viewer is not None and viewer.evaluate("() => document.body.dataset.ready === '1'"):
+                break
+            page.wait_for_timeout(200)
+        assert viewer.locator(".pane .cap").nth(1).inner_text() == f"{default_cam(cxr_bundle.branch)[0]} map"
+        assert page.locator("[data-testid=stException]").count() == 0
+        page.screenshot(path=str(artifacts_dir / "xray_review_adult.png"), full_page=True)
+    finally:
+        page.close()
