@@ -31,11 +31,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxr_model.imaging.branch_fit import _cached_maps, box_grid, train_head  # noqa: E402
+from cxr_model.imaging.branch_fit import _cached_maps, box_grid, map_parts, train_head  # noqa: E402
 from cxr_model.imaging.bundle import load_cxr_bundle  # noqa: E402
 from cxr_model.imaging.data import nih_items  # noqa: E402
 from cxr_model.imaging.pointing import energy_share, pointing_hit  # noqa: E402
-from cxr_model.imaging.shift import SELECTION_SHIFTS  # noqa: E402
 from cxr_model.imaging.splits import split_items  # noqa: E402
 from cxr_model.settings import get_settings  # noqa: E402
 
@@ -52,8 +51,7 @@ def main(argv=None) -> int:
     adult_dir = s.data_dir / "cxr" / "nih_adult"
     bundle = load_cxr_bundle(args.model_dir, device="cpu")
     items = {k: split_items(bundle, s.kermany_dir, k, "adult", adult_dir) for k in ("train", "val")}
-    parts = {**items, **{f"val {n}": items["val"] for n in SELECTION_SHIFTS}}  # the fit's cache layout
-    maps, shapes = _cached_maps(bundle, parts, args.size, args.cache, print)
+    maps, shapes = _cached_maps(bundle, map_parts(items), args.size, args.cache, print)  # the fit's cache layout
     films = items["train"] + items["val"]
     x = torch.cat([maps["train"], maps["val"]])
     shp = shapes["train"] + shapes["val"]

@@ -35,6 +35,7 @@ from cxr_model.imaging.branch_measure import measure_branch
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.data import nih_items
 from cxr_model.imaging.io import read_image
+from cxr_model.imaging.operating_fit import print_metrics
 from cxr_model.imaging.shift import SELECTION_SHIFTS, SHIFTS
 from cxr_model.imaging.splits import split_items
 from cxr_model.imaging.transforms import EvalTransform, to_source
@@ -96,6 +97,12 @@ def train_head(maps: torch.Tensor, y: np.ndarray, masks: np.ndarray, box_weight:
     return head.eval()
 
 
+def map_parts(items: dict) -> dict:
+    """The parts whose maps a fit reads: ``train``, ``val`` and ``"val <shift>"`` (the val films under each
+    selection shift); also the layout of its ``--cache``."""
+    return {"train": items["train"], "val": items["val"], **{f"val {n}": items["val"] for n in SELECTION_SHIFTS}}
+
+
 def _cached_maps(bundle: CxrBundle, parts: dict, size: int, cache, log) -> tuple[dict, dict]:
     """Maps of each part (``"val <shift>"``: the val films under that shift), read from / written to
     the ``cache`` npz where given (checked against the parts' film lists)."""
@@ -134,8 +141,7 @@ def fit_branch(model_dir: str | Path, out_dir: str | Path, kermany_dir: str | Pa
     boxes = {it.path.name: json.loads(it.extra.get("boxes_xywh") or "[]") for it in nih_items(adult_dir)}
     items = {k: split_items(bundle, kermany_dir, k, "adult", adult_dir) for k in ("train", "val", "test")}
     y = {k: np.array([it.label for it in v]) for k, v in items.items()}
-    maps, shapes = _cached_maps(bundle, {**{k: items[k] for k in ("train", "val")},
-                                         **{f"val {n}": items["val"] for n in SELECTION_SHIFTS}}, size, cache, log)
+    maps, shapes = _cached_maps(bundle, map_parts(items), size, cache, log)
     cells = maps["train"].shape[-1]
     masks = np.stack([box_grid(boxes.get(it.path.name, []), s, cells) for it, s in zip(items["train"], shapes["train"])])
     head = train_head(maps["train"], y["train"], masks, box_weight, epochs)
@@ -179,6 +185,5 @@ def fit_command(args) -> int:
     except (BundleError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for k, v in meta["metrics"].items():
-        print(f"{k}: n={v['n']} AUROC {v['auroc']:.4f} sens {v['sensitivity']:.3f} spec {v['specificity']:.3f} acc {v['accuracy']:.3f}")
+    print_metrics(meta)
     return 0

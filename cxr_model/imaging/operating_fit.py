@@ -186,9 +186,14 @@ def fit_command(model_dir: str, max_child_train: int = 400, cache: str | None = 
     except (BundleError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print_metrics(meta)
+    return 0
+
+
+def print_metrics(meta: dict) -> None:
+    """One line per split of a fitted bundle's ``metrics``: n, AUROC, sensitivity, specificity, accuracy."""
     for k, v in meta["metrics"].items():
         print(f"{k}: n={v['n']} AUROC {v['auroc']:.4f} sens {v['sensitivity']:.3f} spec {v['specificity']:.3f} acc {v['accuracy']:.3f}")
-    return 0
 
 
 def bundle_from_run(run_dir: str | Path, out_dir: str | Path, template: str | Path, name: str, version: str,

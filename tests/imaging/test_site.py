@@ -23,13 +23,6 @@ from cxr_model.metrics.classification import wilson_interval
 from cxr_model.registry import BundleError
 
 
-@pytest.fixture
-def site_dir(tmp_path, monkeypatch):
-    d = tmp_path / "sites"
-    monkeypatch.setenv("CXR_SITE_DIR", str(d))
-    return d
-
-
 @pytest.fixture(scope="module")
 def local_set(cxr_bundle, kermany_dir, tmp_path_factory):
     """A labelled local CSV (absolute paths): 12 pneumonia and 8 normal films of the bundle's child val part."""

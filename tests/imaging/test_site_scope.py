@@ -25,13 +25,6 @@ from tests.imaging.laterals import lateral_view
 from tests.imaging.synthetic import png_bytes
 
 
-@pytest.fixture
-def site_dir(tmp_path, monkeypatch):
-    d = tmp_path / "sites"
-    monkeypatch.setenv("CXR_SITE_DIR", str(d))
-    return d
-
-
 @pytest.fixture(scope="module")
 def not_films(tmp_path_factory):
     """Four generated PNGs that are not frontal chest radiographs."""
