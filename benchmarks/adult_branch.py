@@ -12,7 +12,11 @@ patient over the bundle's adult *training and validation* films (test films are 
   a box), the coarser "peak cell covers a box" beside it, and the map's energy share in the boxes.
 
     python benchmarks/adult_branch.py --model-dir assets/models/cxr-pneumonia-resnet18-v2.1 \\
-        [--weights 0 0.3 0.5 1] [--cache maps.npz]
+        [--weights 0 0.3 0.5 1] [--priors none 0.3:1 0.5:2] [--cache maps.npz]
+
+``--priors``: each ``FLOOR:SIGMA`` also fits heads whose cells are weighted by a spatial prior
+(``branch_fit.spatial_prior``: where the *training folds'* boxes lie, smoothed by SIGMA cells, at
+least FLOOR); ``none`` is the unweighted head. The map scored is the cells' contribution (logit x prior).
 
 The cache is ``cxr-model adult-branch fit --cache``'s (the same maps), so a fit and this script read
 the films once.
@@ -31,7 +35,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxr_model.imaging.branch_fit import _cached_maps, box_grid, map_parts, train_head  # noqa: E402
+from cxr_model.imaging.branch_fit import _cached_maps, box_grid, map_parts, spatial_prior, train_head  # noqa: E402
 from cxr_model.imaging.bundle import load_cxr_bundle  # noqa: E402
 from cxr_model.imaging.data import nih_items  # noqa: E402
 from cxr_model.imaging.pointing import energy_share, pointing_hit  # noqa: E402
@@ -43,6 +47,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 0.5, 1.0])
+    ap.add_argument("--priors", nargs="+", default=["none"], help="none or FLOOR:SIGMA, each")
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--size", type=int, default=448)
     ap.add_argument("--cache", default=None)
@@ -62,13 +67,15 @@ def main(argv=None) -> int:
     groups = np.array([nih[it.path.name].group for it in films])
     print(f"{len(films)} adult train + val films ({int(y.sum())} pneumonia, {int((masks.reshape(len(y), -1).sum(1) > 0).sum())} "
           f"boxed), {len(set(groups))} patients; 5 folds by patient; {args.epochs} epochs")
-    print(f"{'box weight':>10} {'OOF AUROC':>9} {'pointing (map)':>15} {'peak cell in box':>16} {'energy':>6}")
-    for w in args.weights:
+    print(f"{'box weight':>10} {'prior':>8} {'OOF AUROC':>9} {'pointing (map)':>15} {'peak cell in box':>16} {'energy':>6}")
+    for w, pr in [(w, pr) for pr in args.priors for w in args.weights]:
+        floor_sigma = None if pr == "none" else tuple(float(v) for v in pr.split(":"))
         oof = np.zeros(len(y))
         hits = cell_hits = n = 0
         energy = []
         for tr, te in GroupKFold(5).split(y, y, groups):
-            head = train_head(x[tr], y[tr], masks[tr], w, args.epochs)
+            prior = None if floor_sigma is None else spatial_prior(masks[tr], floor_sigma[1], floor_sigma[0])
+            head = train_head(x[tr], y[tr], masks[tr], w, args.epochs, prior=prior)
             with torch.no_grad():
                 cells = head(x[te].float()).flatten(1).numpy()
             oof[te] = cells.mean(1)
@@ -82,7 +89,7 @@ def main(argv=None) -> int:
                     cell_hits += bool(masks[i].ravel()[np.argmax(c)] > 0)
                     n += 1
                     energy.append(np.nan_to_num(energy_share(cam, b, h, w_)))
-        print(f"{w:>10} {roc_auc_score(y, oof):>9.3f} {hits:>4}/{n} = {hits / n:.2f} {cell_hits:>4}/{n} = {cell_hits / n:.2f} "
+        print(f"{w:>10} {pr:>8} {roc_auc_score(y, oof):>9.3f} {hits:>4}/{n} = {hits / n:.2f} {cell_hits:>4}/{n} = {cell_hits / n:.2f} "
               f"{np.mean(energy):>6.3f}", flush=True)
     return 0
 

@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     abf.add_argument("--size", type=int, default=448)
     abf.add_argument("--box-weight", dest="box_weight", type=float, default=1.0)
     abf.add_argument("--epochs", type=int, default=200)
+    abf.add_argument("--prior-floor", dest="prior_floor", type=float, default=None,
+                     help="weight each cell by where the training boxes lie (smoothed, at least this floor); off if unset")
+    abf.add_argument("--prior-sigma", dest="prior_sigma", type=float, default=1.0, help="smoothing of the prior, in cells")
     abf.add_argument("--cache", help="feature maps .npz: reused when it matches the films, else written on first use")
     abf.set_defaults(func=_adult_branch_fit)
 

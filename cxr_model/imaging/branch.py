@@ -12,9 +12,15 @@ PatientAge of 18 years or more, else the image's population estimate):
    ``layer4`` map, 14 x 14 cells at 448 px;
 2. each cell's 512 features are standardised (per channel, training films' statistics) and a
    linear head gives each cell a logit;
-3. the film's logit is the **mean of the cell logits**. So the class activation map (Zhou et al.,
-   CVPR 2016) of the film's logit *is* the cell-logit map, and Grad-CAM on ``layer4`` of this
-   network reads the same evidence (its channel weights are the head's weights / sd, up to a constant).
+3. where the head has a spatial ``prior`` (``(S, S)``, mean 1: how often the radiologists' opacity
+   boxes of the training films cover each cell, smoothed, with a floor), each cell's logit is
+   weighted by it, so evidence counts where pneumonia is drawn (the lung fields) more than at the
+   film's edges; without one, every cell counts alike;
+4. the film's logit is the **mean of the cells' contributions** (logit x prior). So the class
+   activation map (Zhou et al., CVPR 2016) of the film's logit *is* the contribution map: HiResCAM
+   on ``layer4`` of this network gives exactly it (gradient x activation, cell by cell, up to a
+   constant), while Grad-CAM, which averages the gradient over the cells, gives the cell logits
+   without the prior.
 
 The head was trained on the adult training films' labels and, on the boxed ones, with a loss that
 puts the cell logits of a pneumonia film inside its radiologists' opacity boxes (``branch_fit``).
@@ -36,18 +42,29 @@ BRANCH_POPULATION = "adult"
 
 
 class BranchHead(nn.Module):
-    """Per-cell standardisation and linear head over a ``(N, C, S, S)`` feature map."""
+    """Per-cell standardisation and linear head over a ``(N, C, S, S)`` feature map.
 
-    def __init__(self, channels: int = 512):
+    With a ``prior`` (``(S, S)``, mean 1), each cell's logit is weighted by it: the head's output is
+    the cell's *contribution* to the film's logit (their mean), and that is the map the reviewer sees.
+    Without one (an empty buffer) every cell counts alike.
+    """
+
+    def __init__(self, channels: int = 512, prior: torch.Tensor | None = None):
         super().__init__()
         self.linear = nn.Linear(channels, 1)
         self.register_buffer("mu", torch.zeros(channels))
         self.register_buffer("sd", torch.ones(channels))
+        self.register_buffer("prior", torch.zeros(0) if prior is None else torch.as_tensor(prior, dtype=torch.float32))
 
-    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        """Cell logits ``(N, S, S)``."""
+    def cell_logits(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Each cell's own logit ``(N, S, S)``, before the prior."""
         z = (fmap - self.mu[:, None, None]) / self.sd[:, None, None]
         return self.linear(z.permute(0, 2, 3, 1))[..., 0]
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Each cell's contribution ``(N, S, S)``: its logit times the prior; their mean is the film's logit."""
+        cells = self.cell_logits(fmap)
+        return cells * self.prior if self.prior.numel() else cells
 
 
 class BranchNet(nn.Module):
@@ -75,7 +92,7 @@ class BranchNet(nn.Module):
         return b.layer4(b.layer3(b.layer2(b.layer1(h))))
 
     def cell_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, S, S)`` cell logits; their mean is the film's logit."""
+        """``(N, S, S)`` cell contributions (cell logits times the prior, if any); their mean is the film's logit."""
         return self.head(self.feature_map(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +110,8 @@ def load_head(bundle_dir: str | Path, spec: dict) -> BranchHead:
     if digest != spec.get("sha256"):
         raise BundleError(f"{path}: sha256 {digest[:12]}... does not match metadata ({str(spec.get('sha256'))[:12]}...)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    head = BranchHead(int(state["linear.weight"].shape[1]))
+    state.setdefault("prior", torch.zeros(0))  # heads written before the prior existed: every cell alike
+    head = BranchHead(int(state["linear.weight"].shape[1]), state["prior"])
     try:
         head.load_state_dict(state)
     except RuntimeError as exc:

@@ -70,13 +70,26 @@ def box_grid(boxes_xywh: list, shape: tuple[int, int], cells: int) -> np.ndarray
     return cv2.resize(m, (cells, cells), interpolation=cv2.INTER_AREA)
 
 
+def spatial_prior(masks: np.ndarray, sigma: float, floor: float) -> torch.Tensor:
+    """``(S, S)`` prior of the head, mean 1: the share of the boxed films whose boxes cover each cell,
+    Gaussian-smoothed (``sigma`` cells), scaled to a maximum of 1 and raised to at least ``floor``
+    (so no cell's evidence is dropped)."""
+    boxed = masks[masks.reshape(len(masks), -1).sum(1) > 0]
+    if not len(boxed):
+        raise ValueError("a spatial prior needs films with boxes")
+    fr = cv2.GaussianBlur(boxed.mean(0).astype(np.float32), (0, 0), sigma)
+    fr = np.maximum(fr / fr.max(), floor)
+    return torch.from_numpy(fr / fr.mean())
+
+
 def train_head(maps: torch.Tensor, y: np.ndarray, masks: np.ndarray, box_weight: float, epochs: int = 200,
-               lr: float = 3e-3, weight_decay: float = 1e-2, seed: int = 0) -> BranchHead:
+               lr: float = 3e-3, weight_decay: float = 1e-2, seed: int = 0, prior: torch.Tensor | None = None) -> BranchHead:
     """Full-batch AdamW on the cached maps (see the module docstring); ``masks`` ``(N, S, S)``,
-    all zero for films without boxes."""
+    all zero for films without boxes. With a ``prior`` the film logit is the mean of the cell logits
+    weighted by it (the box loss stays on the cells' own logits)."""
     torch.manual_seed(seed)
     x = maps.float()
-    head = BranchHead(x.shape[1])
+    head = BranchHead(x.shape[1], prior)
     head.mu.copy_(x.mean((0, 2, 3)))
     head.sd.copy_(x.std((0, 2, 3)) + 1e-6)
     yt = torch.as_tensor(y, dtype=torch.float32)
@@ -86,9 +99,10 @@ def train_head(maps: torch.Tensor, y: np.ndarray, masks: np.ndarray, box_weight:
     opt = torch.optim.AdamW(head.linear.parameters(), lr=lr, weight_decay=weight_decay)
     # standardised and channels-last once (what ``head`` does per call), not on every epoch: ~8x faster
     z = ((x - head.mu[:, None, None]) / head.sd[:, None, None]).permute(0, 2, 3, 1).contiguous()
+    weight = head.prior if head.prior.numel() else torch.ones(())
     for _ in range(epochs):
         cells = head.linear(z)[..., 0]
-        loss = F.binary_cross_entropy_with_logits(cells.flatten(1).mean(1), yt, pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits((cells * weight).flatten(1).mean(1), yt, pos_weight=pos_weight)
         if box_weight and boxed.any():
             loss = loss + box_weight * F.binary_cross_entropy_with_logits(cells[boxed], (m[boxed] > 0.5).float())
         opt.zero_grad()
@@ -132,7 +146,8 @@ def film_logits(head: BranchHead, maps: torch.Tensor) -> np.ndarray:
 
 def fit_branch(model_dir: str | Path, out_dir: str | Path, kermany_dir: str | Path, adult_dir: str | Path,
                name: str, version: str, size: int = 448, box_weight: float = 1.0, epochs: int = 200,
-               command: str = "", cache: str | Path | None = None, log=print) -> dict:
+               command: str = "", cache: str | Path | None = None, prior: tuple[float, float] | None = None,
+               log=print) -> dict:
     """Fit, measure and write the branch into a copy of ``model_dir`` at ``out_dir``; returns its metadata."""
     t0 = time.time()
     bundle = load_cxr_bundle(model_dir, device="cpu")
@@ -144,7 +159,8 @@ def fit_branch(model_dir: str | Path, out_dir: str | Path, kermany_dir: str | Pa
     maps, shapes = _cached_maps(bundle, map_parts(items), size, cache, log)
     cells = maps["train"].shape[-1]
     masks = np.stack([box_grid(boxes.get(it.path.name, []), s, cells) for it, s in zip(items["train"], shapes["train"])])
-    head = train_head(maps["train"], y["train"], masks, box_weight, epochs)
+    prior_map = spatial_prior(masks, *prior) if prior else None  # (sigma, floor), from the training boxes only
+    head = train_head(maps["train"], y["train"], masks, box_weight, epochs, prior=prior_map)
     val_logits = film_logits(head, maps["val"])
     shifted = {n: film_logits(head, maps[f"val {n}"]) for n in SELECTION_SHIFTS}
     op = OP.choose_operating_point({"adult": (y["val"], val_logits)}, {"adult": shifted})
@@ -165,6 +181,7 @@ def fit_branch(model_dir: str | Path, out_dir: str | Path, kermany_dir: str | Pa
                                             "pooled": op["per_population"]["adult"], "movement": op["movement"]},
         "training": {"base": base_id, "films": len(items["train"]), "pneumonia": int(y["train"].sum()),
                      "boxed": int((masks.reshape(len(masks), -1).sum(1) > 0).sum()), "box_weight": box_weight,
+                     "prior": None if prior is None else {"sigma_cells": prior[0], "floor": prior[1]},
                      "epochs": epochs, "optimiser": "AdamW lr 3e-3, weight decay 1e-2, full batch",
                      "command": command, "wall_time_s": round(time.time() - t0, 1), "date": date.today().isoformat()},
     }
@@ -176,11 +193,13 @@ def fit_command(args) -> int:
     """``cxr-model adult-branch fit``: fit, then measure as the product scores; 2 on a bad bundle or data."""
     s = get_settings()
     adult_dir = s.data_dir / "cxr" / "nih_adult"
+    prior = None if args.prior_floor is None else (args.prior_sigma, args.prior_floor)
     cmd = (f"cxr-model adult-branch fit --model-dir {args.model_dir} --out {args.out} --name {args.name} --version "
-           f"{args.version} --size {args.size} --box-weight {args.box_weight} --epochs {args.epochs}")
+           f"{args.version} --size {args.size} --box-weight {args.box_weight} --epochs {args.epochs}"
+           + ("" if prior is None else f" --prior-sigma {args.prior_sigma} --prior-floor {args.prior_floor}"))
     try:
         fit_branch(args.model_dir, args.out, s.kermany_dir, adult_dir, args.name, args.version, args.size,
-                   args.box_weight, args.epochs, cmd, args.cache)
+                   args.box_weight, args.epochs, cmd, args.cache, prior)
         meta = measure_branch(args.out, s.kermany_dir, adult_dir)
     except (BundleError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -40,8 +40,12 @@ def branch_lines(spec: dict | None) -> list[str]:
         f"A film the operating point treats as adult (DICOM PatientAge of 18 years or more, else the image's estimate) "
         f"is read again at {spec['img_size']} px; the same backbone ({tr['base']}, unchanged) gives its "
         f"{spec['cells']} x {spec['cells']} `{spec['layer']}` map, a linear head scores each cell, and the film's "
-        "logit is the mean of the cells (so the class activation map is exactly the cell-logit map). Children keep "
-        "the 224 px network.",
+        + ("logit is the mean of the cells (so the class activation map is exactly the cell-logit map). " if not tr.get("prior") else
+           "logit is the mean of the cells' contributions: each cell's logit times a spatial prior (mean 1) of where the "
+           f"radiologists' boxes lie on the training films, smoothed by {tr['prior']['sigma_cells']:g} cell(s), at least "
+           f"{tr['prior']['floor']:g} x its peak so no cell is ignored. HiResCAM on `{spec['layer']}` is that contribution "
+           "map (plus the prior times a constant); Grad-CAM shows the cells' logits without the prior. ")
+        + "Children keep the 224 px network.",
         f"- Head trained on {tr['films']} adult training films ({tr['pneumonia']} pneumonia, {tr['boxed']} with RSNA "
         f"opacity boxes): class-balanced BCE of the film logit + {tr['box_weight']} x cell-wise BCE against the boxes "
         f"(boxed films), {tr['epochs']} epochs, {tr['optimiser']}; {tr['wall_time_s']:.0f} s. `{tr['command']}`",

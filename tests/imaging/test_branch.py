@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from cxr_model.imaging.branch import BRANCH_WEIGHTS, BranchHead
-from cxr_model.imaging.branch_fit import box_grid, feature_maps, train_head
+from cxr_model.imaging.branch_fit import box_grid, feature_maps, spatial_prior, train_head
 from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.explain import explain
 from cxr_model.imaging.io import read_image
@@ -110,6 +110,70 @@ def test_an_altered_branch_head_is_refused_naming_the_file(branch_bundle_dir, tm
     torch.save(head, d / BRANCH_WEIGHTS)
     with pytest.raises(BundleError, match=BRANCH_WEIGHTS):
         load_cxr_bundle(d, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def prior_bundle_dir(branch_bundle_dir, tmp_path_factory):
+    """The branch bundle with a spatial prior in its head: cells of the left half count 4 x the right half."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("prior_bundle")
+    shutil.copytree(branch_bundle_dir, d, dirs_exist_ok=True)
+    state = torch.load(d / BRANCH_WEIGHTS, weights_only=True)
+    n = SIZE // 32
+    prior = torch.ones(n, n)
+    prior[:, : n // 2] = 4.0
+    state["prior"] = prior / prior.mean()
+    torch.save(state, d / BRANCH_WEIGHTS)
+    meta = json.loads((d / "metadata.json").read_text())
+    meta["adult_branch"]["sha256"] = sha256_file(d / BRANCH_WEIGHTS)
+    (d / "metadata.json").write_text(json.dumps(meta))
+    return d
+
+
+def test_with_a_prior_the_film_logit_is_the_mean_contribution_and_hirescam_is_that_map(prior_bundle_dir):
+    """HiResCAM on layer4 is gradient x activation per cell: prior x (cell logit + a constant K that
+    the standardisation and bias fix), so its peak is the contributions' peak once K is added."""
+    b = load_cxr_bundle(prior_bundle_dir, device="cpu")
+    with b.branch.model.hold() as net:
+        head = net.head
+        x = torch.randn(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            fmap = net.feature_map(x)
+            own = head.cell_logits(fmap)[0]
+            contrib = net.cell_logits(x)[0]
+            logit = net(x).item()
+    assert torch.allclose(contrib, own * head.prior, atol=1e-5)  # the prior weights each cell
+    assert logit == pytest.approx(contrib.mean().item(), abs=1e-5)
+    assert not torch.allclose(contrib.mean(), own.mean(), atol=1e-4)  # and it changes the call
+    k = float(-head.linear.bias + (head.linear.weight[0] / head.sd * head.mu).sum())
+    expected = (head.prior * (own + k)).clamp(min=0).numpy()
+    e = explain(b.branch, x, "HiResCAM", "layer4", population="adult")
+    n = expected.shape[0]
+    r, c = np.unravel_index(np.argmax(e.cam), e.cam.shape)
+    assert np.unravel_index(np.argmax(expected), expected.shape) == (r * n // SIZE, c * n // SIZE)
+    assert e.probability == pytest.approx(1 / (1 + np.exp(-(MAP["a"] * logit + MAP["b"]))), abs=1e-5)
+
+
+def test_a_head_without_a_prior_counts_every_cell_alike(branch_bundle_dir):
+    b = load_cxr_bundle(branch_bundle_dir, device="cpu")
+    with b.branch.model.hold() as net:
+        assert net.head.prior.numel() == 0
+        x = torch.randn(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(4))
+        with torch.no_grad():
+            assert torch.equal(net.cell_logits(x), net.head.cell_logits(net.feature_map(x)))
+
+
+def test_the_spatial_prior_is_where_the_boxes_lie_with_a_floor_and_mean_one():
+    masks = np.zeros((3, 8, 8), np.float32)
+    masks[0, 2:4, 1:3] = 1  # two boxed films over the same cells, one film without boxes
+    masks[1, 2:4, 1:3] = 1
+    p = spatial_prior(masks, sigma=0.5, floor=0.25).numpy()
+    assert p.mean() == pytest.approx(1.0, abs=1e-5)
+    assert np.unravel_index(np.argmax(p), p.shape)[0] in (2, 3) and np.unravel_index(np.argmax(p), p.shape)[1] in (1, 2)
+    assert p.min() / p.max() == pytest.approx(0.25, abs=1e-5)  # far cells keep the floor, not zero
+    with pytest.raises(ValueError, match="boxes"):
+        spatial_prior(np.zeros((2, 8, 8), np.float32), 1.0, 0.3)
 
 
 def test_box_grid_marks_the_cells_a_box_covers():
