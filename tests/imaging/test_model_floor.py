@@ -4,9 +4,10 @@ The bundle's own held-out test split (``splits.csv``, part ``test``: children an
 two-population bundle, adults never used for training, calibration or the threshold) and the 16
 official Kaggle val films are scored through the ``evaluate`` pipeline (``run_evaluation``, the
 default path: population estimated from the image). The floors sit a little below the figures
-measured for the default bundle, cxr-pneumonia-resnet18-v2.2 2.2.0 (own child test, n = 782:
+measured for the default bundle, cxr-pneumonia-resnet18-v2.3 2.3.0 (own child test, n = 782:
 AUROC 0.989, sensitivity 0.950, specificity 0.955; own adult test, n = 113, 103 of them scored by
-the 448 px adult branch: AUROC 0.771, accuracy 0.717, specificity 0.729; official val, n = 16:
+the 448 px adult branch: AUROC 0.760, accuracy 0.708, sensitivity 0.721, specificity 0.700 (2.2.0,
+the branch without its spatial prior: 0.771, 0.717, 0.698, 0.729); official val, n = 16:
 AUROC 0.875, sensitivity 8/8, specificity 3/8), so a model that is flipped, uncalibrated at its
 threshold, or fed the wrong preprocessing falls through them. 2.1.0 (the same network without the
 branch) had adult AUROC 0.743. The official-val specificity is low: those 16 films come from
