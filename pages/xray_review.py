@@ -232,7 +232,9 @@ else:
     if study.population_source:
         st.caption(f"Operating point for: {study.population or 'either population'} "
                    f"({POPULATION_SOURCES[study.population_source]})"
-                   + (f"; read at {study.x.shape[-1]} px by the model's adult branch." if study.branch else "."))
+                   + (f"; read at {study.x.shape[-1]} px by the model's adult branch" if study.branch else "")
+                   + (", which weighs each region by where radiologists drew opacities on its training films (mid and "
+                      "lower zones most; see the model card)." if study.branch_prior else "."))
 st.caption(f"Decision support, not a diagnosis · model `{study.model_id}`"
            + (f" with site profile `{study.site_profile}`" if study.site_profile else "")
            + f" · file SHA-256 `{study.sha256[:16]}…`")

@@ -127,4 +127,5 @@ def branch_meta(meta: dict) -> dict:
     out["input"] = dict(meta["input"], img_size=int(spec["img_size"]), source_size=int(spec["img_size"]))
     out["operating_point"] = spec["operating_point"]
     out["branch"] = BRANCH_POPULATION
+    out["branch_prior"] = bool(spec.get("training", {}).get("prior"))  # the head weights cells by a spatial prior
     return out

@@ -66,6 +66,8 @@ class Study:
             ``site_profile_sha256`` its content (a profile made again under the same name differs).
         branch: ``"adult"`` when the bundle's adult branch made the call and the map (``x`` is then the
             film read at the branch's size), ``None`` when the bundle itself did.
+        branch_prior: the branch weights each cell by where the training films' opacity boxes lie
+            (its head's spatial prior), so the call and the map count the lung zones more.
     """
 
     name: str
@@ -92,6 +94,7 @@ class Study:
     site_profile: str | None = None
     site_profile_sha256: str | None = None
     branch: str | None = None
+    branch_prior: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -154,7 +157,7 @@ def analyse_study(bundle: CxrBundle, data: bytes, name: str, method: str | None 
                   burned_in=is_dicom and _burned_in(data, name), population=r.population,
                   population_source=r.population_source,
                   site_profile=bundle.site_profile, site_profile_sha256=bundle.site_profile_sha256,
-                  branch=r.scorer.meta.get("branch"))
+                  branch=r.scorer.meta.get("branch"), branch_prior=bool(r.scorer.meta.get("branch_prior")))
     study.ood_score, study.ood_flag, study.scope_reason = judge(ood, r.features, ctx.scope_reason, r.x_scope)
     study.ood_threshold = ood.threshold if ood is not None else None
     return study
