@@ -53,7 +53,7 @@ def main() -> None:
     total = t_read + t_model
     ward = grids[: args.ward]  # re-scoring a ward (grids in hand) vs one bare batched pass of the model
     x = bundle.features(ward)
-    s_feat = stack_features(ward) if bundle.trees is not None else None
+    s_feat = stack_features(ward, n_features=bundle.trees.n_features) if bundle.trees is not None else None
 
     def bare() -> None:
         with torch.inference_mode():

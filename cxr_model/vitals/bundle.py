@@ -15,6 +15,7 @@ from cxr_model.vitals.ensemble import combine, gbt_logits
 from cxr_model.vitals.grid import Grid
 from cxr_model.vitals.lstm import VitalsEnsemble, features
 from cxr_model.vitals.normaliser import Normaliser
+from cxr_model.vitals.summary import base_feature_count, summary_feature_names
 from cxr_model.vitals.trees import Trees
 
 
@@ -116,9 +117,14 @@ def _load_trees(bundle_dir: Path, meta: dict) -> Trees | None:
     if sha256_file(path) != comp.get("trees_sha256"):
         raise BundleError(f"{path}: sha256 does not match metadata")
     try:
-        return Trees.load(path)
+        trees = Trees.load(path)
     except ValueError as exc:
         raise BundleError(f"{path}: {exc}") from None
+    names = comp.get("features")
+    if names is not None and (len(names) != trees.n_features or names != summary_feature_names()[:len(names)]):
+        raise BundleError(f"{path}: the trees' {len(names)} features are not this version's summary features "
+                          f"({base_feature_count()} or {len(summary_feature_names())} columns)")
+    return trees
 
 
 def render_card(meta: dict) -> str:

@@ -32,11 +32,13 @@ def gbt_logits(trees: Trees, grids: list[Grid]) -> np.ndarray:
     """Raw tree log-odds at every hour: ``[N, 48]`` float64.
 
     Stays go through in blocks of :data:`BLOCK_STAYS`: each block's summary features (about 2 MB)
-    are walked while still in the processor cache instead of building the whole ward's first.
+    are walked while still in the processor cache instead of building the whole ward's first. The
+    trees' own feature count selects the feature set (a bundle trained without the trend block gets
+    the columns it was trained on).
     """
     out = np.zeros((len(grids), N_HOURS))
     for i in range(0, len(grids), BLOCK_STAYS):
-        x = stack_features(grids[i:i + BLOCK_STAYS])
+        x = stack_features(grids[i:i + BLOCK_STAYS], n_features=trees.n_features)
         out[i:i + BLOCK_STAYS] = trees.decision_function(x.reshape(-1, x.shape[-1])).reshape(len(x), N_HOURS)
     return out
 

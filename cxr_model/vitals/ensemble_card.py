@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cxr_model.metrics.format import fmt_metric as _fmt
+from cxr_model.vitals.summary import base_feature_count
 
 LABELS = {"ensemble": "LSTM + GBT ensemble", "lstm": "LSTM alone", "gbt": "GBT alone"}
 
@@ -61,13 +62,21 @@ def _model_section(meta: dict) -> str:
     return f"""Risk at hour t = Platt_t(w * logit(LSTM risk) + (1 - w) * logit(GBT risk)), {weight}.
 {lstm}
 - GBT: scikit-learn HistGradientBoosting (learning rate {gp['learning_rate']}, {gp['max_iter']} trees of at most
-  {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf) on {len(comp['features'])} per-window summary features
-  (last, first, min, max, mean, count, hours since last, per channel,
+  {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf, L2 {gp.get('l2_regularization', 0)}) on {len(comp['features'])} per-window summary features
+  (last, first, min, max, mean, count, hours since last, per channel{_trend_words(comp['features'])},
   from hours <= t only; never-measured = missing, not a normal value) at hours {gp['training_hours']}, trained on
   train + validation. Platt-scaled per hour on {gp['folds']}-fold out-of-fold predictions (cross-validated
   calibration). Stored as numeric arrays (`trees.npz`, loaded with `allow_pickle=False`, sha256 in the
   metadata), evaluated in numpy.
 {cal}"""
+
+
+def _trend_words(names: list[str]) -> str:
+    if len(names) <= base_feature_count():
+        return ""
+    return ("; standard deviation, least-squares slope, last-6-hour mean and its change, hour of first "
+            "observation, per channel; urine output sums (stay, last 6 and 12 h, per kg per hour), charting "
+            "density, PaO2/FiO2, BUN/creatinine, shock index, lowest systolic and mean pressure")
 
 
 def _validation_title(meta: dict) -> str:

@@ -76,7 +76,7 @@ def _calibrate(y, oof_lstm, oof_gbt, folds: int) -> tuple[dict, dict, dict]:
 
 
 def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, folds: int = 5, seed: int = 2012,
-                   max_epochs: int = 16, lstm_members: int = 4, version: str = "2.0.0") -> dict:
+                   max_epochs: int = 16, lstm_members: int = 4, version: str = "2.1.0") -> dict:
     """Fit, calibrate and bundle the ensemble; returns the metadata written (see module docstring)."""
     t0 = time.time()
     lstm_meta = json.loads((Path(lstm_dir) / "metadata.json").read_text())

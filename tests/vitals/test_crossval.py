@@ -73,3 +73,17 @@ def test_folds_are_stratified_and_cover_every_stay_once():
     held = np.concatenate([h for _, h in folds])
     assert sorted(held.tolist()) == list(range(200))
     assert all(y[h].sum() == 6 and not set(f) & set(h) for f, h in folds)
+
+
+def test_trees_fit_when_a_summary_column_was_never_measured_and_never_split_on_it():
+    from cxr_model.vitals.crossval import fit_trees, tree_logits
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 48, 3)).astype(np.float32)
+    x[:, :, 2] = np.nan  # e.g. a slope of a lab no fitting stay had twice
+    y = (x[:, -1, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    model = fit_trees(x, y, seed=0)
+    probe = x[:20].copy()
+    z = tree_logits(model, probe)
+    probe[:, :, 2] = 5.0  # the column the trees could not learn from changes nothing
+    assert np.array_equal(tree_logits(model, probe), z) and z.std() > 0

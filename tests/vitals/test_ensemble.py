@@ -32,7 +32,8 @@ def test_ensemble_risk_is_the_documented_combination(physionet_dir):
     assert not errors
     grids = [to_grid(r) for r in records]
     c = bundle.meta["components"]
-    raw = bundle.trees.decision_function(stack_features(grids).reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
+    x = stack_features(grids, n_features=len(c["features"]))  # the columns the bundle was trained on
+    raw = bundle.trees.decision_function(x.reshape(-1, len(c["features"]))).reshape(3, N_HOURS)
     g = _sigmoid(np.asarray(c["gbt_calibration"]["a"]) * raw + np.asarray(c["gbt_calibration"]["b"]))
     lstm = bundle.components(grids)["lstm"]
     w = c["weight_lstm"]
@@ -48,7 +49,7 @@ def test_tree_logits_in_blocks_of_stays_equal_one_walk_over_the_whole_ward(physi
     trees = load_vitals_bundle(ENSEMBLE).trees
     paths = sorted(p for p in (physionet_dir / "set-a").glob("*.txt") if not p.name.lower().startswith("outcomes"))
     grids = [to_grid(read_record(p)) for p in paths[:2 * BLOCK_STAYS + 7]]  # two full blocks and a short one
-    whole = trees.decision_function(stack_features(grids).reshape(len(grids) * N_HOURS, -1)).reshape(len(grids), N_HOURS)
+    whole = trees.decision_function(stack_features(grids, n_features=trees.n_features).reshape(len(grids) * N_HOURS, -1)).reshape(len(grids), N_HOURS)
     assert np.allclose(gbt_logits(trees, grids), whole, rtol=0, atol=1e-12) and whole.std() > 0.1
     assert gbt_logits(trees, []).shape == (0, N_HOURS)
 
@@ -94,3 +95,16 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     assert hp["epochs"] in (1, 2) and hp["epochs_oof_auroc"][hp["epochs"] - 1] == max(hp["epochs_oof_auroc"])
     assert bundle.meta["hyperparameters"]["members"] == 1
     assert "Decision support, not a diagnosis" in (tmp_path / "ens" / "MODEL_CARD.md").read_text()
+
+
+def test_trees_trained_on_other_summary_features_are_refused(tmp_path):
+    import json
+
+    d = tmp_path / "b"
+    shutil.copytree(ENSEMBLE, d, ignore=shutil.ignore_patterns("test_evaluation"))
+    meta = json.loads((d / "metadata.json").read_text())
+    names = meta["components"]["features"]
+    meta["components"]["features"] = names[1:] + names[:1]  # same count, another order
+    (d / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="trees.npz: the trees' .* features are not this version's summary features"):
+        load_vitals_bundle(d)

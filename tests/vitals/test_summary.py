@@ -8,7 +8,9 @@ import pytest
 
 from cxr_model.vitals.grid import to_grid
 from cxr_model.vitals.reader import channel_names, read_record
-from cxr_model.vitals.summary import DESCRIPTORS, STATS, stack_features, summary_feature_names, summary_features
+from cxr_model.vitals.summary import (
+    DESCRIPTORS, STATS, STAY, TRENDS, base_feature_count, stack_features, summary_feature_names, summary_features,
+)
 
 
 def reference_summary(grid) -> np.ndarray:
@@ -46,7 +48,7 @@ def test_batched_summary_equals_the_per_hour_reference_on_real_stays(real_grids)
     x = stack_features(real_grids)
     assert x.shape == (len(real_grids), 48, len(summary_feature_names())) and x.dtype == np.float32
     for i, g in enumerate(real_grids):
-        np.testing.assert_array_equal(x[i], reference_summary(g), err_msg=f"stay {g.record_id}")
+        np.testing.assert_array_equal(x[i, :, :base_feature_count()], reference_summary(g), err_msg=f"stay {g.record_id}")
     n_c = len(channel_names())
     n_obs = x[:, :, STATS.index("n_obs") * n_c:(STATS.index("n_obs") + 1) * n_c]
     assert np.isnan(x).any() and (n_obs > 1).any() and (n_obs == 0).any()  # repeats and never-measured channels
@@ -58,3 +60,69 @@ def test_a_stay_gets_the_same_summary_alone_as_in_a_batch_and_hours_select_rows(
         np.testing.assert_array_equal(summary_features(real_grids[i]), x[i])
     np.testing.assert_array_equal(stack_features(real_grids, hours=[6, 48]), x[:, [5, 47]])
     assert stack_features([], hours=[6, 48]).shape == (0, 2, x.shape[-1])
+
+
+def reference_trends(grid) -> np.ndarray:
+    """Row ``t``, per channel: std, least-squares slope per hour, mean of hours t-5..t, its change
+    against the mean before, hour of the first observation, from a plain list of observations."""
+    hours, n_c = grid.values.shape
+    out = np.full((hours, len(TRENDS) * n_c), np.nan)
+    for c in range(n_c):
+        seen: list[tuple[int, float]] = []
+        for t in range(hours):
+            if grid.mask[t, c] > 0:
+                seen.append((t, float(grid.values[t, c])))
+            if not seen:
+                continue
+            ts, vs = np.array([h for h, _ in seen], dtype=float), np.array([v for _, v in seen])
+            recent = [v for h, v in seen if h > t - 6]
+            before = [v for h, v in seen if h <= t - 6]
+            row = [vs.std() if len(vs) > 1 else math.nan,
+                   np.polyfit(ts, vs, 1)[0] if len(set(ts)) > 1 else math.nan,
+                   np.mean(recent) if recent else math.nan,
+                   np.mean(recent) - np.mean(before) if recent and before else math.nan,
+                   seen[0][0]]
+            for k, v in enumerate(row):
+                out[t, k * n_c + c] = v
+    return out
+
+
+def test_the_trend_block_equals_a_per_hour_reference_on_real_stays(real_grids):
+    x = stack_features(real_grids)
+    base, n_c = base_feature_count(), len(channel_names())
+    assert x.shape[-1] == base + len(TRENDS) * n_c + len(STAY) == len(summary_feature_names())
+    for g, row in zip(real_grids, x):
+        ref = reference_trends(g)
+        got = row[:, base:base + ref.shape[1]]
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref), err_msg=f"stay {g.record_id}")
+        # float64 running sums against numpy's two-pass std and polyfit: equal to float32 precision
+        np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-4, equal_nan=True, err_msg=f"stay {g.record_id}")
+    slope = x[:, :, base + n_c:base + 2 * n_c]
+    assert np.isfinite(slope).any() and np.isnan(slope).any()
+
+
+def test_urine_sums_ratios_and_never_measured_stay_missing(record_writer):
+    rows = [("00:30", "Urine", 100), ("01:30", "Urine", 50), ("07:30", "Urine", 30), ("02:00", "PaO2", 80),
+            ("01:00", "FiO2", 0.5), ("03:00", "HR", 90), ("03:00", "NISysABP", 100)]
+    grid = to_grid(read_record(record_writer(5, rows, {"Weight": 50})))
+    f = summary_features(grid)
+    col = {n: i for i, n in enumerate(summary_feature_names())}
+    assert f[0, col["Urine:last_6h"]] == 100 and f[0, col["Urine:total"]] == 100
+    assert f[7, col["Urine:total"]] == 180 and f[7, col["Urine:last_6h"]] == 30 and f[7, col["Urine:last_12h"]] == 180
+    assert f[7, col["Urine:per_kg_hour"]] == pytest.approx(180 / 8 / 50)
+    assert f[1, col["PaO2/FiO2:last"]] == pytest.approx(160) and np.isnan(f[0, col["PaO2/FiO2:last"]])
+    assert f[2, col["HR/SysABP:last"]] == pytest.approx(0.9) and f[2, col["SysABP_any:min"]] == 100
+    assert f[7, col["hours_charted"]] == 4 and f[7, col["observations"]] == 7
+    # never measured: missing, not a normal value and not zero urine
+    assert np.isnan(f[:, col["RespRate:std"]]).all() and np.isnan(f[:, col["RespRate:slope"]]).all()
+    assert np.isnan(f[:, col["BUN/Creatinine:last"]]).all() and np.isnan(f[:, col["MAP_any:min"]]).all()
+    no_urine = summary_features(to_grid(read_record(record_writer(6, [("01:00", "HR", 80)]))))
+    assert np.isnan(no_urine[:, [col[k] for k in STAY[:6]]]).all()
+
+
+def test_the_base_columns_alone_are_the_first_columns_and_other_counts_are_refused(real_grids):
+    x = stack_features(real_grids[:5])
+    np.testing.assert_array_equal(stack_features(real_grids[:5], n_features=base_feature_count()),
+                                  x[:, :, :base_feature_count()])
+    with pytest.raises(ValueError, match="not 100"):
+        stack_features(real_grids[:5], n_features=100)

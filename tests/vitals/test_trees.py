@@ -54,7 +54,7 @@ def test_the_bundled_trees_give_the_node_by_node_walk_on_real_stays(physionet_di
     trees = load_vitals_bundle(get_settings().vitals_model_dir).trees
     assert trees is not None and trees._masks is not None
     paths = sorted(p for p in (physionet_dir / "set-a").glob("*.txt") if not p.name.lower().startswith("outcomes"))
-    x = stack_features([to_grid(read_record(p)) for p in paths[:50]]).reshape(-1, trees.n_features)
+    x = stack_features([to_grid(read_record(p)) for p in paths[:50]], n_features=trees.n_features).reshape(-1, trees.n_features)
     fast, slow = trees.decision_function(x), trees._walk(x.astype(np.float64))
     assert np.allclose(fast, slow, rtol=0, atol=1e-12) and fast.std() > 0.1
 
