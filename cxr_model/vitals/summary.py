@@ -111,12 +111,13 @@ def _trends(out: np.ndarray, values: np.ndarray, mask: np.ndarray, sums: np.ndar
     ix = {name: i for i, name in enumerate(channel_names())}
     col = {s: base[:, :, i * c:(i + 1) * c] for i, s in enumerate(STATS)}
     cnt = np.cumsum(mask, axis=1, dtype=np.float64)
-    v = values.astype(np.float64)
     hour = np.arange(t, dtype=np.float64)[None, :, None]
-    sq = np.cumsum(np.where(mask, v * v, 0.0), axis=1)
-    st = np.cumsum(np.where(mask, hour, 0.0), axis=1)
-    stt = np.cumsum(np.where(mask, hour * hour, 0.0), axis=1)
-    sty = np.cumsum(np.where(mask, hour * v, 0.0), axis=1)
+    vm = np.multiply(values, mask, dtype=np.float64)  # the observed values, 0 elsewhere (grid values are finite)
+    hm = np.multiply(mask, hour, dtype=np.float64)  # the hour of each observation, 0 elsewhere
+    sq = np.cumsum(vm * vm, axis=1)
+    st = np.cumsum(hm, axis=1)
+    stt = np.cumsum(hm * hour, axis=1)
+    sty = np.cumsum(np.multiply(hm, vm, out=hm), axis=1)
     mean = sums / cnt
     std, slope, mean6, change6, first_hour = (out[:, :, i * c:(i + 1) * c] for i in range(len(TRENDS)))
     std[...] = np.where(cnt >= 2, np.sqrt(np.maximum(sq / cnt - mean * mean, 0.0)), np.nan)
@@ -139,7 +140,7 @@ def _trends(out: np.ndarray, values: np.ndarray, mask: np.ndarray, sums: np.ndar
              np.cumsum(mask[:, :, [ix[k] for k in LABS]].sum(axis=2), axis=1)]
     last, lo, hi = col["last"], col["min"], col["max"]
     fio2 = np.where(cnt[:, :, ix["FiO2"]] > 0, values[:, :, ix["FiO2"]], np.nan)
-    pao2 = np.where(mask[:, :, ix["PaO2"]], v[:, :, ix["PaO2"]], np.nan)
+    pao2 = np.where(mask[:, :, ix["PaO2"]], values[:, :, ix["PaO2"]].astype(np.float64), np.nan)
     line_sys = last[:, :, ix["SysABP"]]
     sys_any = np.where(np.isnan(line_sys), last[:, :, ix["NISysABP"]], line_sys)
     stay += [last[:, :, ix["PaO2"]] / fio2, np.fmin.accumulate(pao2 / fio2, axis=1),
