@@ -106,10 +106,14 @@ def streamlit_server(tmp_path_factory):
     port = _free_port()
     state = tmp_path_factory.mktemp("app-state")
     env = dict(os.environ, CXR_STATE_DIR=str(state), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    # The server's output goes to a file: a pipe nobody reads stalls the server once 64 KB are written.
+    # No file watcher: nothing edits the source during a test, and a watcher flooded by the files a test
+    # run writes (its inotify queue overflowed in a fresh-clone CI run) only adds noise and reruns.
+    log = open(state / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -128,6 +132,7 @@ def streamlit_server(tmp_path_factory):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 @pytest.fixture(scope="session")

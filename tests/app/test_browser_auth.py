@@ -69,7 +69,8 @@ reviewer_values = ["reviewer"]
     log = open(folder / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--secrets.files", str(secrets)],
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--secrets.files", str(secrets),
+         "--server.fileWatcherType", "none"],  # see tests/conftest.py: no watcher to flood during a test run
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
     try:
