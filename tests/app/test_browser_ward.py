@@ -1,6 +1,8 @@
 """Real browser: the ward vitals page renders through ``streamlit run app.py``."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -27,7 +29,9 @@ def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir)
         page.wait_for_timeout(1500)  # let the data grids paint before the screenshot
         page.screenshot(path=str(artifacts_dir / "ward_vitals.png"), full_page=True)
         page.get_by_text("Simulated demo ward").click()
-        page.get_by_text("SIMULATED DEMO WARD").wait_for(timeout=60_000)
+        # the banner, by its capitals (a plain get_by_text ignores case and also matches the radio's label,
+        # so it passed before the banner was drawn and failed, in strict mode, once both were there)
+        page.get_by_text(re.compile("SIMULATED DEMO WARD")).wait_for(timeout=60_000)
         page.get_by_text("of 12").wait_for(timeout=60_000)
         assert page.locator("[data-testid='stException']").count() == 0
         page.wait_for_timeout(1500)
