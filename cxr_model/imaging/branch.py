@@ -61,10 +61,13 @@ class BranchHead(nn.Module):
         z = (fmap - self.mu[:, None, None]) / self.sd[:, None, None]
         return self.linear(z.permute(0, 2, 3, 1))[..., 0]
 
+    def weigh(self, cells: torch.Tensor) -> torch.Tensor:
+        """Cell logits ``(N, S, S)`` -> their contributions: times the prior, where the head has one."""
+        return cells * self.prior if self.prior.numel() else cells
+
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         """Each cell's contribution ``(N, S, S)``: its logit times the prior; their mean is the film's logit."""
-        cells = self.cell_logits(fmap)
-        return cells * self.prior if self.prior.numel() else cells
+        return self.weigh(self.cell_logits(fmap))
 
 
 class BranchNet(nn.Module):

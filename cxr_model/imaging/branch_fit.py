@@ -99,10 +99,9 @@ def train_head(maps: torch.Tensor, y: np.ndarray, masks: np.ndarray, box_weight:
     opt = torch.optim.AdamW(head.linear.parameters(), lr=lr, weight_decay=weight_decay)
     # standardised and channels-last once (what ``head`` does per call), not on every epoch: ~8x faster
     z = ((x - head.mu[:, None, None]) / head.sd[:, None, None]).permute(0, 2, 3, 1).contiguous()
-    weight = head.prior if head.prior.numel() else torch.ones(())
     for _ in range(epochs):
         cells = head.linear(z)[..., 0]
-        loss = F.binary_cross_entropy_with_logits((cells * weight).flatten(1).mean(1), yt, pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(head.weigh(cells).flatten(1).mean(1), yt, pos_weight=pos_weight)
         if box_weight and boxed.any():
             loss = loss + box_weight * F.binary_cross_entropy_with_logits(cells[boxed], (m[boxed] > 0.5).float())
         opt.zero_grad()
