@@ -5,7 +5,8 @@ here, so one copy of each bundle lives in memory, on ``settings.device``. The ca
 shared by all users' threads and never mutated (the chest X-ray network's lock lives in
 ``registry.SharedModel``). Keyed by the bundle folder and device, so a changed environment reloads.
 Each load appends a ``model.load`` audit row (model id, version, sha256, device) under the person
-whose session caused it; a database that is down does not stop the model from loading.
+whose session caused it (``dashboard-server`` for the start-up thread's load); a database that is down
+does not stop the model from loading.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import threading
 
 import streamlit as st
 
+from cxr_model.access import Identity
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.review import warm_up
 from cxr_model.imaging.ood import OodError, OodModel, load_ood
@@ -23,9 +25,17 @@ from cxr_model.vitals.bundle import VitalsBundle, load_vitals_bundle
 from dashboard.auth import audit
 
 
+#: Who a load on the start-up thread is recorded under: the server itself, not a person. That thread
+#: has no Streamlit session, so it cannot ask who is signed in (with sign-in configured, asking
+#: failed and the warm-up with it: the model then loaded on the first user's request).
+SERVER = Identity(name="dashboard-server", display="Dashboard server (start-up)", role="viewer")
+_thread = threading.local()
+
+
 def _audit_load(meta: dict, model_dir: str, device: str) -> None:
     audit("model.load", str(meta.get("name", model_dir)),
-          {"version": str(meta.get("version")), "sha256": meta.get("sha256"), "dir": model_dir, "device": device})
+          {"version": str(meta.get("version")), "sha256": meta.get("sha256"), "dir": model_dir, "device": device},
+          me=getattr(_thread, "actor", None))
 
 log = logging.getLogger(__name__)
 _WARM_LOCK = threading.Lock()
@@ -118,6 +128,7 @@ def warm_in_background() -> None:
 
 
 def _warm() -> None:
+    _thread.actor = SERVER
     try:
         bundle = cxr_bundle()
         cxr_ood()

@@ -134,10 +134,11 @@ def test_database_down_keeps_the_decision_in_the_form_and_it_saves_when_back(ker
     assert _past(at)["note"].tolist() == ["right lower lobe consolidation"]
 
 
-def test_local_mode_runs_as_one_user_and_says_so(kermany_dir, store, settings):
-    from dashboard.resources import _cxr
+def test_local_mode_runs_as_one_user_and_says_so(kermany_dir, store, settings, monkeypatch):
+    from dashboard import resources
 
-    _cxr.clear()  # the model loads again in this test, under its audit trail
+    resources._cxr.clear()  # the model loads again in this test, under its audit trail
+    monkeypatch.setattr(resources, "_warm_started", True)  # and on this test's request, not the start-up thread
     at = AppTest.from_file(APP, default_timeout=240)
     at.run()
     assert not at.exception
