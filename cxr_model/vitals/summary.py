@@ -17,6 +17,8 @@ index, the lowest systolic and mean pressure of either cuff or line, the heart-r
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from cxr_model.vitals.grid import Grid
@@ -32,6 +34,12 @@ STAY = ["Urine:total", "Urine:last_6h", "Urine:last_12h", "Urine:per_hour", "Uri
 VITAL_SIGNS = ("HR", "SysABP", "NISysABP", "RespRate", "Temp")
 LABS = ("Lactate", "pH", "PaO2", "BUN", "Creatinine", "WBC", "HCT")
 WEIGHT_KG = (20.0, 300.0)  # the weight descriptor's valid range (channels.json); outside it = unknown
+
+
+@lru_cache(maxsize=1)
+def _layout() -> tuple[int, int, dict[str, int]]:
+    """(all columns, base columns, channel -> index), worked out once: the channel table is fixed."""
+    return len(summary_feature_names()), base_feature_count(), {c: i for i, c in enumerate(channel_names())}
 
 
 def base_feature_count() -> int:
@@ -58,92 +66,138 @@ def summary_features(grid: Grid) -> np.ndarray:
 def stack_features(grids: list[Grid], hours: list[int] | None = None, n_features: int | None = None) -> np.ndarray:
     """Grids -> ``float32 [N, H, F]`` (all 48 hours, or only the 1-based ``hours``).
 
-    Computed for all stays at once along the hour axis (running min, max, sums and counts; sums in
-    float64), stored as float32; a stay gets the same numbers alone or in any batch.
+    Computed for all stays at once (running min, max, sums and counts; sums in float64), stored as
+    float32; a stay gets the same numbers alone or in any batch.
 
     Args:
         n_features: ``None`` for every column, or :func:`base_feature_count` for the columns of a
             bundle trained without the trend block (which is then not computed).
     """
-    full, base = len(summary_feature_names()), base_feature_count()
+    full, base, ix = _layout()
     n_feat = full if n_features is None else n_features
     if n_feat not in (base, full):
         raise ValueError(f"summary features come as {base} or {full} columns, not {n_feat}")
     if not grids:
         return np.zeros((0, len(hours) if hours else 48, n_feat), dtype=np.float32)
-    values = np.stack([g.values for g in grids])  # [N, T, C] float32
-    mask = np.stack([g.mask for g in grids]) > 0
-    n, t, c = values.shape
+    # hour-major [T, N, C]: a running sum, min or max is then a loop over the 48 hours, each step one
+    # vector op over every stay and channel (numpy's accumulate, a short loop per stay and channel, is ~4x slower);
+    # "unless observed" is a multiplication by 1 or nan, not np.where (branchy on real masks)
+    values = np.stack([g.values for g in grids], axis=1)  # float32
+    mask = np.stack([g.mask for g in grids], axis=1)  # float32 0/1
+    t, n, c = values.shape
     out = np.empty((n, t, n_feat), dtype=np.float32)
-    last, first, lo, hi, mean, n_obs, since = (out[:, :, i * c:(i + 1) * c] for i in range(len(STATS)))
-    # last, first, min, max and hours since are values of the grid: exact in float32
-    seen = np.logical_or.accumulate(mask, axis=1)
-    raw = np.where(mask, values, np.float32(np.nan))
-    last[...] = np.where(seen, values, np.float32(np.nan))
-    first[...] = np.where(seen, np.take_along_axis(raw, np.argmax(mask, axis=1)[:, None, :], axis=1), np.float32(np.nan))
-    np.fmin.accumulate(raw, axis=1, out=lo)
-    np.fmax.accumulate(raw, axis=1, out=hi)
-    np.cumsum(mask, axis=1, dtype=np.float32, out=n_obs)
-    sums = np.cumsum(np.where(mask, values, np.float32(0)), axis=1, dtype=np.float64)
+    ot = out.transpose(1, 0, 2)  # the same memory, hour-major
+    last, first, lo, hi, mean, n_obs, since = (ot[:, :, i * c:(i + 1) * c] for i in range(len(STATS)))
+    acc = np.empty((t, 2 if n_feat == base else 6, n, c))  # float64 running sums, see _running_sums
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 = nan before the first observation
-        mean[...] = sums / n_obs
-    since[...] = np.where(seen, np.stack([g.delta for g in grids]), np.float32(np.nan))
-    desc = np.array([[g.descriptors.get(k, np.nan) for k in DESCRIPTORS] for g in grids], dtype=np.float64)
-    out[:, :, 7 * c:7 * c + len(DESCRIPTORS)] = desc[:, None, :]
-    out[:, :, base - 1] = np.arange(1, t + 1, dtype=np.float64)
-    if n_feat == full:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            _trends(out[:, :, base:], values, mask, sums, out[:, :, :base], desc[:, DESCRIPTORS.index("Weight")])
+        cnt, sums = _running_sums(acc, values, mask)
+        n_obs[...] = cnt
+        seen = _ones(n_obs > 0, np.float32)  # 1 once observed, nan before
+        np.multiply(values, seen, out=last)  # grid values are finite: v * 1 == v
+        np.multiply(np.take_along_axis(values, np.argmax(mask, axis=0)[None], axis=0), seen, out=first)
+        raw = values * _ones(mask > 0, np.float32)  # nan in hours without an observation
+        lo[0], hi[0] = raw[0], raw[0]
+        for i in range(1, t):
+            np.fmin(lo[i - 1], raw[i], out=lo[i])
+            np.fmax(hi[i - 1], raw[i], out=hi[i])
+        np.divide(sums, cnt, out=mean)  # in float64, stored as float32
+        np.multiply(np.stack([g.delta for g in grids], axis=1), seen, out=since)
+        desc = np.array([[g.descriptors.get(k, np.nan) for k in DESCRIPTORS] for g in grids], dtype=np.float64)
+        ot[:, :, 7 * c:7 * c + len(DESCRIPTORS)] = desc[None, :, :]
+        ot[:, :, base - 1] = np.arange(1, t + 1, dtype=np.float64)[:, None]
+        if n_feat == full:
+            _trends(ot[:, :, base:], acc, mask, values, seen, ot, desc[:, DESCRIPTORS.index("Weight")], ix)
     return out if hours is None else out[:, [h - 1 for h in hours]]
 
 
+def _running_sums(acc: np.ndarray, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``acc [T, K, N, C]`` with running sums over the hours of: the observation count, the
+    observed values and (K = 6) their squares, the observation hours ``h``, ``h^2`` and ``h * value``.
+
+    Returns the count and the sum of values ``[T, N, C]`` float64 (views of ``acc``). Sums add hour
+    by hour in order, as ``np.cumsum`` does.
+    """
+    acc[:, 0] = mask
+    np.multiply(values, mask, out=acc[:, 1])  # the observed values, 0 elsewhere (grid values are finite)
+    if acc.shape[1] == 6:
+        hour = np.arange(acc.shape[0], dtype=np.float64)[:, None, None]
+        np.multiply(acc[:, 1], acc[:, 1], out=acc[:, 2])
+        np.multiply(acc[:, 0], hour, out=acc[:, 3])
+        np.multiply(acc[:, 3], hour, out=acc[:, 4])
+        np.multiply(acc[:, 3], acc[:, 1], out=acc[:, 5])
+    for i in range(1, acc.shape[0]):
+        np.add(acc[i - 1], acc[i], out=acc[i])
+    return acc[:, 0], acc[:, 1]
+
+
+def _ones(cond: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """1 where ``cond``, nan elsewhere (numpy's positive nan: 0 / 0 gives a negative one, abs drops the sign)."""
+    one = cond.astype(dtype)
+    np.divide(one, one, out=one)
+    return np.abs(one, out=one)
+
+
+def _nan_if_zero(x: np.ndarray) -> np.ndarray:
+    """``x >= 0`` with its zeros replaced by (positive) nan, so that ``y / x`` is nan there, as ``np.nan`` is."""
+    y = np.divide(x, x)
+    np.abs(y, out=y)
+    return np.multiply(y, x, out=y)
+
+
 def _window(cum: np.ndarray, w: int) -> np.ndarray:
-    """Sum over the last ``w`` hours from a running sum along axis 1."""
-    before = np.zeros_like(cum)
-    before[:, w:] = cum[:, :-w]
-    return cum - before
+    """Sum over the last ``w`` hours from a running sum along axis 0."""
+    win = cum.copy()
+    win[w:] -= cum[:-w]
+    return win
 
 
-def _trends(out: np.ndarray, values: np.ndarray, mask: np.ndarray, sums: np.ndarray, base: np.ndarray,
-            weight: np.ndarray) -> None:
-    """Fill the trend block ``out [N, T, 5 C + len(STAY)]`` (see the module docstring)."""
-    n, t, c = values.shape
-    ix = {name: i for i, name in enumerate(channel_names())}
+def _trends(out: np.ndarray, acc: np.ndarray, mask: np.ndarray, values: np.ndarray, seen: np.ndarray,
+            base: np.ndarray, weight: np.ndarray, ix: dict[str, int]) -> None:
+    """Fill the trend block ``out [T, N, 5 C + len(STAY)]`` (hour-major; see the module docstring).
+
+    ``acc``: the running sums of :func:`_running_sums`; ``seen``: 1 or nan (float32); ``base``: the
+    base columns, hour-major.
+    """
+    t, n, c = values.shape
+    cnt, sums, sq, st, stt, sty = (acc[:, k] for k in range(6))
     col = {s: base[:, :, i * c:(i + 1) * c] for i, s in enumerate(STATS)}
-    cnt = np.cumsum(mask, axis=1, dtype=np.float64)
-    hour = np.arange(t, dtype=np.float64)[None, :, None]
-    vm = np.multiply(values, mask, dtype=np.float64)  # the observed values, 0 elsewhere (grid values are finite)
-    hm = np.multiply(mask, hour, dtype=np.float64)  # the hour of each observation, 0 elsewhere
-    sq = np.cumsum(vm * vm, axis=1)
-    st = np.cumsum(hm, axis=1)
-    stt = np.cumsum(hm * hour, axis=1)
-    sty = np.cumsum(np.multiply(hm, vm, out=hm), axis=1)
-    mean = sums / cnt
     std, slope, mean6, change6, first_hour = (out[:, :, i * c:(i + 1) * c] for i in range(len(TRENDS)))
-    std[...] = np.where(cnt >= 2, np.sqrt(np.maximum(sq / cnt - mean * mean, 0.0)), np.nan)
-    den = cnt * stt - st * st
-    slope[...] = np.where((cnt >= 2) & (den > 0), (cnt * sty - st * sums) / den, np.nan)
+    # each undefined entry is x / nan with one nan operand (positive, as np.nan), never 0 / 0 (negative)
+    two = _ones(cnt >= 2)  # 1 from the second observation on, nan before
+    cnt2 = cnt * two
+    var = np.divide(sq, cnt2)
+    mean2 = np.divide(sums, cnt2)  # the mean from the second observation on
+    var -= np.multiply(mean2, mean2, out=mean2)
+    np.sqrt(np.maximum(var, 0.0, out=var), out=std)
+    num = np.multiply(cnt, sty)
+    num -= np.multiply(st, sums)
+    den = np.multiply(cnt, stt)
+    den -= np.multiply(st, st)  # > 0 from the second observation on (distinct integer hours)
+    np.divide(num, np.multiply(den, two, out=den), out=slope)
     s6, c6 = _window(sums, 6), _window(cnt, 6)
-    m6 = np.where(c6 > 0, s6 / c6, np.nan)
+    m6 = np.divide(s6, _nan_if_zero(c6))  # no observation in the window: nan
     mean6[...] = m6
-    change6[...] = m6 - np.where(cnt - c6 > 0, (sums - s6) / (cnt - c6), np.nan)
-    first_hour[...] = np.where(cnt > 0, np.argmax(mask, axis=1)[:, None, :], np.nan)
+    np.subtract(sums, s6, out=s6)
+    np.subtract(cnt, c6, out=c6)  # observations before the window
+    np.subtract(m6, np.divide(s6, _nan_if_zero(c6), out=s6), out=change6)
+    np.multiply(np.argmax(mask, axis=0).astype(np.float32), seen, out=first_hour)
     # urine: hours without a chart count 0 once urine has been charted (nan before)
     u, charted = sums[:, :, ix["Urine"]], cnt[:, :, ix["Urine"]] > 0
-    kg = np.where((weight >= WEIGHT_KG[0]) & (weight <= WEIGHT_KG[1]), weight, np.nan)[:, None]
+    kg = np.where((weight >= WEIGHT_KG[0]) & (weight <= WEIGHT_KG[1]), weight, np.nan)[None, :]
     total = np.where(charted, u, np.nan)
-    per_hour = total / np.arange(1, t + 1)[None, :]
+    per_hour = total / np.arange(1, t + 1)[:, None]
     last6 = np.where(charted, _window(u, 6), np.nan)
     stay = [total, last6, np.where(charted, _window(u, 12), np.nan), per_hour, per_hour / kg, last6 / 6 / kg]
-    stay += [np.cumsum(mask.any(axis=2), axis=1), np.cumsum(mask.sum(axis=2), axis=1),
-             np.cumsum(mask[:, :, [ix[k] for k in VITAL_SIGNS]].any(axis=2), axis=1),
-             np.cumsum(mask[:, :, [ix[k] for k in LABS]].sum(axis=2), axis=1)]
+    obs = mask > 0
+    stay += [np.cumsum(obs.any(axis=2), axis=0), np.cumsum(obs.sum(axis=2), axis=0),
+             np.cumsum(obs[:, :, [ix[k] for k in VITAL_SIGNS]].any(axis=2), axis=0),
+             np.cumsum(obs[:, :, [ix[k] for k in LABS]].sum(axis=2), axis=0)]
     last, lo, hi = col["last"], col["min"], col["max"]
     fio2 = np.where(cnt[:, :, ix["FiO2"]] > 0, values[:, :, ix["FiO2"]], np.nan)
-    pao2 = np.where(mask[:, :, ix["PaO2"]], values[:, :, ix["PaO2"]].astype(np.float64), np.nan)
+    pao2 = np.where(obs[:, :, ix["PaO2"]], values[:, :, ix["PaO2"]].astype(np.float64), np.nan)
     line_sys = last[:, :, ix["SysABP"]]
     sys_any = np.where(np.isnan(line_sys), last[:, :, ix["NISysABP"]], line_sys)
-    stay += [last[:, :, ix["PaO2"]] / fio2, np.fmin.accumulate(pao2 / fio2, axis=1),
+    stay += [last[:, :, ix["PaO2"]] / fio2, np.fmin.accumulate(pao2 / fio2, axis=0),
              last[:, :, ix["BUN"]] / last[:, :, ix["Creatinine"]],
              np.fmin(lo[:, :, ix["SysABP"]], lo[:, :, ix["NISysABP"]]), np.fmin(lo[:, :, ix["MAP"]], lo[:, :, ix["NIMAP"]]),
              last[:, :, ix["HR"]] / sys_any, hi[:, :, ix["HR"]] - lo[:, :, ix["HR"]]]
