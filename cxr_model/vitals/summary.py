@@ -92,9 +92,10 @@ def stack_features(grids: list[Grid], hours: list[int] | None = None, n_features
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 = nan before the first observation
         cnt, sums = _running_sums(acc, values, mask)
         n_obs[...] = cnt
-        seen = _ones(n_obs > 0, np.float32)  # 1 once observed, nan before
+        seen = _ones(cnt > 0, np.float32)  # 1 once observed, nan before
         np.multiply(values, seen, out=last)  # grid values are finite: v * 1 == v
-        np.multiply(np.take_along_axis(values, np.argmax(mask, axis=0)[None], axis=0), seen, out=first)
+        first_hour = np.argmax(mask, axis=0)  # [N, C] (0 when never observed)
+        np.multiply(np.take_along_axis(values, first_hour[None], axis=0), seen, out=first)
         raw = values * _ones(mask > 0, np.float32)  # nan in hours without an observation
         lo[0], hi[0] = raw[0], raw[0]
         for i in range(1, t):
@@ -106,7 +107,7 @@ def stack_features(grids: list[Grid], hours: list[int] | None = None, n_features
         ot[:, :, 7 * c:7 * c + len(DESCRIPTORS)] = desc[None, :, :]
         ot[:, :, base - 1] = np.arange(1, t + 1, dtype=np.float64)[:, None]
         if n_feat == full:
-            _trends(ot[:, :, base:], acc, mask, values, seen, ot, desc[:, DESCRIPTORS.index("Weight")], ix)
+            _trends(ot[:, :, base:], acc, mask, values, seen, first_hour, ot, desc[:, DESCRIPTORS.index("Weight")], ix)
     return out if hours is None else out[:, [h - 1 for h in hours]]
 
 
@@ -146,22 +147,23 @@ def _nan_if_zero(x: np.ndarray) -> np.ndarray:
 
 def _window(cum: np.ndarray, w: int) -> np.ndarray:
     """Sum over the last ``w`` hours from a running sum along axis 0."""
-    win = cum.copy()
-    win[w:] -= cum[:-w]
+    win = np.empty_like(cum)
+    win[:w] = cum[:w]
+    np.subtract(cum[w:], cum[:-w], out=win[w:])
     return win
 
 
 def _trends(out: np.ndarray, acc: np.ndarray, mask: np.ndarray, values: np.ndarray, seen: np.ndarray,
-            base: np.ndarray, weight: np.ndarray, ix: dict[str, int]) -> None:
+            first_hour: np.ndarray, base: np.ndarray, weight: np.ndarray, ix: dict[str, int]) -> None:
     """Fill the trend block ``out [T, N, 5 C + len(STAY)]`` (hour-major; see the module docstring).
 
-    ``acc``: the running sums of :func:`_running_sums`; ``seen``: 1 or nan (float32); ``base``: the
-    base columns, hour-major.
+    ``acc``: the running sums of :func:`_running_sums`; ``seen``: 1 or nan (float32); ``first_hour``:
+    ``[N, C]`` the hour of the first observation; ``base``: the base columns, hour-major.
     """
     t, n, c = values.shape
     cnt, sums, sq, st, stt, sty = (acc[:, k] for k in range(6))
     col = {s: base[:, :, i * c:(i + 1) * c] for i, s in enumerate(STATS)}
-    std, slope, mean6, change6, first_hour = (out[:, :, i * c:(i + 1) * c] for i in range(len(TRENDS)))
+    std, slope, mean6, change6, first_at = (out[:, :, i * c:(i + 1) * c] for i in range(len(TRENDS)))
     # each undefined entry is x / nan with one nan operand (positive, as np.nan), never 0 / 0 (negative)
     two = _ones(cnt >= 2)  # 1 from the second observation on, nan before
     cnt2 = cnt * two
@@ -180,7 +182,7 @@ def _trends(out: np.ndarray, acc: np.ndarray, mask: np.ndarray, values: np.ndarr
     np.subtract(sums, s6, out=s6)
     np.subtract(cnt, c6, out=c6)  # observations before the window
     np.subtract(m6, np.divide(s6, _nan_if_zero(c6), out=s6), out=change6)
-    np.multiply(np.argmax(mask, axis=0).astype(np.float32), seen, out=first_hour)
+    np.multiply(first_hour.astype(np.float32), seen, out=first_at)
     # urine: hours without a chart count 0 once urine has been charted (nan before)
     u, charted = sums[:, :, ix["Urine"]], cnt[:, :, ix["Urine"]] > 0
     kg = np.where((weight >= WEIGHT_KG[0]) & (weight <= WEIGHT_KG[1]), weight, np.nan)[None, :]
