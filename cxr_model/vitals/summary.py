@@ -131,23 +131,23 @@ def _running_sums(acc: np.ndarray, values: np.ndarray, mask: np.ndarray) -> tupl
     return acc[:, 0], acc[:, 1]
 
 
-def _ones(cond: np.ndarray, dtype=np.float64) -> np.ndarray:
+def _ones(cond: np.ndarray, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
     """1 where ``cond``, nan elsewhere (numpy's positive nan: 0 / 0 gives a negative one, abs drops the sign)."""
-    one = cond.astype(dtype)
+    one = cond.astype(dtype) if out is None else np.copyto(out, cond) or out
     np.divide(one, one, out=one)
     return np.abs(one, out=one)
 
 
-def _nan_if_zero(x: np.ndarray) -> np.ndarray:
+def _nan_if_zero(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``x >= 0`` with its zeros replaced by (positive) nan, so that ``y / x`` is nan there, as ``np.nan`` is."""
-    y = np.divide(x, x)
+    y = np.divide(x, x, out=out)
     np.abs(y, out=y)
     return np.multiply(y, x, out=y)
 
 
-def _window(cum: np.ndarray, w: int) -> np.ndarray:
+def _window(cum: np.ndarray, w: int, out: np.ndarray | None = None) -> np.ndarray:
     """Sum over the last ``w`` hours from a running sum along axis 0."""
-    win = np.empty_like(cum)
+    win = np.empty_like(cum) if out is None else out
     win[:w] = cum[:w]
     np.subtract(cum[w:], cum[:-w], out=win[w:])
     return win
@@ -164,24 +164,27 @@ def _trends(out: np.ndarray, acc: np.ndarray, mask: np.ndarray, values: np.ndarr
     cnt, sums, sq, st, stt, sty = (acc[:, k] for k in range(6))
     col = {s: base[:, :, i * c:(i + 1) * c] for i, s in enumerate(STATS)}
     std, slope, mean6, change6, first_at = (out[:, :, i * c:(i + 1) * c] for i in range(len(TRENDS)))
-    # each undefined entry is x / nan with one nan operand (positive, as np.nan), never 0 / 0 (negative)
-    two = _ones(cnt >= 2)  # 1 from the second observation on, nan before
-    cnt2 = cnt * two
-    var = np.divide(sq, cnt2)
-    mean2 = np.divide(sums, cnt2)  # the mean from the second observation on
+    # In place in the running sums once each is used up, with one more buffer: every fresh array costs
+    # page faults, about as much as the arithmetic. Each undefined entry is x / nan with one nan operand
+    # (positive, as np.nan), never 0 / 0 (a negative nan).
+    work = np.empty_like(cnt)
+    den = np.multiply(stt, cnt, out=stt)
+    den -= np.multiply(st, st, out=work)  # > 0 from the second observation on (distinct integer hours)
+    num = np.multiply(sty, cnt, out=sty)
+    num -= np.multiply(st, sums, out=work)
+    two = _ones(den > 0, out=work)  # 1 from the second observation on, nan before
+    np.divide(num, np.multiply(den, two, out=den), out=slope)
+    cnt2 = np.multiply(cnt, two, out=st)
+    var = np.divide(sq, cnt2, out=sq)
+    mean2 = np.divide(sums, cnt2, out=sty)  # the mean from the second observation on
     var -= np.multiply(mean2, mean2, out=mean2)
     np.sqrt(np.maximum(var, 0.0, out=var), out=std)
-    num = np.multiply(cnt, sty)
-    num -= np.multiply(st, sums)
-    den = np.multiply(cnt, stt)
-    den -= np.multiply(st, st)  # > 0 from the second observation on (distinct integer hours)
-    np.divide(num, np.multiply(den, two, out=den), out=slope)
-    s6, c6 = _window(sums, 6), _window(cnt, 6)
-    m6 = np.divide(s6, _nan_if_zero(c6))  # no observation in the window: nan
+    s6, c6 = _window(sums, 6, out=sq), _window(cnt, 6, out=st)
+    m6 = np.divide(s6, _nan_if_zero(c6, out=stt), out=sty)  # no observation in the window: nan
     mean6[...] = m6
     np.subtract(sums, s6, out=s6)
     np.subtract(cnt, c6, out=c6)  # observations before the window
-    np.subtract(m6, np.divide(s6, _nan_if_zero(c6), out=s6), out=change6)
+    np.subtract(m6, np.divide(s6, _nan_if_zero(c6, out=stt), out=s6), out=change6)
     np.multiply(first_hour.astype(np.float32), seen, out=first_at)
     # urine: hours without a chart count 0 once urine has been charted (nan before)
     u, charted = sums[:, :, ix["Urine"]], cnt[:, :, ix["Urine"]] > 0
