@@ -9,7 +9,8 @@ import pytest
 from cxr_model.vitals.grid import to_grid
 from cxr_model.vitals.reader import channel_names, read_record
 from cxr_model.vitals.summary import (
-    DESCRIPTORS, STATS, STAY, TRENDS, base_feature_count, stack_features, summary_feature_names, summary_features,
+    DESCRIPTORS, LABS, STATS, STAY, TRENDS, VITAL_SIGNS, base_feature_count, stack_features, summary_feature_names,
+    summary_features,
 )
 
 
@@ -126,3 +127,86 @@ def test_the_base_columns_alone_are_the_first_columns_and_other_counts_are_refus
                                   x[:, :, :base_feature_count()])
     with pytest.raises(ValueError, match="not 100"):
         stack_features(real_grids[:5], n_features=100)
+
+
+def running_sum_trends(grid) -> np.ndarray:
+    """The trend block by its documented float64 running-sum formulas, one channel and hour at a time
+    in plain Python floats (which are float64): the same numbers bit for bit, so a shortcut in the
+    vectorised code (float32 arithmetic, another order of sums) fails here, not only against the
+    tolerance of :func:`reference_trends`."""
+    hours, n_c = grid.values.shape
+    out = np.full((hours, len(TRENDS) * n_c), np.nan)
+    for c in range(n_c):
+        n = s = sq = sh = shh = shv = 0.0
+        cum: list[tuple[float, float]] = []  # (count, sum) after each hour
+        first = None
+        for t in range(hours):
+            if grid.mask[t, c] > 0:
+                v = float(grid.values[t, c])
+                n, s, sq, sh, shh, shv = n + 1, s + v, sq + v * v, sh + t, shh + t * t, shv + t * v
+                first = t if first is None else first
+            cum.append((n, s))
+            n6, s6 = (n - cum[t - 6][0], s - cum[t - 6][1]) if t >= 6 else (n, s)
+            mean6 = s6 / n6 if n6 else math.nan
+            row = [math.sqrt(max(sq / n - (s / n) * (s / n), 0.0)) if n >= 2 else math.nan,
+                   (n * shv - sh * s) / (n * shh - sh * sh) if n >= 2 else math.nan,
+                   mean6, mean6 - (s - s6) / (n - n6) if n6 and n - n6 else math.nan,
+                   first if first is not None else math.nan]
+            for k, v in enumerate(row):
+                out[t, k * n_c + c] = v
+    return out.astype(np.float32)
+
+
+def test_the_trend_block_is_its_running_sum_formulas_to_the_bit_on_real_stays(real_grids):
+    x = stack_features(real_grids[:30])
+    base, width = base_feature_count(), len(TRENDS) * len(channel_names())
+    for g, row in zip(real_grids, x):
+        np.testing.assert_array_equal(row[:, base:base + width], running_sum_trends(g), err_msg=f"stay {g.record_id}")
+
+
+def reference_stay(grid) -> np.ndarray:
+    """The stay columns (``STAY``) of row ``t``, from the grid's hours ``0..t`` one at a time."""
+    ix = {c: i for i, c in enumerate(channel_names())}
+    hours = grid.values.shape[0]
+    obs, val = grid.mask > 0, grid.values
+    w = grid.descriptors.get("Weight", math.nan)
+    kg = w if 20 <= w <= 300 else math.nan
+    f32 = np.float32
+    out = np.full((hours, len(STAY)), np.nan)
+    urine: list[float] = []  # running sum of charted urine, 0 for hours without a chart
+    best_pf = math.nan
+    for t in range(hours):
+        urine.append((urine[-1] if urine else 0.0) + (float(val[t, ix["Urine"]]) if obs[t, ix["Urine"]] else 0.0))
+        seen = obs[:t + 1].any(axis=0)
+
+        def last(ch):
+            return f32(val[t, ix[ch]]) if seen[ix[ch]] else f32(np.nan)
+
+        def low(ch):
+            return f32(min(val[:t + 1, ix[ch]][obs[:t + 1, ix[ch]]], default=np.nan))
+
+        row = [math.nan] * 6
+        if seen[ix["Urine"]]:
+            last6 = urine[t] - (urine[t - 6] if t >= 6 else 0.0)
+            row = [urine[t], last6, urine[t] - (urine[t - 12] if t >= 12 else 0.0), urine[t] / (t + 1),
+                   urine[t] / (t + 1) / kg, last6 / 6 / kg]
+        row += [obs[:t + 1].any(axis=1).sum(), obs[:t + 1].sum(),
+                obs[:t + 1][:, [ix[k] for k in VITAL_SIGNS]].any(axis=1).sum(), obs[:t + 1][:, [ix[k] for k in LABS]].sum()]
+        if obs[t, ix["PaO2"]] and seen[ix["FiO2"]]:
+            best_pf = np.fmin(best_pf, float(val[t, ix["PaO2"]]) / float(val[t, ix["FiO2"]]))
+        sys_any = last("SysABP") if seen[ix["SysABP"]] else last("NISysABP")
+        hr = val[:t + 1, ix["HR"]][obs[:t + 1, ix["HR"]]]
+        row += [last("PaO2") / last("FiO2"), best_pf, last("BUN") / last("Creatinine"),
+                np.fmin(low("SysABP"), low("NISysABP")), np.fmin(low("MAP"), low("NIMAP")), last("HR") / sys_any,
+                hr.max() - hr.min() if hr.size else math.nan]
+        out[t] = row
+    return out.astype(np.float32)
+
+
+def test_the_stay_columns_equal_a_plain_per_hour_reference_on_real_stays(real_grids):
+    x = stack_features(real_grids)
+    for g, row in zip(real_grids, x):
+        np.testing.assert_array_equal(row[:, -len(STAY):], reference_stay(g), err_msg=f"stay {g.record_id}")
+    col = {n: i for i, n in enumerate(summary_feature_names())}
+    for name in ("Urine:last_6h", "PaO2/FiO2:min", "BUN/Creatinine:last", "HR/SysABP:last", "Urine:per_kg_hour"):
+        assert np.isfinite(x[:, :, col[name]]).any() and np.isnan(x[:, :, col[name]]).any(), name  # both cases seen
