@@ -88,9 +88,10 @@ def stack_features(grids: list[Grid], hours: list[int] | None = None, n_features
     out = np.empty((n, t, n_feat), dtype=np.float32)
     ot = out.transpose(1, 0, 2)  # the same memory, hour-major
     last, first, lo, hi, mean, n_obs, since = (ot[:, :, i * c:(i + 1) * c] for i in range(len(STATS)))
-    acc = np.empty((t, 2 if n_feat == base else 6, n, c))  # float64 running sums, see _running_sums
+    k = 1 if n_feat == base else 3
+    ints, acc = np.empty((t, k, n, c), dtype=np.float32), np.empty((t, k, n, c))  # see _running_sums
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 = nan before the first observation
-        cnt, sums = _running_sums(acc, values, mask)
+        cnt, sums = _running_sums(ints, acc, values, mask)
         n_obs[...] = cnt
         seen = _ones(cnt > 0, np.float32)  # 1 once observed, nan before
         np.multiply(values, seen, out=last)  # grid values are finite: v * 1 == v
@@ -101,34 +102,39 @@ def stack_features(grids: list[Grid], hours: list[int] | None = None, n_features
         for i in range(1, t):
             np.fmin(lo[i - 1], raw[i], out=lo[i])
             np.fmax(hi[i - 1], raw[i], out=hi[i])
-        np.divide(sums, cnt, out=mean)  # in float64, stored as float32
+        np.divide(sums, cnt, out=mean)  # in float64 (the count is exact), stored as float32
         np.multiply(np.stack([g.delta for g in grids], axis=1), seen, out=since)
         desc = np.array([[g.descriptors.get(k, np.nan) for k in DESCRIPTORS] for g in grids], dtype=np.float64)
         ot[:, :, 7 * c:7 * c + len(DESCRIPTORS)] = desc[None, :, :]
         ot[:, :, base - 1] = np.arange(1, t + 1, dtype=np.float64)[:, None]
         if n_feat == full:
-            _trends(ot[:, :, base:], acc, mask, values, seen, first_hour, ot, desc[:, DESCRIPTORS.index("Weight")], ix)
+            weight = desc[:, DESCRIPTORS.index("Weight")]
+            _trends(ot[:, :, base:], ints, acc, mask, values, seen, first_hour, ot, weight, ix)
     return out if hours is None else out[:, [h - 1 for h in hours]]
 
 
-def _running_sums(acc: np.ndarray, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fill ``acc [T, K, N, C]`` with running sums over the hours of: the observation count, the
-    observed values and (K = 6) their squares, the observation hours ``h``, ``h^2`` and ``h * value``.
+def _running_sums(ints: np.ndarray, acc: np.ndarray, values: np.ndarray,
+                  mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``[T, K, N, C]`` running sums over the hours: ``ints`` (float32) the observation count and
+    (K = 3) the sums of the observation hours ``h`` and ``h^2``; ``acc`` (float64) the sum of the
+    observed values and (K = 3) of their squares and of ``h * value``.
 
-    Returns the count and the sum of values ``[T, N, C]`` float64 (views of ``acc``). Sums add hour
-    by hour in order, as ``np.cumsum`` does.
+    The integer sums are exact in float32 (at most ``48 * 47 * 95 / 6``; products used later stay
+    under ``2^24``), so they equal float64 ones at half the memory traffic. Sums add hour by hour in
+    order, as ``np.cumsum`` does. Returns the count and the sum of values ``[T, N, C]`` (views).
     """
-    acc[:, 0] = mask
-    np.multiply(values, mask, out=acc[:, 1])  # the observed values, 0 elsewhere (grid values are finite)
-    if acc.shape[1] == 6:
-        hour = np.arange(acc.shape[0], dtype=np.float64)[:, None, None]
-        np.multiply(acc[:, 1], acc[:, 1], out=acc[:, 2])
-        np.multiply(acc[:, 0], hour, out=acc[:, 3])
-        np.multiply(acc[:, 3], hour, out=acc[:, 4])
-        np.multiply(acc[:, 3], acc[:, 1], out=acc[:, 5])
+    ints[:, 0] = mask
+    np.multiply(values, mask, out=acc[:, 0])  # the observed values, 0 elsewhere (grid values are finite)
+    if acc.shape[1] == 3:
+        hour = np.arange(acc.shape[0], dtype=np.float32)[:, None, None]
+        np.multiply(ints[:, 0], hour, out=ints[:, 1])
+        np.multiply(ints[:, 1], hour, out=ints[:, 2])
+        np.multiply(acc[:, 0], acc[:, 0], out=acc[:, 1])
+        np.multiply(ints[:, 1], acc[:, 0], out=acc[:, 2])
     for i in range(1, acc.shape[0]):
+        np.add(ints[i - 1], ints[i], out=ints[i])
         np.add(acc[i - 1], acc[i], out=acc[i])
-    return acc[:, 0], acc[:, 1]
+    return ints[:, 0], acc[:, 0]
 
 
 def _ones(cond: np.ndarray, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
@@ -153,26 +159,26 @@ def _window(cum: np.ndarray, w: int, out: np.ndarray | None = None) -> np.ndarra
     return win
 
 
-def _trends(out: np.ndarray, acc: np.ndarray, mask: np.ndarray, values: np.ndarray, seen: np.ndarray,
+def _trends(out: np.ndarray, ints: np.ndarray, acc: np.ndarray, mask: np.ndarray, values: np.ndarray, seen: np.ndarray,
             first_hour: np.ndarray, base: np.ndarray, weight: np.ndarray, ix: dict[str, int]) -> None:
     """Fill the trend block ``out [T, N, 5 C + len(STAY)]`` (hour-major; see the module docstring).
 
-    ``acc``: the running sums of :func:`_running_sums`; ``seen``: 1 or nan (float32); ``first_hour``:
+    ``ints``, ``acc``: the running sums of :func:`_running_sums`; ``seen``: 1 or nan (float32); ``first_hour``:
     ``[N, C]`` the hour of the first observation; ``base``: the base columns, hour-major.
     """
     t, n, c = values.shape
-    cnt, sums, sq, st, stt, sty = (acc[:, k] for k in range(6))
+    (cnt, st, stt), (sums, sq, sty) = (ints[:, k] for k in range(3)), (acc[:, k] for k in range(3))
     col = {s: base[:, :, i * c:(i + 1) * c] for i, s in enumerate(STATS)}
     std, slope, mean6, change6, first_at = (out[:, :, i * c:(i + 1) * c] for i in range(len(TRENDS)))
-    # In place in the running sums once each is used up, with one more buffer: every fresh array costs
+    # In place in the running sums once each is used up, with two more buffers: every fresh array costs
     # page faults, about as much as the arithmetic. Each undefined entry is x / nan with one nan operand
     # (positive, as np.nan), never 0 / 0 (a negative nan).
-    work = np.empty_like(cnt)
-    den = np.multiply(stt, cnt, out=stt)
-    den -= np.multiply(st, st, out=work)  # > 0 from the second observation on (distinct integer hours)
+    work, work32 = np.empty_like(sums), np.empty_like(cnt)
+    den = np.multiply(stt, cnt, out=stt)  # exact in float32, as the running sums
+    den -= np.multiply(st, st, out=work32)  # > 0 from the second observation on (distinct integer hours)
     num = np.multiply(sty, cnt, out=sty)
     num -= np.multiply(st, sums, out=work)
-    two = _ones(den > 0, out=work)  # 1 from the second observation on, nan before
+    two = _ones(den > 0, np.float32, out=work32)  # 1 from the second observation on, nan before
     np.divide(num, np.multiply(den, two, out=den), out=slope)
     cnt2 = np.multiply(cnt, two, out=st)
     var = np.divide(sq, cnt2, out=sq)
