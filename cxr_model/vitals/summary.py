@@ -88,8 +88,8 @@ def stack_features(grids: list[Grid], hours: list[int] | None = None, n_features
     out = np.empty((n, t, n_feat), dtype=np.float32)
     ot = out.transpose(1, 0, 2)  # the same memory, hour-major
     last, first, lo, hi, mean, n_obs, since = (ot[:, :, i * c:(i + 1) * c] for i in range(len(STATS)))
-    k = 1 if n_feat == base else 3
-    ints, acc = np.empty((t, k, n, c), dtype=np.float32), np.empty((t, k, n, c))  # see _running_sums
+    n_sums = 1 if n_feat == base else 3
+    ints, acc = np.empty((t, n_sums, n, c), dtype=np.float32), np.empty((t, n_sums, n, c))  # see _running_sums
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 = nan before the first observation
         cnt, sums = _running_sums(ints, acc, values, mask)
         n_obs[...] = cnt
@@ -139,7 +139,11 @@ def _running_sums(ints: np.ndarray, acc: np.ndarray, values: np.ndarray,
 
 def _ones(cond: np.ndarray, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
     """1 where ``cond``, nan elsewhere (numpy's positive nan: 0 / 0 gives a negative one, abs drops the sign)."""
-    one = cond.astype(dtype) if out is None else np.copyto(out, cond) or out
+    if out is None:
+        one = cond.astype(dtype)
+    else:
+        one = out
+        np.copyto(one, cond)
     np.divide(one, one, out=one)
     return np.abs(one, out=one)
 
