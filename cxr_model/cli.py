@@ -97,6 +97,12 @@ def _adult_branch_fit(args) -> int:
     return fit_command(args)
 
 
+def _head_fit(args) -> int:
+    from cxr_model.imaging.head_fit import fit_command
+
+    return fit_command(args)
+
+
 def _operating_fit(args) -> int:
     from cxr_model.imaging.operating_fit import fit_command
 
@@ -224,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     opf.add_argument("--max-child-train", dest="max_child_train", type=int, default=600)
     opf.add_argument("--cache", help="features/logits .npz: reused when it matches the films, else written on first use")
     opf.set_defaults(func=_operating_fit)
+
+    hd = sub.add_parser("head", help="the 224 px network's linear head")
+    hdsub = hd.add_subparsers(dest="head_command", required=True)
+    hdf = hdsub.add_parser("fit", help="refit the head with sharpness-balancing variants (backbone kept) into a new "
+                                       "bundle; then run operating-point fit on it")
+    hdf.add_argument("--model-dir", dest="model_dir", required=True)
+    hdf.add_argument("--out", required=True, help="folder of the new bundle")
+    hdf.add_argument("--name", required=True)
+    hdf.add_argument("--version", required=True)
+    hdf.set_defaults(func=_head_fit)
 
     ab = sub.add_parser("adult-branch", help="the adults' 448 px branch of a two-population bundle")
     absub = ab.add_subparsers(dest="ab_command", required=True)

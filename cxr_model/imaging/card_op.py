@@ -63,6 +63,32 @@ def branch_lines(spec: dict | None) -> list[str]:
     ]
 
 
+def head_lines(refit: dict | None) -> list[str]:
+    """The head refit's section (:mod:`~cxr_model.imaging.head_fit`); nothing for a bundle without one."""
+    if not refit:
+        return []
+    seen = refit["seen_as"]
+    return [
+        "## The 224 px head: refitted against the sharpness shortcut",
+        f"On these films sharpness goes with the label: the mean absolute second difference of the 224 px source alone "
+        f"ranks the children's validation films with AUROC {refit['sharpness_only_child_val_auroc']:.3f} (blurrier = "
+        f"pneumonia). The head of {refit['base']} was refitted on its unchanged backbone (so the OOD check, the "
+        "population estimate and the adults' branch read the same features): a class-balanced L2 logistic regression "
+        f"on the pooled features of the {refit['n_train']} training films, normal films seen as {', '.join(seen['normal'])}, "
+        f"pneumonia films as {', '.join(seen['pneumonia'])}. C = {refit['C']:g}: {refit['rule']} (pairs of films in the "
+        f"same sharpness quintile only). `cxr-model head fit`, {refit['wall_time_s']:.0f} s; the operating point above "
+        "was then fitted on the new logits.",
+        "",
+        "| head | C | child val AUROC | sharpness-matched | shortcut reversed (crisp pneumonia, blurred normals) | "
+        "normal logit rise, blur 1.2 | adult val AUROC (224 px) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {'base' if r['C'] is None else 'refit'} | {'-' if r['C'] is None else format(r['C'], 'g')} | "
+          f"{_fmt(r['child_val_auroc'])} | {_fmt(r['child_val_matched_auroc'])} | {_fmt(r['child_val_reversed_auroc'])} | "
+          f"{r['normal_logit_rise_blur_1_2']:+.2f} | {_fmt(r['adult_val_auroc_224'])} |" for r in refit["choice"]],
+        "",
+    ]
+
+
 def render_op_card(meta: dict, ood: dict | None = None) -> str:
     """The card; ``meta["card_notes"]`` (Markdown lines: measurements made outside the fit) go in as written."""
     tr, thr, op = meta["training"], meta["threshold"], meta["operating_point"]
@@ -108,6 +134,7 @@ def render_op_card(meta: dict, ood: dict | None = None) -> str:
         "",
         *[line for pop, rows in meta.get("robustness", {}).items() for line in (f"**{pop}**", "", *_short_table(rows), "")],
     ]
+    lines += head_lines(meta.get("head_refit"))
     lines += branch_lines(meta.get("adult_branch"))
     if ood:
         ev = ood["evaluation"]

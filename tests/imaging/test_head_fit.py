@@ -1,0 +1,91 @@
+"""Refitting the 224 px head against the sharpness shortcut (``cxr-model head fit``).
+
+On the Kermany films the pneumonia films are blurrier than the normal ones; these tests check the
+sharpness measure on real films, that the matched AUROC leaves out what the confounder alone
+explains, that the fit learns from the variants each class is seen as, and, on a small real split,
+that the refit writes a loadable bundle whose backbone is the base's and whose head is new.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from cxr_model.imaging.bundle import load_cxr_bundle
+from cxr_model.imaging.data import load_sources
+from cxr_model.imaging.head_fit import SEEN_AS, VARIANTS, fit_head, pooled, refit_head, sharpness
+from cxr_model.imaging.splits import split_items
+from cxr_model.metrics.classification import compute_auroc, matched_auroc
+from cxr_model.registry import read_state
+
+
+def test_sharpness_of_a_real_film_falls_with_blur_and_rises_with_the_unsharp_mask(kermany_dir, cxr_bundle):
+    items = split_items(cxr_bundle, kermany_dir, "val", "child")[:4]
+    src, errors = load_sources(items)
+    assert not errors
+    s = {v: sharpness(f(src)) for v, f in VARIANTS.items()}
+    assert (s["sharpen"] > s["clean"]).all() and (s["clean"] > s["blur 0.7"]).all() and (s["blur 0.7"] > s["blur 1.2"]).all()
+    assert all(VARIANTS[v](src).dtype == torch.uint8 and VARIANTS[v](src).shape == src.shape for v in VARIANTS)
+
+
+def test_matched_auroc_counts_only_pairs_of_similar_covariate():
+    cov = np.r_[np.zeros(50), np.ones(50)]
+    y = np.r_[np.ones(10), np.zeros(40), np.ones(40), np.zeros(10)]
+    assert compute_auroc(y, cov) > 0.75  # the covariate alone ranks well across bins...
+    assert matched_auroc(y, cov, cov, bins=2) == 0.5  # ...and not at all within them
+    assert matched_auroc(y, y, cov, bins=2) == 1.0
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=100)
+    assert matched_auroc(y, s, np.zeros(100), bins=1) == compute_auroc(y, s)  # one bin: plain AUROC
+
+
+def test_the_head_learns_pathology_not_sharpness_from_the_variants_each_class_is_seen_as():
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.random(n) < 0.5
+    path = np.where(y, 1.0, -1.0) + rng.normal(0, 1.0, n)  # a noisy pathology direction
+    soft = {"clean": np.where(y, 1.0, -1.0), "blur 0.7": np.full(n, 0.6), "blur 1.2": np.full(n, 1.2),
+            "sharpen": np.full(n, -1.2)}  # sharpness direction: blurred = high, a perfect shortcut on clean films
+    feats = {v: np.c_[path, soft[v] + rng.normal(0, 0.1, n)] for v in VARIANTS}
+    w, _ = fit_head(feats, y, c=1.0)
+    assert abs(w[0]) > abs(w[1])  # the variants turned the shortcut round: pathology carries the call
+    only_clean = {v: feats["clean"] for v in VARIANTS}
+    w_clean, _ = fit_head(only_clean, y, c=1.0)
+    assert abs(w_clean[1]) > abs(w_clean[0])  # without them the shortcut wins
+    assert set(SEEN_AS[False]) == {"clean", "blur 0.7", "blur 1.2"} and set(SEEN_AS[True]) == {"clean", "sharpen"}
+
+
+def test_refit_writes_a_bundle_with_the_base_backbone_and_a_new_head(cxr_bundle, settings, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(cxr_bundle.path, base)
+    rows, kept = list(csv.DictReader(open(base / "splits.csv"))), defaultdict(int)
+    small = []
+    for r in rows:  # 6 films of each split, population and class
+        key = (r["split"], r["population"], r["label"])
+        if r["split"] in ("train", "val") and kept[key] < 6:
+            kept[key] += 1
+            small.append(r)
+    with open(base / "splits.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(small)
+    out = tmp_path / "refit"
+    refit = refit_head(base, out, "tiny-refit", "0.0.1", settings.kermany_dir, settings.data_dir / "cxr" / "nih_adult",
+                       c_grid=(1.0,), log=lambda *_: None)
+    assert refit["C"] == 1.0 and refit["n_train"] == 24 and refit["choice"][0]["C"] is None
+    old, _ = read_state(base)
+    new, meta = read_state(out)
+    assert meta["name"] == "tiny-refit" and meta["head_refit"]["base"] == f"{cxr_bundle.meta['name']}@{cxr_bundle.meta['version']}"
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("fc."))
+    assert not torch.equal(old["fc.weight"], new["fc.weight"])
+    refitted = load_cxr_bundle(out, device="cpu")  # branch and OOD files came along, checked by sha256
+    items = split_items(refitted, settings.kermany_dir, "val", "child")[:3]
+    src, _ = load_sources(items)
+    f_new, lg_new = pooled(refitted, src, "clean")
+    f_old, _ = pooled(load_cxr_bundle(base, device="cpu"), src, "clean")
+    np.testing.assert_allclose(f_new, f_old, rtol=1e-5, atol=1e-5)  # same features
+    expect = f_new @ new["fc.weight"][0].double().numpy() + float(new["fc.bias"][0])
+    np.testing.assert_allclose(lg_new, expect, rtol=1e-4, atol=1e-4)  # the logit is the new head's
