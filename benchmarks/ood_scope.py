@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ from cxr_model.imaging.ood import batch_features, load_ood
 from cxr_model.imaging.splits import read_splits
 from cxr_model.imaging.transforms import EvalTransform, to_source
 from cxr_model.settings import get_settings
-from tests.imaging.laterals import lateral_views
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/ (run as a script)
+from tests.imaging.laterals import lateral_views  # noqa: E402
 
 
 def adult_items(nih_dir: Path, splits_csv: Path, part: str | None) -> list[Item]:
