@@ -270,7 +270,10 @@ def test_site_profile_from_the_sidebar_is_used_and_stated(site_profile, app, ker
     at = app
     select = at.selectbox(key="site_profile")
     assert select.value is None and select.format_func(select.value) == NO_SITE and "ward-3" in select.options
-    f = _radiograph(kermany_dir)
+    adapted = apply_site(cxr_bundle, "ward-3", site_profile)
+    # a film whose call the profile moves by more than the page's 3 decimals (saturated ones round alike)
+    f = next(f for f in sorted((kermany_dir / "val").glob("*/*.jpeg"))
+             if abs(predict_source(adapted, f).probability - predict_source(cxr_bundle, f).probability) > 0.01)
     at.file_uploader(key="xray_upload").upload(f.name, f.read_bytes(), "image/jpeg")
     at.run()
     bundled = float({m.label: m.value for m in at.metric}["P(pneumonia)"])
@@ -279,7 +282,7 @@ def test_site_profile_from_the_sidebar_is_used_and_stated(site_profile, app, ker
     assert not at.exception
     assert any("Site profile 'ward-3'" in unescape(i.value) and "16 local films" in unescape(i.value) for i in at.info)
     p = float({m.label: m.value for m in at.metric}["P(pneumonia)"])
-    assert p == pytest.approx(predict_source(apply_site(cxr_bundle, "ward-3", site_profile), f).probability, abs=6e-4)
+    assert p == pytest.approx(predict_source(adapted, f).probability, abs=6e-4)
     assert p != bundled
     assert any("with site profile `ward-3`" in c.value for c in at.caption)
 
@@ -375,6 +378,6 @@ def test_an_adult_film_gets_the_adult_branchs_call_and_map(app, settings, cxr_bu
     assert not at.exception
     assert float({m.label: m.value for m in at.metric}["P(pneumonia)"]) == pytest.approx(expected.probability, abs=6e-4)
     assert any("read at 448 px by the model's adult branch" in c.value for c in at.caption)
-    assert any("where radiologists drew opacities" in c.value for c in at.caption)  # 2.3.0's head has a spatial prior
+    assert any("where radiologists drew opacities" in c.value for c in at.caption)  # the branch's head has a spatial prior (2.3.0 on)
     assert viewer_args(at)["method"] == default_cam(cxr_bundle.branch)[0] != default_cam(cxr_bundle)[0]
     assert at.selectbox(key="cam_method").value == default_cam(cxr_bundle.branch)[0]

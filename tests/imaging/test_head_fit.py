@@ -89,3 +89,15 @@ def test_refit_writes_a_bundle_with_the_base_backbone_and_a_new_head(cxr_bundle,
     np.testing.assert_allclose(f_new, f_old, rtol=1e-5, atol=1e-5)  # same features
     expect = f_new @ new["fc.weight"][0].double().numpy() + float(new["fc.bias"][0])
     np.testing.assert_allclose(lg_new, expect, rtol=1e-4, atol=1e-4)  # the logit is the new head's
+
+
+def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_is_softer(cxr_bundle, kermany_dir):
+    """The shortcut, measured on the bundle users get: a softer normal film must not look like pneumonia."""
+    normals = [it for it in split_items(cxr_bundle, kermany_dir, "val", "child") if not it.label]
+    src, errors = load_sources(normals)
+    assert not errors and len(normals) == 201
+    _, clean = pooled(cxr_bundle, src, "clean")
+    _, soft = pooled(cxr_bundle, src, "blur 1.2")
+    # 2.3.0 (the network's own head): +0.96 logits; 2.4.0 (head refitted against the shortcut): +0.23
+    assert np.median(soft - clean) < 0.5
+    assert cxr_bundle.meta["head_refit"]["C"] in (0.01, 0.1, 1.0)

@@ -4,15 +4,14 @@ The bundle's own held-out test split (``splits.csv``, part ``test``: children an
 two-population bundle, adults never used for training, calibration or the threshold) and the 16
 official Kaggle val films are scored through the ``evaluate`` pipeline (``run_evaluation``, the
 default path: population estimated from the image). The floors sit a little below the figures
-measured for the default bundle, cxr-pneumonia-resnet18-v2.3 2.3.0 (own child test, n = 782:
-AUROC 0.989, sensitivity 0.950, specificity 0.955; own adult test, n = 113, 103 of them scored by
-the 448 px adult branch: AUROC 0.760, accuracy 0.708, sensitivity 0.721, specificity 0.700 (2.2.0,
-the branch without its spatial prior: 0.771, 0.717, 0.698, 0.729); official val, n = 16:
-AUROC 0.875, sensitivity 8/8, specificity 3/8), so a model that is flipped, uncalibrated at its
-threshold, or fed the wrong preprocessing falls through them. 2.1.0 (the same network without the
-branch) had adult AUROC 0.743. The official-val specificity is low: those 16 films come from
-another uploader (a site shift the centred child map does not absorb; 1.1.0 had 6/8). BN site
-adaptation on the 16 films, opt-in, gives 7/8 at sensitivity 7/8 (MODEL_CARD.md of 2.1.0).
+measured for the default bundle, cxr-pneumonia-resnet18-v2.4 2.4.0 (own child test, n = 782:
+AUROC 0.994, sensitivity 0.955, specificity 0.980; own adult test, n = 113, 109 of them scored by
+the 448 px adult branch: AUROC 0.772, accuracy 0.717, sensitivity 0.744, specificity 0.700; official
+val, n = 16: AUROC 0.953, sensitivity 7/8, specificity 7/8), so a model that is flipped, uncalibrated
+at its threshold, or fed the wrong preprocessing falls through them. 2.3.0 (the network's own 224 px
+head, which leans on film sharpness) had child test AUROC 0.989, specificity 0.955 and official-val
+specificity 3/8: those 16 films come from another uploader and their normal films are softer, which
+that head read as pneumonia. 2.1.0 (no adult branch) had adult AUROC 0.743.
 """
 from __future__ import annotations
 
@@ -58,18 +57,18 @@ def official_val(cxr_bundle, kermany_dir, tmp_path_factory):
 def test_floor_on_the_bundles_own_held_out_test_split(own_test):
     preds, m = own_test
     assert (m["n"], m["n_positive"], m["n_negative"], m["n_errors"]) == (782, 581, 201, 0)
-    assert m["auroc"] >= 0.985
+    assert m["auroc"] >= 0.99
     assert m["sensitivity"] >= 0.93
-    assert m["specificity"] >= 0.93
-    assert m["auroc_ci95"][0] >= 0.975
+    assert m["specificity"] >= 0.96
+    assert m["auroc_ci95"][0] >= 0.985
 
 
 def test_floor_on_the_16_official_val_films(official_val):
     preds, m = official_val
     assert (m["n"], m["n_positive"], m["n_negative"], m["n_errors"]) == (16, 8, 8, 0)
-    assert m["auroc"] >= 0.84
+    assert m["auroc"] >= 0.9
     assert m["sensitivity"] >= 7 / 8
-    assert m["specificity"] >= 3 / 8
+    assert m["specificity"] >= 6 / 8  # 2.3.0: 3 / 8
 
 
 def test_floor_on_the_bundles_own_held_out_adult_patients(adult_test):
