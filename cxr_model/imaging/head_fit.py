@@ -28,9 +28,9 @@ from torchvision.transforms.v2 import functional as F
 
 from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.data import load_sources
-from cxr_model.imaging.operating import features_and_logits
+from cxr_model.imaging.operating_fit import features_logits
 from cxr_model.imaging.splits import split_items
-from cxr_model.imaging.transforms import EvalTransform, SOURCE_SIZE
+from cxr_model.imaging.transforms import SOURCE_SIZE
 from cxr_model.metrics.classification import compute_auroc, matched_auroc
 from cxr_model.registry import METADATA, WEIGHTS, BundleError, model_id, read_state, save_bundle
 from cxr_model.settings import get_settings
@@ -60,30 +60,22 @@ def sharpness(sources: torch.Tensor) -> np.ndarray:
             + (x[..., 2:] - 2 * x[..., 1:-1] + x[..., :-2]).abs().mean((1, 2, 3))).numpy()
 
 
-@torch.inference_mode()
-def pooled(bundle, sources: torch.Tensor, variant: str, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def pooled(bundle, sources: torch.Tensor, variant: str) -> tuple[np.ndarray, np.ndarray]:
     """Pooled penultimate features ``(N, D)`` and logits ``(N,)`` of ``sources`` in one sharpness variant."""
-    tf, feats, logits = EvalTransform(bundle.img_size), [], []
-    for i in range(0, len(sources), batch):
-        f, lg = features_and_logits(bundle.model, bundle.arch, tf(VARIANTS[variant](sources[i:i + batch])).to(bundle.device))
-        feats.append(f.float().cpu().numpy())
-        logits.append(lg.float().cpu().numpy())
-    if not feats:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
-    return np.concatenate(feats), np.concatenate(logits)
+    return features_logits(bundle, sources, None if variant == "clean" else VARIANTS[variant])
 
 
-def fit_head(feats: dict[str, np.ndarray], y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+def fit_head(feats: dict[bool, dict[str, np.ndarray]], c: float) -> tuple[np.ndarray, float]:
     """Logistic regression on the variants of :data:`SEEN_AS`; returns ``fc`` weight ``(D,)`` and bias.
 
     Args:
-        feats: variant -> features ``(N, D)`` of the same ``N`` films (only the variants a class sees are read).
-        y: ``(N,)`` bool, pneumonia.
+        feats: class (``True`` = pneumonia) -> variant -> features ``(N_class, D)`` of that class's
+            films, for the variants :data:`SEEN_AS` gives it.
     """
     from sklearn.linear_model import LogisticRegression
 
-    x = np.concatenate([feats[v][y == cls] for cls in (False, True) for v in SEEN_AS[cls]]).astype(np.float64)
-    t = np.concatenate([np.full(int((y == cls).sum()), cls) for cls in (False, True) for _ in SEEN_AS[cls]])
+    x = np.concatenate([feats[cls][v] for cls in (False, True) for v in SEEN_AS[cls]]).astype(np.float64)
+    t = np.concatenate([np.full(len(feats[cls][v]), cls) for cls in (False, True) for v in SEEN_AS[cls]])
     mu, sd = x.mean(0), x.std(0) + 1e-6
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit((x - mu) / sd, t)
     w = clf.coef_[0] / sd
@@ -105,7 +97,8 @@ def refit_head(model_dir: str | Path, out_dir: str | Path, name: str, version: s
             raise ValueError(f"{errors[0][0].path}: {errors[0][1]}")
         y[part] = np.array([bool(it.label) for it in items])
         pop[part] = np.array([it.extra.get("population", "child") for it in items])
-    feats = {v: pooled(base, src["train"], v)[0] for v in VARIANTS if v in SEEN_AS[False] + SEEN_AS[True]}
+    # each class only in the variants it is seen as (a normal film is never sharpened, a pneumonia never blurred)
+    feats = {cls: {v: pooled(base, src["train"][y["train"] == cls], v)[0] for v in SEEN_AS[cls]} for cls in (False, True)}
     val = {v: pooled(base, src["val"], v) for v in ("clean", "blur 1.2", "sharpen")}
     log(f"features of {len(y['train'])} training and {len(y['val'])} validation films ({time.time() - t0:.0f} s)")
     ch, sharp = pop["val"] == "child", sharpness(src["val"])
@@ -114,7 +107,7 @@ def refit_head(model_dir: str | Path, out_dir: str | Path, name: str, version: s
         if c is None:  # the network's own head, for comparison
             score = {v: lg for v, (_, lg) in val.items()}
         else:
-            heads[c] = fit_head(feats, y["train"], c)
+            heads[c] = fit_head(feats, c)
             score = {v: f @ heads[c][0] + heads[c][1] for v, (f, _) in val.items()}
         table.append(_row(c, score, y["val"], ch, sharp))
         log(json.dumps(table[-1]))

@@ -50,7 +50,9 @@ RULE = ("Population-aware: each population's probability is a Platt map centred 
 
 
 @torch.inference_mode()
-def _run(bundle, sources: torch.Tensor, shift=None, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def features_logits(bundle, sources: torch.Tensor, shift=None, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled penultimate features ``(N, D)`` and logits ``(N,)`` of uint8 ``sources``, each first mapped by
+    ``shift`` where given (one forward per batch)."""
     tf = EvalTransform(bundle.img_size)
     feats, logits = [], []
     for i in range(0, len(sources), batch):
@@ -96,15 +98,15 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
         if stale:
             raise ValueError(f"{cache}: made for other films ({', '.join(stale)}); delete it or match --max-child-train")
     else:
-        out = {pop: {k: _run(bundle, s) for k, s in p.items()} for pop, p in src.items()}
+        out = {pop: {k: features_logits(bundle, s) for k, s in p.items()} for pop, p in src.items()}
         if cache is not None:
             np.savez(cache, **{f"{pop}_{k}_{w}": v[i] for pop, p in out.items() for k, v in p.items() for i, w in enumerate("fl")})
     # Shifted copies of a seeded, stratified subset of the children's validation films (CPU time).
     sub = {"child": selection_subset(y["child"]["val"], shift_child_n, seed), "adult": np.arange(len(y["adult"]["val"]))}
-    shifted = {pop: {n: _run(bundle, src[pop]["val"][sub[pop]], SHIFTS[n])[1] for n in SELECTION_SHIFTS} for pop in OP.POPULATIONS}
+    shifted = {pop: {n: features_logits(bundle, src[pop]["val"][sub[pop]], SHIFTS[n])[1] for n in SELECTION_SHIFTS} for pop in OP.POPULATIONS}
     off_items = kermany_items(kermany_dir, "val")
     off_src = load_sources(off_items, size=source_size(bundle.img_size))[0]
-    off_f, off_l = _run(bundle, off_src)
+    off_f, off_l = features_logits(bundle, off_src)
     off_y = np.array([it.label for it in off_items])
     log(f"features and logits ({time.time() - t0:.0f} s)")
 
@@ -148,7 +150,7 @@ def fit_operating_point(model_dir: str | Path, kermany_dir: str | Path, adult_di
     for pop in robust_pops:
         robustness[f"{pop}_test"] = {}
         for n in SELECTION_SHIFTS:
-            f, lg = _run(bundle, src[pop]["test"], SHIFTS[n])
+            f, lg = features_logits(bundle, src[pop]["test"], SHIFTS[n])
             robustness[f"{pop}_test"][n] = _short(_block(y[pop]["test"], probs(f, lg)[0]))
     log(f"measured ({time.time() - t0:.0f} s)")
 

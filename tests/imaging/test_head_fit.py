@@ -50,10 +50,10 @@ def test_the_head_learns_pathology_not_sharpness_from_the_variants_each_class_is
     soft = {"clean": np.where(y, 1.0, -1.0), "blur 0.7": np.full(n, 0.6), "blur 1.2": np.full(n, 1.2),
             "sharpen": np.full(n, -1.2)}  # sharpness direction: blurred = high, a perfect shortcut on clean films
     feats = {v: np.c_[path, soft[v] + rng.normal(0, 0.1, n)] for v in VARIANTS}
-    w, _ = fit_head(feats, y, c=1.0)
+    w, _ = fit_head({cls: {v: feats[v][y == cls] for v in VARIANTS} for cls in (False, True)}, c=1.0)
     assert abs(w[0]) > abs(w[1])  # the variants turned the shortcut round: pathology carries the call
-    only_clean = {v: feats["clean"] for v in VARIANTS}
-    w_clean, _ = fit_head(only_clean, y, c=1.0)
+    only_clean = {cls: {v: feats["clean"][y == cls] for v in VARIANTS} for cls in (False, True)}
+    w_clean, _ = fit_head(only_clean, c=1.0)
     assert abs(w_clean[1]) > abs(w_clean[0])  # without them the shortcut wins
     assert set(SEEN_AS[False]) == {"clean", "blur 0.7", "blur 1.2"} and set(SEEN_AS[True]) == {"clean", "sharpen"}
 
