@@ -68,6 +68,18 @@ def head_lines(refit: dict | None) -> list[str]:
     if not refit:
         return []
     seen = refit["seen_as"]
+    crop = "normal_logit_rise_crop" in refit["choice"][0]  # measured since 2.5.0
+
+    def cells(r):
+        out = [_fmt(r["child_val_auroc"]), _fmt(r["child_val_matched_auroc"]), _fmt(r["child_val_reversed_auroc"]),
+               f"{r['normal_logit_rise_blur_1_2']:+.2f}"]
+        if crop:
+            out += [_fmt(r["child_val_crop_auroc"]), f"{r['normal_logit_rise_crop']:+.2f}"]
+        return out + [_fmt(r["adult_val_auroc_224"])]
+
+    head = ["child val AUROC", "sharpness-matched", "shortcut reversed (crisp pneumonia, blurred normals)",
+            "normal logit rise, blur 1.2", *(["child val AUROC, cropped 75-90 %", "normal logit rise, cropped"] if crop else []),
+            "adult val AUROC (224 px)"]
     return [
         "## The 224 px head: refitted against the sharpness shortcut",
         f"On these films sharpness goes with the label: the mean absolute second difference of the 224 px source alone "
@@ -79,12 +91,10 @@ def head_lines(refit: dict | None) -> list[str]:
         f"same sharpness quintile only). `cxr-model head fit`, {refit['wall_time_s']:.0f} s; the operating point above "
         "was then fitted on the new logits.",
         "",
-        "| head | C | child val AUROC | sharpness-matched | shortcut reversed (crisp pneumonia, blurred normals) | "
-        "normal logit rise, blur 1.2 | adult val AUROC (224 px) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| head | C | " + " | ".join(head) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in head) + " |",
         *[f"| {'base' if r['C'] is None else 'refit'} | {'-' if r['C'] is None else format(r['C'], 'g')} | "
-          f"{_fmt(r['child_val_auroc'])} | {_fmt(r['child_val_matched_auroc'])} | {_fmt(r['child_val_reversed_auroc'])} | "
-          f"{r['normal_logit_rise_blur_1_2']:+.2f} | {_fmt(r['adult_val_auroc_224'])} |" for r in refit["choice"]],
+          + " | ".join(cells(r)) + " |" for r in refit["choice"]],
         "",
     ]
 

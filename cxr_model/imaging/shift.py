@@ -10,7 +10,9 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 
-def _crop(frac: float):
+def crop(frac: float):
+    """Centre crop to ``frac`` of the side, resized back to the full side (a tighter collimation or a zoom)."""
+
     def f(x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-1]
         c = int(round(size * frac))
@@ -34,7 +36,7 @@ SHIFTS = {
     "high contrast (x1.5)": lambda x: F.adjust_contrast(x, 1.5),
     "gamma 0.6": lambda x: F.adjust_gamma(x, 0.6),
     "gamma 1.6": lambda x: F.adjust_gamma(x, 1.6),
-    "tight crop (80 %)": _crop(0.8),
+    "tight crop (80 %)": crop(0.8),
     "shift + rotate 7 deg": lambda x: F.affine(x, angle=7.0, translate=[10, -8], scale=1.0, shear=[0.0, 0.0]),
     "blur (sigma 1.5)": lambda x: F.gaussian_blur(x, [7, 7], [1.5, 1.5]),
     "noise (sigma 8)": _noise(8.0),

@@ -1,7 +1,7 @@
 """Refitting the 224 px head against the sharpness shortcut (``cxr-model head fit``).
 
 On the Kermany films the pneumonia films are blurrier than the normal ones; these tests check the
-sharpness measure on real films, that the matched AUROC leaves out what the confounder alone
+sharpness measure and the crop variant on real films, that the matched AUROC leaves out what the confounder alone
 explains, that the fit learns from the variants each class is seen as, and, on a small real split,
 that the refit writes a loadable bundle whose backbone is the base's and whose head is new.
 """
@@ -16,7 +16,7 @@ import torch
 
 from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.data import load_sources
-from cxr_model.imaging.head_fit import SEEN_AS, VARIANTS, fit_head, pooled, refit_head, sharpness
+from cxr_model.imaging.head_fit import SEEN_AS, VARIANTS, crop_fraction, fit_head, pooled, refit_head, sharpness
 from cxr_model.imaging.splits import split_items
 from cxr_model.metrics.classification import compute_auroc, matched_auroc
 from cxr_model.registry import read_state
@@ -29,6 +29,21 @@ def test_sharpness_of_a_real_film_falls_with_blur_and_rises_with_the_unsharp_mas
     s = {v: sharpness(f(src)) for v, f in VARIANTS.items()}
     assert (s["sharpen"] > s["clean"]).all() and (s["clean"] > s["blur 0.7"]).all() and (s["blur 0.7"] > s["blur 1.2"]).all()
     assert all(VARIANTS[v](src).dtype == torch.uint8 and VARIANTS[v](src).shape == src.shape for v in VARIANTS)
+
+
+def test_the_crop_variant_zooms_each_real_film_by_its_own_fraction_in_any_batch(kermany_dir, cxr_bundle):
+    items = split_items(cxr_bundle, kermany_dir, "val", "child")[:8]
+    src, errors = load_sources(items)
+    assert not errors
+    framed = src.clone()
+    framed[..., :12, :] = framed[..., -12:, :] = framed[..., :, :12] = framed[..., :, -12:] = 255  # a white frame 12 px wide
+    out = VARIANTS["crop 75-90 %"](framed)
+    fractions = [crop_fraction(s, 0.75, 0.9) for s in framed]
+    assert all(0.75 <= f <= 0.9 for f in fractions) and len({round(f, 3) for f in fractions}) > 4
+    # even the mildest crop (90 %) cuts 11 px from each side: the frame is gone, the middle is zoomed
+    assert (out[..., :3, :].float().mean((1, 2, 3)) < 250).all() and (out[..., :, -3:].float().mean((1, 2, 3)) < 250).all()
+    assert not torch.equal(out[..., 100:124, 100:124], framed[..., 100:124, 100:124])
+    assert torch.equal(VARIANTS["crop 75-90 %"](framed[2:3]), out[2:3])  # the same crop alone as in a batch
 
 
 def test_matched_auroc_counts_only_pairs_of_similar_covariate():
@@ -48,14 +63,15 @@ def test_the_head_learns_pathology_not_sharpness_from_the_variants_each_class_is
     y = rng.random(n) < 0.5
     path = np.where(y, 1.0, -1.0) + rng.normal(0, 1.0, n)  # a noisy pathology direction
     soft = {"clean": np.where(y, 1.0, -1.0), "blur 0.7": np.full(n, 0.6), "blur 1.2": np.full(n, 1.2),
-            "sharpen": np.full(n, -1.2)}  # sharpness direction: blurred = high, a perfect shortcut on clean films
+            "sharpen": np.full(n, -1.2), "crop 75-90 %": np.where(y, 1.0, -1.0)}  # sharpness direction: blurred = high, a perfect shortcut on clean films
     feats = {v: np.c_[path, soft[v] + rng.normal(0, 0.1, n)] for v in VARIANTS}
     w, _ = fit_head({cls: {v: feats[v][y == cls] for v in VARIANTS} for cls in (False, True)}, c=1.0)
     assert abs(w[0]) > abs(w[1])  # the variants turned the shortcut round: pathology carries the call
     only_clean = {cls: {v: feats["clean"][y == cls] for v in VARIANTS} for cls in (False, True)}
     w_clean, _ = fit_head(only_clean, c=1.0)
     assert abs(w_clean[1]) > abs(w_clean[0])  # without them the shortcut wins
-    assert set(SEEN_AS[False]) == {"clean", "blur 0.7", "blur 1.2"} and set(SEEN_AS[True]) == {"clean", "sharpen"}
+    assert set(SEEN_AS[False]) == {"clean", "blur 0.7", "blur 1.2", "crop 75-90 %"}
+    assert set(SEEN_AS[True]) == {"clean", "sharpen", "crop 75-90 %"}
 
 
 def test_refit_writes_a_bundle_with_the_base_backbone_and_a_new_head(cxr_bundle, settings, tmp_path):
