@@ -17,6 +17,8 @@ import torch
 from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.data import load_sources
 from cxr_model.imaging.head_fit import SEEN_AS, VARIANTS, crop_fraction, fit_head, pooled, refit_head, sharpness
+from cxr_model.imaging.operating_fit import features_logits
+from cxr_model.imaging.shift import SHIFTS
 from cxr_model.imaging.splits import split_items
 from cxr_model.metrics.classification import compute_auroc, matched_auroc
 from cxr_model.registry import read_state
@@ -107,13 +109,18 @@ def test_refit_writes_a_bundle_with_the_base_backbone_and_a_new_head(cxr_bundle,
     np.testing.assert_allclose(lg_new, expect, rtol=1e-4, atol=1e-4)  # the logit is the new head's
 
 
-def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_is_softer(cxr_bundle, kermany_dir):
-    """The shortcut, measured on the bundle users get: a softer normal film must not look like pneumonia."""
+def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_is_softer_or_cropped(cxr_bundle, kermany_dir):
+    """The shortcut and the zoom, measured on the bundle users get: a softer or a tighter-framed normal film
+    must not look like pneumonia."""
     normals = [it for it in split_items(cxr_bundle, kermany_dir, "val", "child") if not it.label]
     src, errors = load_sources(normals)
     assert not errors and len(normals) == 201
     _, clean = pooled(cxr_bundle, src, "clean")
     _, soft = pooled(cxr_bundle, src, "blur 1.2")
-    # 2.3.0 (the network's own head): +0.96 logits; 2.4.0 (head refitted against the shortcut): +0.23
-    assert np.median(soft - clean) < 0.5
+    # median rise in logits, 2.3.0 (the network's own head): +0.96; 2.4.0 (refitted against the shortcut): +0.23;
+    # 2.5.0 (also seen cropped): +0.49
+    assert np.median(soft - clean) < 0.6
+    _, cropped = features_logits(cxr_bundle, src, SHIFTS["tight crop (80 %)"])  # the evaluation shift, not the fit's variant
+    assert np.median(cropped - clean) < 1.5  # 2.4.0: +3.28, 2.5.0: +1.00
     assert cxr_bundle.meta["head_refit"]["C"] in (0.01, 0.1, 1.0)
+    assert "crop 75-90 %" in cxr_bundle.meta["head_refit"]["seen_as"]["normal"]
