@@ -137,12 +137,16 @@ def data_summary(predictions: pd.DataFrame, n_errors: int = 0) -> dict:
 
 
 def training_summary(bundle_meta: dict | None) -> dict:
-    """The model card's description of its training data (``training.counts`` etc.)."""
+    """The model card's description of its training data (``training.counts`` etc.); a two-population
+    bundle's counts (population -> part -> counts) come as one row per population and part."""
     if not bundle_meta:
         return {}
     tr = bundle_meta.get("training") or {}
+    counts = tr.get("counts") or {}
+    if counts and all(isinstance(c, dict) and c and all(isinstance(v, dict) for v in c.values()) for c in counts.values()):
+        counts = {f"{pop} {part}": c for pop, parts in counts.items() for part, c in parts.items()}  # per population
     return {"model": model_id(bundle_meta),
-            "data": tr.get("data", ""), "split": tr.get("split", ""), "counts": tr.get("counts") or {},
+            "data": tr.get("data", ""), "split": tr.get("split", ""), "counts": counts,
             "threshold_rule": (bundle_meta.get("threshold") or {}).get("rule", ""),
             "input": (bundle_meta.get("input") or {}).get("pipeline", "")}
 

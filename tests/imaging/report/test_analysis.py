@@ -75,6 +75,15 @@ def test_training_summary_reads_the_model_card():
     assert A.training_summary(None) == {}
 
 
+def test_training_summary_gives_a_row_per_population_and_part_of_the_default_bundle(cxr_bundle):
+    """Two-population bundles nest their counts (population -> part); the report's table needs them flat."""
+    counts = A.training_summary(cxr_bundle.meta)["counts"]
+    nested = cxr_bundle.meta["training"]["counts"]
+    assert set(counts) == {f"{pop} {part}" for pop in nested for part in nested[pop]} >= {"child train", "adult test"}
+    assert all(isinstance(c["n"], int) and c["n"] == c["pneumonia"] + c["normal"] for c in counts.values())
+    assert counts["child test"]["n"] == 782 and counts["adult test"]["n"] == 113
+
+
 def test_vitals_groups_flatten_nested_metrics():
     metrics = {"n": 800, "lstm_48h": {"auroc": 0.85, "auroc_ci95": [0.8, 0.9], "event1": 0.5},
                "baselines": {"news2_48h": {"auroc": 0.7}, "saps1": {"auroc": 0.68}}, "note": "x"}
