@@ -148,7 +148,12 @@ def training_summary(bundle_meta: dict | None) -> dict:
     return {"model": model_id(bundle_meta),
             "data": tr.get("data", ""), "split": tr.get("split", ""), "counts": counts,
             "threshold_rule": (bundle_meta.get("threshold") or {}).get("rule", ""),
-            "input": (bundle_meta.get("input") or {}).get("pipeline", "")}
+            "input": (bundle_meta.get("input") or {}).get("pipeline", "") + _branch_input(bundle_meta)}
+
+
+def _branch_input(bundle_meta: dict) -> str:
+    branch = bundle_meta.get("adult_branch")
+    return f"; films judged adult are read again at {branch['img_size']} px by the adult branch" if branch else ""
 
 
 @dataclass

@@ -82,6 +82,7 @@ def test_training_summary_gives_a_row_per_population_and_part_of_the_default_bun
     assert set(counts) == {f"{pop} {part}" for pop in nested for part in nested[pop]} >= {"child train", "adult test"}
     assert all(isinstance(c["n"], int) and c["n"] == c["pneumonia"] + c["normal"] for c in counts.values())
     assert counts["child test"]["n"] == 782 and counts["adult test"]["n"] == 113
+    assert "adult branch" in A.training_summary(cxr_bundle.meta)["input"]  # adults are not read at 224 px only
 
 
 def test_vitals_groups_flatten_nested_metrics():
