@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import zlib
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
