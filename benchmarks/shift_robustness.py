@@ -7,9 +7,10 @@
 The children's films of the first bundle's ``splits.csv`` part (default: its held-out test split) are
 mapped by every shift of :data:`cxr_model.imaging.shift.SHIFTS` (plus a centre crop to each
 ``--crops`` fraction) and scored by each bundle's 224 px network at its own threshold, population
-estimated from the image (``predict_batch``; the adults' 448 px branch is not on this path). One row per
-shift: AUROC, sensitivity and specificity per bundle, with n. Nothing is chosen on these figures: they
-say how far a bundle's call moves when a site's films differ from the training films.
+estimated from the image (``predict_batch``; the adults' 448 px branch is not on this path). One row
+per shift: AUROC (seeded bootstrap 95 % CI), sensitivity and specificity per bundle, with n. Nothing is
+chosen on these figures: they say how far a bundle's call moves when a site's films differ from the
+training films.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def main() -> None:
     shifts = {"none": None, **SHIFTS, **{f"crop {f:.0%}": crop(f) for f in args.crops}}
     tf = EvalTransform(224)
     print(f"children, {args.part} split of {bundles[0].model_id}: n = {len(y)} ({int(y.sum())} pneumonia / {int((1 - y).sum())} normal)")
-    print("shift | " + " | ".join(f"{b.model_id} AUROC / sens / spec" for b in bundles))
+    print("shift | " + " | ".join(f"{b.model_id} AUROC [95 % CI] / sens / spec" for b in bundles))
     out = {}
     for name, shift in shifts.items():
         x = src if shift is None else torch.stack([shift(s) for s in src])
@@ -56,8 +57,9 @@ def main() -> None:
         for b in bundles:
             prob = np.concatenate([predict_batch(b, tf(x[i:i + 128])) for i in range(0, len(x), 128)])
             m = M.summary(y, prob, b.threshold)
-            out.setdefault(name, {})[b.model_id] = {k: m[k] for k in ("n", "auroc", "sensitivity", "specificity")}
-            row.append(f"{m['auroc']:.4f} / {m['sensitivity']:.3f} / {m['specificity']:.3f}")
+            out.setdefault(name, {})[b.model_id] = {k: m[k] for k in ("n", "auroc", "auroc_ci95", "sensitivity", "specificity")}
+            ci = m["auroc_ci95"]
+            row.append(f"{m['auroc']:.4f} [{ci[0]:.3f}, {ci[1]:.3f}] / {m['sensitivity']:.3f} / {m['specificity']:.3f}")
         print(f"{name} | " + " | ".join(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
