@@ -119,7 +119,7 @@ def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_
     _, soft = pooled(cxr_bundle, src, "blur 1.2")
     # median rise in logits, 2.3.0 (the network's own head): +0.96; 2.4.0 (refitted against the shortcut): +0.23;
     # 2.5.0 (also seen cropped): +0.49
-    assert np.median(soft - clean) < 0.6
+    assert np.median(soft - clean) < 0.5
     _, cropped = features_logits(cxr_bundle, src, SHIFTS["tight crop (80 %)"])  # the evaluation shift, not the fit's variant
     assert np.median(cropped - clean) < 1.5  # 2.4.0: +3.28, 2.5.0: +1.00
     assert cxr_bundle.meta["head_refit"]["C"] in (0.01, 0.1, 1.0)
