@@ -69,16 +69,21 @@ def head_lines(refit: dict | None) -> list[str]:
         return []
     seen = refit["seen_as"]
     crop = "normal_logit_rise_crop" in refit["choice"][0]  # measured since 2.5.0
+    bright = "normal_logit_rise_bright" in refit["choice"][0]  # measured since 2.6.0
 
     def cells(r):
         out = [_fmt(r["child_val_auroc"]), _fmt(r["child_val_matched_auroc"]), _fmt(r["child_val_reversed_auroc"]),
                f"{r['normal_logit_rise_blur_1_2']:+.2f}"]
         if crop:
             out += [_fmt(r["child_val_crop_auroc"]), f"{r['normal_logit_rise_crop']:+.2f}"]
+        if bright:
+            out += [_fmt(r["child_val_bright_auroc"]), f"{r['normal_logit_rise_bright']:+.2f}", _fmt(r["worst_shift_specificity"])]
         return out + [_fmt(r["adult_val_auroc_224"])]
 
     head = ["child val AUROC", "sharpness-matched", "shortcut reversed (crisp pneumonia, blurred normals)",
             "normal logit rise, blur 1.2", *(["child val AUROC, cropped 75-90 %", "normal logit rise, cropped"] if crop else []),
+            *(["child val AUROC, over-exposed +15-45 %", "normal logit rise, over-exposed",
+               "normals' specificity, worst shift (clean Youden threshold)"] if bright else []),
             "adult val AUROC (224 px)"]
     return [
         "## The 224 px head: refitted against the sharpness shortcut",
@@ -87,8 +92,10 @@ def head_lines(refit: dict | None) -> list[str]:
         f"pneumonia). The head of {refit['base']} was refitted on its unchanged backbone (so the OOD check, the "
         "population estimate and the adults' branch read the same features): a class-balanced L2 logistic regression "
         f"on the pooled features of the {refit['n_train']} training films, normal films seen as {', '.join(seen['normal'])}, "
-        f"pneumonia films as {', '.join(seen['pneumonia'])}. C = {refit['C']:g}: {refit['rule']} (pairs of films in the "
-        f"same sharpness quintile only). `cxr-model head fit`, {refit['wall_time_s']:.0f} s; the operating point above "
+        f"pneumonia films as {', '.join(seen['pneumonia'])}"
+        + "".join(f"; {v} at weight {w:g} per film" for v, w in refit.get("weights", {}).items())
+        + f". C = {refit['C']:g}: {refit['rule']}. The sharpness-matched AUROC counts only pairs of films in the same "
+        f"sharpness quintile. `cxr-model head fit`, {refit['wall_time_s']:.0f} s; the operating point above "
         "was then fitted on the new logits.",
         "",
         "| head | C | " + " | ".join(head) + " |",

@@ -16,7 +16,8 @@ import torch
 
 from cxr_model.imaging.bundle import load_cxr_bundle
 from cxr_model.imaging.data import load_sources
-from cxr_model.imaging.head_fit import SEEN_AS, VARIANTS, crop_fraction, fit_head, pooled, refit_head, sharpness
+from cxr_model.imaging.head_fit import (ROBUST_SHIFTS, SEEN_AS, VARIANTS, choose, film_value, fit_head, pooled, refit_head,
+                                       sharpness, shift_specificity)
 from cxr_model.imaging.operating_fit import features_logits
 from cxr_model.imaging.shift import SHIFTS
 from cxr_model.imaging.splits import split_items
@@ -40,12 +41,26 @@ def test_the_crop_variant_zooms_each_real_film_by_its_own_fraction_in_any_batch(
     framed = src.clone()
     framed[..., :12, :] = framed[..., -12:, :] = framed[..., :, :12] = framed[..., :, -12:] = 255  # a white frame 12 px wide
     out = VARIANTS["crop 75-90 %"](framed)
-    fractions = [crop_fraction(s, 0.75, 0.9) for s in framed]
+    fractions = [film_value(s, 0.75, 0.9) for s in framed]
     assert all(0.75 <= f <= 0.9 for f in fractions) and len({round(f, 3) for f in fractions}) > 4
     # even the mildest crop (90 %) cuts 11 px from each side: the frame is gone, the middle is zoomed
     assert (out[..., :3, :].float().mean((1, 2, 3)) < 250).all() and (out[..., :, -3:].float().mean((1, 2, 3)) < 250).all()
     assert not torch.equal(out[..., 100:124, 100:124], framed[..., 100:124, 100:124])
     assert torch.equal(VARIANTS["crop 75-90 %"](framed[2:3]), out[2:3])  # the same crop alone as in a batch
+
+
+def test_the_exposure_variant_brightens_each_real_film_by_its_own_factor_and_clips_the_highlights(kermany_dir, cxr_bundle):
+    items = split_items(cxr_bundle, kermany_dir, "val", "child")[:8]
+    src, errors = load_sources(items)
+    assert not errors
+    out = VARIANTS["exposure +15-45 %"](src)
+    factors = [film_value(s, 1.15, 1.45) for s in src]
+    assert all(1.15 <= f <= 1.45 for f in factors) and len({round(f, 3) for f in factors}) > 4
+    assert out.dtype == torch.uint8 and out.shape == src.shape
+    assert (out.float().mean((1, 2, 3)) > src.float().mean((1, 2, 3))).all()
+    # what over-exposure does to a film: more of it is clipped white
+    assert ((out == 255).float().mean((1, 2, 3)) > (src == 255).float().mean((1, 2, 3))).all()
+    assert torch.equal(VARIANTS["exposure +15-45 %"](src[5:6]), out[5:6])  # the same factor alone as in a batch
 
 
 def test_matched_auroc_counts_only_pairs_of_similar_covariate():
@@ -65,15 +80,34 @@ def test_the_head_learns_pathology_not_sharpness_from_the_variants_each_class_is
     y = rng.random(n) < 0.5
     path = np.where(y, 1.0, -1.0) + rng.normal(0, 1.0, n)  # a noisy pathology direction
     soft = {"clean": np.where(y, 1.0, -1.0), "blur 0.7": np.full(n, 0.6), "blur 1.2": np.full(n, 1.2),
-            "sharpen": np.full(n, -1.2), "crop 75-90 %": np.where(y, 1.0, -1.0)}  # sharpness direction: blurred = high, a perfect shortcut on clean films
+            "sharpen": np.full(n, -1.2), "crop 75-90 %": np.where(y, 1.0, -1.0), "exposure +15-45 %": np.where(y, 1.0, -1.0)}  # sharpness direction: blurred = high, a perfect shortcut on clean films
     feats = {v: np.c_[path, soft[v] + rng.normal(0, 0.1, n)] for v in VARIANTS}
     w, _ = fit_head({cls: {v: feats[v][y == cls] for v in VARIANTS} for cls in (False, True)}, c=1.0)
     assert abs(w[0]) > abs(w[1])  # the variants turned the shortcut round: pathology carries the call
     only_clean = {cls: {v: feats["clean"][y == cls] for v in VARIANTS} for cls in (False, True)}
     w_clean, _ = fit_head(only_clean, c=1.0)
     assert abs(w_clean[1]) > abs(w_clean[0])  # without them the shortcut wins
-    assert set(SEEN_AS[False]) == {"clean", "blur 0.7", "blur 1.2", "crop 75-90 %"}
-    assert set(SEEN_AS[True]) == {"clean", "sharpen", "crop 75-90 %"}
+    assert set(SEEN_AS[False]) == {"clean", "blur 0.7", "blur 1.2", "crop 75-90 %", "exposure +15-45 %"}
+    assert set(SEEN_AS[True]) == {"clean", "sharpen", "crop 75-90 %", "exposure +15-45 %"}
+
+
+def test_the_c_rule_takes_the_head_whose_normals_survive_the_worst_shift_among_near_equal_rankers():
+    rows = [{"C": 0.01, "child_val_matched_auroc": 0.985, "worst_shift_specificity": 0.90},
+            {"C": 0.1, "child_val_matched_auroc": 0.986, "worst_shift_specificity": 0.94},
+            {"C": 1.0, "child_val_matched_auroc": 0.982, "worst_shift_specificity": 0.97},
+            {"C": 10.0, "child_val_matched_auroc": 0.975, "worst_shift_specificity": 0.99}]  # ranks too poorly to count
+    assert choose(rows)["C"] == 1.0
+    same = [dict(r, worst_shift_specificity=0.95) for r in rows]
+    assert choose(same)["C"] == 0.1  # robustness alike: the better ranker
+
+
+def test_shift_specificity_is_read_at_the_clean_youden_threshold():
+    y = np.r_[np.zeros(10, bool), np.ones(10, bool)]
+    clean = np.r_[np.arange(10), np.arange(10) + 20].astype(float)  # perfectly separated: threshold 20
+    score = {"clean": clean, **{v: clean for v in ROBUST_SHIFTS}}
+    score[ROBUST_SHIFTS[0]] = clean + np.r_[np.full(10, 15.0), np.zeros(10)]  # normals 15-24: half cross 20
+    spec = shift_specificity(y, score)
+    assert spec[ROBUST_SHIFTS[0]] == 0.5 and all(spec[v] == 1.0 for v in ROBUST_SHIFTS[1:])
 
 
 def test_refit_writes_a_bundle_with_the_base_backbone_and_a_new_head(cxr_bundle, settings, tmp_path):
@@ -94,6 +128,8 @@ def test_refit_writes_a_bundle_with_the_base_backbone_and_a_new_head(cxr_bundle,
     refit = refit_head(base, out, "tiny-refit", "0.0.1", settings.kermany_dir, settings.data_dir / "cxr" / "nih_adult",
                        c_grid=(1.0,), log=lambda *_: None)
     assert refit["C"] == 1.0 and refit["n_train"] == 24 and refit["choice"][0]["C"] is None
+    assert set(refit["choice"][1]["shift_specificity"]) == set(ROBUST_SHIFTS)  # measured on the val films' shifts
+    assert refit["choice"][1]["worst_shift_specificity"] == min(refit["choice"][1]["shift_specificity"].values())
     old, _ = read_state(base)
     new, meta = read_state(out)
     assert meta["name"] == "tiny-refit" and meta["head_refit"]["base"] == f"{cxr_bundle.meta['name']}@{cxr_bundle.meta['version']}"
@@ -109,9 +145,9 @@ def test_refit_writes_a_bundle_with_the_base_backbone_and_a_new_head(cxr_bundle,
     np.testing.assert_allclose(lg_new, expect, rtol=1e-4, atol=1e-4)  # the logit is the new head's
 
 
-def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_is_softer_or_cropped(cxr_bundle, kermany_dir):
-    """The shortcut and the zoom, measured on the bundle users get: a softer or a tighter-framed normal film
-    must not look like pneumonia."""
+def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_is_softer_cropped_or_brighter(cxr_bundle, kermany_dir):
+    """The shortcut, the zoom and the exposure, measured on the bundle users get: a softer, a tighter-framed or
+    an over-exposed normal film must not look like pneumonia."""
     normals = [it for it in split_items(cxr_bundle, kermany_dir, "val", "child") if not it.label]
     src, errors = load_sources(normals)
     assert not errors and len(normals) == 201
@@ -122,5 +158,27 @@ def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_
     assert np.median(soft - clean) < 0.5
     _, cropped = features_logits(cxr_bundle, src, SHIFTS["tight crop (80 %)"])  # the evaluation shift, not the fit's variant
     assert np.median(cropped - clean) < 1.5  # 2.4.0: +3.28, 2.5.0: +1.00
+    _, bright = features_logits(cxr_bundle, src, SHIFTS["brighter (exposure +30 %)"])
+    assert np.median(bright - clean) < 0.3  # 2.5.0: +0.56
     assert cxr_bundle.meta["head_refit"]["C"] in (0.01, 0.1, 1.0)
     assert "crop 75-90 %" in cxr_bundle.meta["head_refit"]["seen_as"]["normal"]
+
+
+def test_the_cards_head_table_shows_the_columns_its_refit_measured(cxr_bundle):
+    """Each refit's choice table goes into the card as measured: one cell per column, the crop and exposure
+    columns only for refits that measured them."""
+    from cxr_model.imaging.card_op import head_lines
+
+    refit = cxr_bundle.meta["head_refit"]
+
+    def table(r):
+        rows = [ln for ln in head_lines(r) if ln.startswith("| ")]
+        return rows[0].split(" | "), [row.split(" | ") for row in rows[1:] if not row.startswith("| ---")]
+
+    head, rows = table(refit)
+    assert len(rows) == len(refit["choice"]) and all(len(row) == len(head) for row in rows)
+    older = dict(refit, choice=[{k: v for k, v in r.items() if "bright" not in k and "crop" not in k} for r in refit["choice"]])
+    head_old, rows_old = table(older)
+    assert not any("cropped" in h or "over-exposed" in h for h in head_old) and all(len(row) == len(head_old) for row in rows_old)
+    measured = "normal_logit_rise_bright" in refit["choice"][0]
+    assert any("over-exposed" in h for h in head) == measured
