@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_NAME = "cxr-pneumonia-resnet18-v2.5"
+DEFAULT_MODEL_NAME = "cxr-pneumonia-resnet18-v2.6"
 
 
 @dataclass(frozen=True)

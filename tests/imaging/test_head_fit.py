@@ -154,12 +154,12 @@ def test_the_default_bundles_call_on_normal_children_barely_moves_when_the_film_
     _, clean = pooled(cxr_bundle, src, "clean")
     _, soft = pooled(cxr_bundle, src, "blur 1.2")
     # median rise in logits, 2.3.0 (the network's own head): +0.96; 2.4.0 (refitted against the shortcut): +0.23;
-    # 2.5.0 (also seen cropped): +0.49
+    # 2.5.0 (also seen cropped): +0.49; 2.6.0 (also over-exposed): +0.45
     assert np.median(soft - clean) < 0.5
     _, cropped = features_logits(cxr_bundle, src, SHIFTS["tight crop (80 %)"])  # the evaluation shift, not the fit's variant
-    assert np.median(cropped - clean) < 1.5  # 2.4.0: +3.28, 2.5.0: +1.00
+    assert np.median(cropped - clean) < 1.5  # 2.4.0: +3.28, 2.5.0: +1.00, 2.6.0: +1.37
     _, bright = features_logits(cxr_bundle, src, SHIFTS["brighter (exposure +30 %)"])
-    assert np.median(bright - clean) < 0.3  # 2.5.0: +0.56
+    assert np.median(bright - clean) < 0.3  # 2.5.0: +0.55, 2.6.0: +0.00
     assert cxr_bundle.meta["head_refit"]["C"] in (0.01, 0.1, 1.0)
     assert "crop 75-90 %" in cxr_bundle.meta["head_refit"]["seen_as"]["normal"]
 

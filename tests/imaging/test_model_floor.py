@@ -4,15 +4,15 @@ The bundle's own held-out test split (``splits.csv``, part ``test``: children an
 two-population bundle, adults never used for training, calibration or the threshold) and the 16
 official Kaggle val films are scored through the ``evaluate`` pipeline (``run_evaluation``, the
 default path: population estimated from the image). The floors sit a little below the figures
-measured for the default bundle, cxr-pneumonia-resnet18-v2.5 2.5.0 (own child test, n = 782:
-AUROC 0.994, sensitivity 0.948, specificity 0.980; own adult test, n = 113, 109 of them scored by
+measured for the default bundle, cxr-pneumonia-resnet18-v2.6 2.6.0 (own child test, n = 782:
+AUROC 0.995, sensitivity 0.962, specificity 0.970; own adult test, n = 113, 109 of them scored by
 the 448 px adult branch: AUROC 0.772, accuracy 0.717, sensitivity 0.744, specificity 0.700; official
-val, n = 16: AUROC 0.953, sensitivity 7/8, specificity 6/8, one normal film at P 0.503), so a model
+val, n = 16: AUROC 0.938, sensitivity 7/8, specificity 6/8, normal films at P 0.61 and 0.51), so a model
 that is flipped, uncalibrated at its threshold, or fed the wrong preprocessing falls through them.
 2.3.0 (the network's own 224 px head, which leans on film sharpness) had child test AUROC 0.989,
 specificity 0.955 and official-val specificity 3/8: those 16 films come from another uploader and
 their normal films are softer, which that head read as pneumonia; 2.4.0 (head refitted against
-that) had 0.994, 0.980 and 7/8. 2.1.0 (no adult branch) had adult AUROC 0.743.
+that) had 0.994, 0.980 and 7/8; 2.5.0 (also seen cropped) sensitivity 0.948. 2.1.0 (no adult branch) had adult AUROC 0.743.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_floor_on_the_bundles_own_held_out_test_split(own_test):
     preds, m = own_test
     assert (m["n"], m["n_positive"], m["n_negative"], m["n_errors"]) == (782, 581, 201, 0)
     assert m["auroc"] >= 0.99
-    assert m["sensitivity"] >= 0.93
+    assert m["sensitivity"] >= 0.945  # 2.5.0: 0.948, 2.6.0: 0.962
     assert m["specificity"] >= 0.96
     assert m["auroc_ci95"][0] >= 0.985
 
