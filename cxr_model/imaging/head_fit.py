@@ -42,7 +42,7 @@ from cxr_model.imaging.operating_fit import features_logits
 from cxr_model.imaging.shift import SHIFTS, crop
 from cxr_model.imaging.splits import split_items
 from cxr_model.imaging.transforms import SOURCE_SIZE
-from cxr_model.metrics.classification import compute_auroc, matched_auroc
+from cxr_model.metrics.classification import compute_auroc, matched_auroc, youden_threshold
 from cxr_model.registry import METADATA, WEIGHTS, BundleError, model_id, read_state, save_bundle
 from cxr_model.settings import get_settings
 
@@ -183,10 +183,7 @@ def choose(rows: list[dict]) -> dict:
 
 def shift_specificity(y: np.ndarray, score: dict[str, np.ndarray]) -> dict[str, float]:
     """Specificity of each of :data:`ROBUST_SHIFTS` at the clean scores' Youden threshold (``y`` boolean)."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, th = roc_curve(y, score["clean"])
-    t = th[np.argmax(tpr - fpr)]
+    t = youden_threshold(y, score["clean"])
     return {v: round(float((score[v][~y] < t).mean()), 3) for v in ROBUST_SHIFTS}
 
 
