@@ -24,7 +24,6 @@ the films once.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,12 +31,11 @@ import cv2
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxr_model.imaging.branch_fit import _cached_maps, box_grid, map_parts, spatial_prior, train_head  # noqa: E402
+from cxr_model.imaging.branch_cv import dev_films, fold_heads  # noqa: E402
+from cxr_model.imaging.branch_fit import _cached_maps, map_parts  # noqa: E402
 from cxr_model.imaging.bundle import load_cxr_bundle  # noqa: E402
-from cxr_model.imaging.data import nih_items  # noqa: E402
 from cxr_model.imaging.pointing import energy_share, pointing_hit  # noqa: E402
 from cxr_model.imaging.splits import split_items  # noqa: E402
 from cxr_model.settings import get_settings  # noqa: E402
@@ -53,44 +51,34 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None)
     args = ap.parse_args(argv)
     s = get_settings()
-    adult_dir = s.data_dir / "cxr" / "nih_adult"
     bundle = load_cxr_bundle(args.model_dir, device="cpu")
-    items = {k: split_items(bundle, s.kermany_dir, k, "adult", adult_dir) for k in ("train", "val")}
-    maps, shapes = _cached_maps(bundle, map_parts(items), args.size, args.cache, print)  # the fit's cache layout
-    films = items["train"] + items["val"]
-    x = torch.cat([maps["train"], maps["val"]])
-    shp = shapes["train"] + shapes["val"]
-    nih = {it.path.name: it for it in nih_items(adult_dir)}  # boxes and patient of every adult film
-    masks = np.stack([box_grid(json.loads(nih[it.path.name].extra.get("boxes_xywh") or "[]"), sh, x.shape[-1])
-                      for it, sh in zip(films, shp)])
-    y = np.array([it.label for it in films])
-    groups = np.array([nih[it.path.name].group for it in films])
-    print(f"{len(films)} adult train + val films ({int(y.sum())} pneumonia, {int((masks.reshape(len(y), -1).sum(1) > 0).sum())} "
-          f"boxed), {len(set(groups))} patients; 5 folds by patient; {args.epochs} epochs")
+    items = {k: split_items(bundle, s.kermany_dir, k, "adult", s.nih_adult_dir) for k in ("train", "val")}
+    if args.cache and not Path(args.cache).exists():  # write it in the fit's layout, so the fit can read it too
+        _cached_maps(bundle, map_parts(items), args.size, args.cache, print)
+    dev = dev_films(bundle, s.kermany_dir, s.nih_adult_dir, args.size, args.cache, items, print)
+    y, masks, n_boxed = dev.y, dev.masks, sum(bool(b) for b in dev.boxes)
+    print(f"{len(y)} adult train + val films ({int(y.sum())} pneumonia, {n_boxed} boxed), {len(set(dev.patients))} "
+          f"patients; 5 folds by patient; {args.epochs} epochs")
     print(f"{'box weight':>10} {'prior':>8} {'OOF AUROC':>9} {'pointing (map)':>15} {'peak cell in box':>16} {'energy':>6}")
     for w, pr in [(w, pr) for pr in args.priors for w in args.weights]:
         floor_sigma = None if pr == "none" else tuple(float(v) for v in pr.split(":"))
         oof = np.zeros(len(y))
-        hits = cell_hits = n = 0
+        hits = cell_hits = 0
         energy = []
-        for tr, te in GroupKFold(5).split(y, y, groups):
-            prior = None if floor_sigma is None else spatial_prior(masks[tr], floor_sigma[1], floor_sigma[0])
-            head = train_head(x[tr], y[tr], masks[tr], w, args.epochs, prior=prior)
+        for te, head in fold_heads(dev, 5, w, args.epochs, None if floor_sigma is None else floor_sigma[::-1]):
             with torch.no_grad():
-                cells = head(x[te].float()).flatten(1).numpy()
+                cells = head(dev.maps[te].float()).flatten(1).numpy()
             oof[te] = cells.mean(1)
             for i, c in zip(te, cells):
-                b = json.loads(nih[films[i].path.name].extra.get("boxes_xywh") or "[]")
-                if b:
-                    h, w_ = shp[i]
+                if dev.boxes[i]:
+                    (h, w_), b = dev.shapes[i], dev.boxes[i]
                     cam = cv2.resize(c.reshape(masks[i].shape).astype(np.float32), (args.size, args.size),
                                      interpolation=cv2.INTER_LINEAR)  # the map as the pointing game reads it
                     hits += pointing_hit(cam, b, h, w_)
                     cell_hits += bool(masks[i].ravel()[np.argmax(c)] > 0)
-                    n += 1
                     energy.append(np.nan_to_num(energy_share(cam, b, h, w_)))
-        print(f"{w:>10} {pr:>8} {roc_auc_score(y, oof):>9.3f} {hits:>4}/{n} = {hits / n:.2f} {cell_hits:>4}/{n} = {cell_hits / n:.2f} "
-              f"{np.mean(energy):>6.3f}", flush=True)
+        print(f"{w:>10} {pr:>8} {roc_auc_score(y, oof):>9.3f} {hits:>4}/{n_boxed} = {hits / n_boxed:.2f} "
+              f"{cell_hits:>4}/{n_boxed} = {cell_hits / n_boxed:.2f} {np.mean(energy):>6.3f}", flush=True)
     return 0
 
 

@@ -97,6 +97,12 @@ def _adult_branch_fit(args) -> int:
     return fit_command(args)
 
 
+def _adult_branch_cv(args) -> int:
+    from cxr_model.imaging.branch_cv import cv_command
+
+    return cv_command(args)
+
+
 def _head_fit(args) -> int:
     from cxr_model.imaging.head_fit import fit_command
 
@@ -257,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     abf.add_argument("--prior-sigma", dest="prior_sigma", type=float, default=1.0, help="smoothing of the prior, in cells")
     abf.add_argument("--cache", help="feature maps .npz: reused when it matches the films, else written on first use")
     abf.set_defaults(func=_adult_branch_fit)
+    abc = absub.add_parser("cv", help="cross-validate the branch's recipe by patient over the adult training and "
+                                      "validation films: out-of-fold AUROC and pointing of the shown map")
+    abc.add_argument("--model-dir", dest="model_dir", required=True, help="bundle with an adult branch")
+    abc.add_argument("--folds", type=int, default=5)
+    abc.add_argument("--cache", help="the branch fit's feature maps .npz (its train and val parts are reused)")
+    abc.add_argument("--write", action="store_true", help="store the figures in the bundle's metadata and card")
+    abc.set_defaults(func=_adult_branch_cv)
 
     try:
         from cxr_model.vitals.cli import register as register_vitals

@@ -55,12 +55,29 @@ def branch_lines(spec: dict | None) -> list[str]:
         "unknown population, cross-source and shifted test films were measured on the 224 px network (the base "
         "bundle) and not again with the branch; the performance table above was.",
         "- Films scored by the branch: " + "; ".join(f"{k} {v['scored_by_branch']} of {v['n']}" for k, v in routed.items()) + ".",
+        *cv_lines(spec.get("cross_validation")),
         "",
         "Before the branch (the base bundle's figures, same films):",
         "", *_short_table({k: v for k, v in before.items() if k.startswith("adult")}), "",
         *(["Movement of the branch's Youden point under the selection shifts (validation, centred scale):", "",
            *movement_lines(spec["operating_point"]["movement"]), ""] if spec["operating_point"].get("movement") else []),
     ]
+
+
+def cv_lines(cv: dict | None) -> list[str]:
+    """The branch recipe's cross-validated figures (``cxr-model adult-branch cv --write``), if measured."""
+    if not cv:
+        return []
+    lo, hi = cv["auroc_ci95"]
+    line = (f"- Cross-validated recipe ({cv['folds']} folds by patient over the {cv['films']} adult training and validation "
+            f"films: {cv['pneumonia']} pneumonia, {cv['patients']} patients; test patients not read; each fold's head refitted "
+            f"by the recipe above scores the films it did not see): out-of-fold AUROC {cv['auroc']:.3f} [{lo:.3f}, {hi:.3f}]")
+    pt = cv.get("pointing")
+    if pt:
+        line += (f"; the shown map ({cv['map']['method']} on `{cv['map']['layer']}`) peaks inside a radiologist's box on "
+                 f"{pt['hits']} of {pt['n']} held-out boxed films ({pt['pointing']:.2f} [{pt['pointing_ci95'][0]:.2f}, "
+                 f"{pt['pointing_ci95'][1]:.2f}]; chance {pt['chance']:.2f}), energy share in the boxes {pt['energy']:.2f}")
+    return [line + f". These estimate the recipe, not the bundled head. `{cv.get('command', '')}`"]
 
 
 def head_lines(refit: dict | None) -> list[str]:
