@@ -47,6 +47,14 @@ def test_the_crop_variant_zooms_each_real_film_by_its_own_fraction_in_any_batch(
     assert (out[..., :3, :].float().mean((1, 2, 3)) < 250).all() and (out[..., :, -3:].float().mean((1, 2, 3)) < 250).all()
     assert not torch.equal(out[..., 100:124, 100:124], framed[..., 100:124, 100:124])
     assert torch.equal(VARIANTS["crop 75-90 %"](framed[2:3]), out[2:3])  # the same crop alone as in a batch
+    # each film is cut to its own fraction: the output is the source's centre square enlarged back to the full side
+    side = src.shape[-1]
+    for s, o, f in zip(framed, out, fractions):
+        c = int(round(side * f))
+        top = int(round((side - c) / 2.0))
+        expect = torch.nn.functional.interpolate(s[None, :, top:top + c, top:top + c].float(), size=(side, side),
+                                                 mode="bilinear", antialias=True, align_corners=False)[0]
+        assert (expect.round() - o.float()).abs().mean() < 1.0  # own fraction: 0.17; a fixed 80 % crop or a neighbour's fraction: 7-31
 
 
 def test_the_exposure_variant_brightens_each_real_film_by_its_own_factor_and_clips_the_highlights(kermany_dir, cxr_bundle):
