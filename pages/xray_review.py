@@ -21,6 +21,7 @@ import streamlit as st
 
 from cxr_model import review_store
 from cxr_model.imaging.explain import METHODS, SLOW_METHODS, default_cam, overlay
+from cxr_model.imaging.map_evidence import map_evidence
 from cxr_model.imaging.report.gallery import png_bytes
 from cxr_model.imaging.report.study import render_study_report
 from cxr_model.imaging.review import (
@@ -240,8 +241,9 @@ st.caption(f"Decision support, not a diagnosis · model `{study.model_id}`"
            + f" · file SHA-256 `{study.sha256[:16]}…`")
 
 viewer(pixels, study.sha256, None if scope_out else study.cam, shown_method, alpha, view == VIEWS[0])
-if not scope_out and float(study.cam.max()) <= 0:
-    st.caption("The map is empty: no region raises P(pneumonia) for this method.")
+if not scope_out:
+    st.caption(map_evidence(bundle, shown_method, bool(study.branch))
+               + (" The map is empty: no region raises P(pneumonia) for this method." if float(study.cam.max()) <= 0 else ""))
 
 road = st.session_state.setdefault("road", {})
 road_key = (study.sha256, shown_method, study.site_profile_sha256)  # another profile: another model, another map

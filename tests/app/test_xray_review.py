@@ -383,5 +383,8 @@ def test_an_adult_film_gets_the_adult_branchs_call_and_map(app, settings, cxr_bu
     assert float({m.label: m.value for m in at.metric}["P(pneumonia)"]) == pytest.approx(expected.probability, abs=6e-4)
     assert any("read at 448 px by the model's adult branch" in c.value for c in at.caption)
     assert any("where radiologists drew opacities" in c.value for c in at.caption)  # the branch's head has a spatial prior (2.3.0 on)
+    cv = cxr_bundle.meta["adult_branch"]["cross_validation"]["pointing"]  # the map's measured localisation, beside it
+    assert any("adult branch): on boxed adult pneumonia films" in c.value and f"cross-validated {cv['hits']}/{cv['n']}" in c.value
+               for c in at.caption)
     assert viewer_args(at)["method"] == default_cam(cxr_bundle.branch)[0] != default_cam(cxr_bundle)[0]
     assert at.selectbox(key="cam_method").value == default_cam(cxr_bundle.branch)[0]
