@@ -33,10 +33,9 @@ from cxr_model.files import write_json
 from cxr_model.imaging.branch import BranchNet
 from cxr_model.imaging.branch_fit import _cached_maps, box_grid, film_logits, spatial_prior, train_head
 from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
-from cxr_model.imaging.card_op import render_op_card
+from cxr_model.imaging.branch_measure import rewrite_card
 from cxr_model.imaging.data import nih_items
 from cxr_model.imaging.explain import default_cam
-from cxr_model.imaging.ood import OodError, load_ood
 from cxr_model.imaging.pointing import localise, summarise
 from cxr_model.imaging.splits import split_items
 from cxr_model.metrics.classification import bootstrap_ci, compute_auroc
@@ -98,16 +97,15 @@ def fold_heads(dev: DevFilms, folds: int, box_weight: float, epochs: int, prior:
         yield np.flatnonzero(~fit), train_head(dev.maps[fit], dev.y[fit], dev.masks[fit], box_weight, epochs, prior=p)
 
 
-def cross_validate(model_dir: str | Path, kermany_dir: str | Path, adult_dir: str | Path, folds: int = 5,
+def cross_validate(bundle: CxrBundle, kermany_dir: str | Path, adult_dir: str | Path, folds: int = 5,
                    cache: str | Path | None = None, parts: dict | None = None, log=print) -> dict:
     """Out-of-fold AUROC and pointing of the branch recipe over the adult training and validation films.
 
     ``parts`` (``{"train": items, "val": items}``) replaces the bundle's own parts (tests use a subset).
     """
     t0 = time.time()
-    bundle = load_cxr_bundle(model_dir, device="cpu")
     if bundle.branch is None:
-        raise ValueError(f"{model_dir}: has no adult branch to cross-validate")
+        raise ValueError(f"{bundle.path}: has no adult branch to cross-validate")
     spec = bundle.meta["adult_branch"]
     recipe = spec["training"]
     dev = dev_films(bundle, kermany_dir, adult_dir, spec["img_size"], cache, parts, log)
@@ -135,7 +133,8 @@ def cv_command(args) -> int:
     bundle's metadata (``adult_branch["cross_validation"]``) and re-renders its card. 2 on bad input."""
     s = get_settings()
     try:
-        res = cross_validate(args.model_dir, s.kermany_dir, s.nih_adult_dir, args.folds, args.cache,
+        bundle = load_cxr_bundle(args.model_dir, device="cpu")
+        res = cross_validate(bundle, s.kermany_dir, s.nih_adult_dir, args.folds, args.cache,
                              log=lambda m: print(m, file=sys.stderr))
     except (BundleError, OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -149,14 +148,10 @@ def cv_command(args) -> int:
         print(f"shown map {res['map']['method']} / {res['map']['layer']}: pointing {pt['hits']}/{pt['n']} = {pt['pointing']:.3f} "
               f"[{pt['pointing_ci95'][0]:.2f}, {pt['pointing_ci95'][1]:.2f}], energy {pt['energy']:.3f}, chance {pt['chance']:.3f}")
     if args.write:
-        path = Path(args.model_dir)
+        path = bundle.path
         meta = json.loads((path / "metadata.json").read_text())
         meta["adult_branch"]["cross_validation"] = res
         write_json(path / "metadata.json", meta)
-        try:
-            ood = json.loads((path / "ood.json").read_text()) if load_ood(load_cxr_bundle(path, device="cpu")) else None
-        except OodError:
-            ood = None
-        (path / "MODEL_CARD.md").write_text(render_op_card(meta, ood))
+        rewrite_card(bundle)
         print(f"wrote {path / 'metadata.json'} and {path / 'MODEL_CARD.md'}")
     return 0

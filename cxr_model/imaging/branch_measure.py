@@ -55,9 +55,15 @@ def measure_branch(bundle_dir: str | Path, kermany_dir: str | Path, adult_dir: s
     meta["metrics"] = metrics
     meta["validation"] = metrics["child_val"]
     (bundle.path / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    rewrite_card(bundle)
+    return meta
+
+
+def rewrite_card(bundle) -> None:
+    """Render ``MODEL_CARD.md`` again from the ``metadata.json`` on disk, with the OOD section where the
+    bundle's OOD statistics are valid for its weights."""
     try:
         ood = json.loads((bundle.path / "ood.json").read_text()) if load_ood(bundle) is not None else None
     except OodError:
         ood = None
     (bundle.path / "MODEL_CARD.md").write_text(render_op_card(json.loads((bundle.path / "metadata.json").read_text()), ood))
-    return meta

@@ -27,7 +27,7 @@ def subset_cv(cxr_bundle, settings, kermany_dir, nih_dir):
     """3-fold CV of the default bundle's recipe on every 6th adult training and every 3rd validation film."""
     parts = {"train": split_items(cxr_bundle, kermany_dir, "train", "adult", nih_dir)[::6],
              "val": split_items(cxr_bundle, kermany_dir, "val", "adult", nih_dir)[::3]}
-    return parts, cross_validate(settings.cxr_model_dir, kermany_dir, nih_dir, folds=3, parts=parts, log=lambda m: None)
+    return parts, cross_validate(cxr_bundle, kermany_dir, nih_dir, folds=3, parts=parts, log=lambda m: None)
 
 
 def test_patient_folds_keep_every_patient_on_one_side_of_every_fold(nih_dir):
