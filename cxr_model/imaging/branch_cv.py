@@ -11,7 +11,10 @@ gives the internal-validation estimate of TRIPOD+AI (item 12) with more films be
    same frozen backbone's maps, and scores the held-out group;
 3. the out-of-fold film logits give AUROC (bootstrap CI), and the map each held-out boxed film would
    be shown (the branch's default method and layer, computed by :func:`explain.explain` on a view
-   of the shared network with the fold's head) gives the pointing game and the energy share.
+   of the shared network with the fold's head) gives the pointing game and the energy share;
+4. a class-balanced Platt fit on the out-of-fold logits gives the slope the recipe's logits call for,
+   on 652 films instead of the 114 validation films the bundled slope was fitted on; their ratio is
+   the calibration slope to expect of the adults' P on new films of this source (below 1: too steep).
 
 The figures estimate the *recipe*, not the bundled head: each fold's head is trained on about 4/5 of
 the 652 films, the bundled one on the 538 training films. Its operating point is not re-chosen, so
@@ -36,8 +39,10 @@ from cxr_model.imaging.bundle import CxrBundle, load_cxr_bundle
 from cxr_model.imaging.branch_measure import rewrite_card
 from cxr_model.imaging.data import nih_items
 from cxr_model.imaging.explain import default_cam
+from cxr_model.imaging.operating import balanced_weights
 from cxr_model.imaging.pointing import localise, summarise
 from cxr_model.imaging.splits import split_items
+from cxr_model.metrics.calibration import fit_platt
 from cxr_model.metrics.classification import bootstrap_ci, compute_auroc
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
@@ -120,11 +125,14 @@ def cross_validate(bundle: CxrBundle, kermany_dir: str | Path, adult_dir: str | 
         per_fold.append({"films": len(held), "pneumonia": int(y[held].sum()), "boxed": len(boxed),
                          "auroc": compute_auroc(y[held], oof[held]) if 0 < y[held].sum() < len(held) else None})
         log(f"fold {len(per_fold)}/{folds}: {len(held)} films, AUROC {per_fold[-1]['auroc']}, {len(boxed)} boxed ({time.time() - t0:.0f} s)")
+    platt = fit_platt(y, oof, balanced_weights(y, np.zeros(len(y))))  # the operating point's fit, on every OOF film
+    bundled_a = spec["operating_point"]["per_population"]["adult"]["a"]
     return {"folds": folds, "grouping": "patient_id", "parts": ["train", "val"], "test_patients_read": False,
             "films": len(y), "pneumonia": int(y.sum()), "patients": len(set(dev.patients)),
             "auroc": compute_auroc(y, oof), "auroc_ci95": bootstrap_ci(compute_auroc, y, oof, n_resamples=2000, seed=2012),
             "map": {"method": method, "layer": layer}, "pointing": summarise(rows)[0] if rows else None,
             "per_fold": per_fold, "recipe": {k: recipe.get(k) for k in ("box_weight", "prior", "epochs")},
+            "platt": {"a_out_of_fold": platt["a"], "a_bundled": bundled_a, "expected_slope": platt["a"] / bundled_a},
             "wall_time_s": round(time.time() - t0, 1)}
 
 
@@ -147,6 +155,9 @@ def cv_command(args) -> int:
     if pt:
         print(f"shown map {res['map']['method']} / {res['map']['layer']}: pointing {pt['hits']}/{pt['n']} = {pt['pointing']:.3f} "
               f"[{pt['pointing_ci95'][0]:.2f}, {pt['pointing_ci95'][1]:.2f}], energy {pt['energy']:.3f}, chance {pt['chance']:.3f}")
+    pl = res["platt"]
+    print(f"Platt slope on the out-of-fold logits {pl['a_out_of_fold']:.2f} (bundled, from validation: {pl['a_bundled']:.2f}): "
+          f"expected calibration slope of the adults' P {pl['expected_slope']:.2f}")
     if args.write:
         path = bundle.path
         meta = json.loads((path / "metadata.json").read_text())

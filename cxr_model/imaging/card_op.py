@@ -77,6 +77,11 @@ def cv_lines(cv: dict | None) -> list[str]:
         line += (f"; the shown map ({cv['map']['method']} on `{cv['map']['layer']}`) peaks inside a radiologist's box on "
                  f"{pt['hits']} of {pt['n']} held-out boxed films ({pt['pointing']:.2f} [{pt['pointing_ci95'][0]:.2f}, "
                  f"{pt['pointing_ci95'][1]:.2f}]; chance {pt['chance']:.2f}), energy share in the boxes {pt['energy']:.2f}")
+    pl = cv.get("platt")
+    if pl:
+        line += (f"; a class-balanced Platt fit on the out-of-fold logits gives slope {pl['a_out_of_fold']:.2f} against the "
+                 f"bundled {pl['a_bundled']:.2f} (fitted on the validation films only), so expect a calibration slope of "
+                 f"about {pl['expected_slope']:.2f} for the adults' P on new films of this source")
     return [line + f". These estimate the recipe, not the bundled head. `{cv.get('command', '')}`"]
 
 

@@ -110,7 +110,7 @@ def assign(p_adult: np.ndarray, declared=None) -> list[str | None]:
     return out
 
 
-def _balanced_weights(y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def balanced_weights(y: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Weights giving every (group, class) cell the same total."""
     w = np.zeros(len(y))
     for g in np.unique(groups):
@@ -128,7 +128,7 @@ def centred_map(y: np.ndarray, logits: np.ndarray, groups: np.ndarray, pooled_y:
     Youden point of those films pooled with their shifted copies, every group of ``pooled_groups``
     (condition, and population for the pooled map) weighing the same (mean of the groups' J).
     """
-    w = _balanced_weights(y, groups)
+    w = balanced_weights(y, groups)
     try:
         cal = fit_platt(y, logits, w)
     except ValueError:  # complete separation (tiny sets): a lightly penalised fit instead

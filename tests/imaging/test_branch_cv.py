@@ -57,6 +57,16 @@ def test_every_film_is_scored_once_by_a_head_that_did_not_see_it_and_the_figures
     assert (cv["map"]["method"], cv["map"]["layer"]) == ("HiResCAM", "layer4")  # the branch's shown map (explain.json)
 
 
+def test_the_out_of_fold_platt_slope_is_fitted_on_the_held_out_logits_and_set_against_the_bundled_one(subset_cv, cxr_bundle):
+    _, cv = subset_cv
+    pl = cv["platt"]
+    assert pl["a_bundled"] == cxr_bundle.meta["adult_branch"]["operating_point"]["per_population"]["adult"]["a"]
+    # fold heads on ~60 films each rank the held-out films (AUROC > 0.65), so their logits call for a positive slope
+    # on the bundled head's scale (full run: 2.73 against 3.06); a sign error, or logits on another scale, would leave it
+    assert 0.2 < pl["a_out_of_fold"] / pl["a_bundled"] < 3
+    assert pl["expected_slope"] == pytest.approx(pl["a_out_of_fold"] / pl["a_bundled"])
+
+
 def test_the_card_states_the_cross_validated_figures_with_their_n(subset_cv, cxr_bundle):
     _, cv = subset_cv
     meta = {**cxr_bundle.meta, "adult_branch": {**cxr_bundle.meta["adult_branch"], "cross_validation": {**cv, "command": "CMD"}}}
@@ -65,6 +75,8 @@ def test_the_card_states_the_cross_validated_figures_with_their_n(subset_cv, cxr
     assert f"3 folds by patient over the {cv['films']} adult training and validation films" in card
     assert f"out-of-fold AUROC {cv['auroc']:.3f}" in card
     assert f"on {pt['hits']} of {pt['n']} held-out boxed films" in card and "`CMD`" in card
+    assert f"gives slope {cv['platt']['a_out_of_fold']:.2f} against the bundled {cv['platt']['a_bundled']:.2f}" in card
+    assert f"calibration slope of about {cv['platt']['expected_slope']:.2f}" in card
 
 
 def test_a_bundle_without_a_branch_is_refused_by_name(settings, capsys):
