@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cxr_model.metrics.classification import bootstrap_ci, compute_auroc  # noqa: E402
 from cxr_model.settings import get_settings  # noqa: E402
-from cxr_model.vitals.crossval import GBT_PARAMS, TREE_HOURS, fit_trees, fold_indices, tree_logits  # noqa: E402
+from cxr_model.vitals.crossval import TREE_HOURS, fit_trees, fold_indices, tree_logits  # noqa: E402
 from cxr_model.vitals.evaluate import score_grids  # noqa: E402
 from cxr_model.vitals.bundle import load_vitals_bundle  # noqa: E402
 from cxr_model.vitals.grid import to_grid  # noqa: E402
@@ -47,20 +47,24 @@ def died_within(survival_days: np.ndarray, days: int, hour: int) -> np.ndarray:
     return ((s >= 0) & (s * 24 - hour <= days * 24)).astype(int)
 
 
-def fit_short_term(x: np.ndarray, survival_days: np.ndarray, days: int, seed: int):
-    """The bundled tree recipe (``GBT_PARAMS``, rows at ``TREE_HOURS``) with each row labelled by death
-    within ``days`` days of its own hour (``crossval.fit_trees`` repeats one label per stay)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    rows = x[:, [h - 1 for h in TREE_HOURS]].reshape(-1, x.shape[2])
-    rows = np.where(np.isnan(rows).all(axis=0), np.float32(0), rows)  # as fit_trees: a column without values
-    labels = died_within(np.repeat(survival_days, len(TREE_HOURS)), days, np.tile(TREE_HOURS, len(x)))
-    return HistGradientBoostingClassifier(random_state=seed, **GBT_PARAMS).fit(rows, labels)
+def row_labels(survival_days: np.ndarray, days: int) -> np.ndarray:
+    """``[N, len(TREE_HOURS)]``: each tree row labelled by death within ``days`` days of its own hour."""
+    return np.stack([died_within(survival_days, days, h) for h in TREE_HOURS], axis=1)
 
 
 def auroc_ci(y: np.ndarray, s: np.ndarray) -> str:
     lo, hi = bootstrap_ci(compute_auroc, y, s, n_resamples=1000, seed=2012)
     return f"{compute_auroc(y, s):.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def table(title: str, columns: list[str], survival_days: np.ndarray, days: list[int], scores) -> None:
+    """A markdown table: per D and hour, n (deaths within D days) and the AUROC [CI] of each score ``scores(d, hour)`` returns."""
+    print(f"\n{title}\n| D | hour | n (deaths in D days) | {' | '.join(columns)} |\n|{' --- |' * (len(columns) + 3)}")
+    for d in days:
+        for h in HOURS:
+            t = died_within(survival_days, d, h)
+            cells = " | ".join(auroc_ci(t, v) for v in scores(d, h))
+            print(f"| {d} | {h} | {len(t)} ({int(t.sum())}) | {cells} |", flush=True)
 
 
 def main(argv=None) -> int:
@@ -89,31 +93,20 @@ def main(argv=None) -> int:
     for k, (fit, held) in enumerate(fold_indices(y, 5, 2012)):
         oof_ihd[held] = tree_logits(fit_trees(x[fit], y[fit], 2012 + k), x[held])
         for d in args.days:
-            oof_d[d][held] = tree_logits(fit_short_term(x[fit], surv[fit], d, 2012 + k), x[held])
+            oof_d[d][held] = tree_logits(fit_trees(x[fit], row_labels(surv[fit], d), 2012 + k), x[held])
         print(f"fold {k + 1}/5 ({time.time() - t0:.0f} s)", flush=True)
-    print("\nout of fold, train + validation: AUROC [95 % CI] for death within D days of the hour")
-    print("| D | hour | n (deaths in D days) | trees, in-hospital death | trees, this target | NEWS2 now | NEWS2 highest so far | SAPS-I |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for d in args.days:
-        for h in HOURS:
-            t = died_within(surv, d, h)
-            print(f"| {d} | {h} | {len(t)} ({int(t.sum())}) | {auroc_ci(t, oof_ihd[:, h - 1])} | {auroc_ci(t, oof_d[d][:, h - 1])} "
-                  f"| {auroc_ci(t, news[:, h - 1])} | {auroc_ci(t, news[:, :h].max(1))} | {auroc_ci(t, np.nan_to_num(saps, nan=-1))} |",
-                  flush=True)
+    saps = np.nan_to_num(saps, nan=-1)
+    table("out of fold, train + validation: AUROC [95 % CI] for death within D days of the hour",
+          ["trees, in-hospital death", "trees, this target", "NEWS2 now", "NEWS2 highest so far", "SAPS-I"], surv, args.days,
+          lambda d, h: [oof_ihd[:, h - 1], oof_d[d][:, h - 1], news[:, h - 1], news[:, :h].max(1), saps])
     if args.test:
         bundle = load_vitals_bundle(model_dir)
         recs, _ = read_dir(data / "set-a", read_split(model_dir / "splits.csv", "test"))
         sc = score_grids(bundle, [to_grid(r) for r in recs], outcomes)
-        sv = np.nan_to_num(sc.survival_days, nan=-1.0)
-        print(f"\nheld-out test stays, the bundled {model_dir.name} risk (scored once)")
-        print("| D | hour | n (deaths in D days) | bundled risk | NEWS2 now | NEWS2 highest so far | SAPS-I |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for d in args.days:
-            for h in HOURS:
-                t = died_within(sv, d, h)
-                print(f"| {d} | {h} | {len(t)} ({int(t.sum())}) | {auroc_ci(t, sc.risk[:, h - 1])} | "
-                      f"{auroc_ci(t, sc.news2_hourly[:, h - 1])} | {auroc_ci(t, sc.news2_hourly[:, :h].max(1))} | "
-                      f"{auroc_ci(t, np.nan_to_num(sc.saps1, nan=-1))} |", flush=True)
+        test_saps = np.nan_to_num(sc.saps1, nan=-1)
+        table(f"held-out test stays, the bundled {model_dir.name} risk (scored once)",
+              ["bundled risk", "NEWS2 now", "NEWS2 highest so far", "SAPS-I"], sc.survival_days, args.days,
+              lambda d, h: [sc.risk[:, h - 1], sc.news2_hourly[:, h - 1], sc.news2_hourly[:, :h].max(1), test_saps])
     return 0
 
 

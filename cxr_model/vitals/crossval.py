@@ -36,14 +36,19 @@ def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray,
 
 
 def fit_trees(x: np.ndarray, y: np.ndarray, seed: int):
-    """HistGradientBoosting on the rows of ``x [N, 48, F]`` at :data:`TREE_HOURS` (label repeated)."""
+    """HistGradientBoosting on the rows of ``x [N, 48, F]`` at :data:`TREE_HOURS`.
+
+    ``y``: ``[N]`` one label per stay (repeated on each of its rows), or ``[N, len(TREE_HOURS)]`` one per
+    row (a target that depends on the hour, e.g. death within D days of it).
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier  # training only; inference needs numpy
 
     rows = x[:, [h - 1 for h in TREE_HOURS]].reshape(-1, x.shape[2])
     empty = np.isnan(rows).all(axis=0)
     if empty.any():  # sklearn's binning fails on a column without any value; a constant one is never split on
         rows = np.where(empty, np.float32(0), rows)
-    return HistGradientBoostingClassifier(random_state=seed, **GBT_PARAMS).fit(rows, np.repeat(y, len(TREE_HOURS)))
+    labels = np.repeat(y, len(TREE_HOURS)) if np.ndim(y) == 1 else np.asarray(y).reshape(-1)
+    return HistGradientBoostingClassifier(random_state=seed, **GBT_PARAMS).fit(rows, labels)
 
 
 def tree_logits(model, x: np.ndarray) -> np.ndarray:

@@ -87,3 +87,20 @@ def test_trees_fit_when_a_summary_column_was_never_measured_and_never_split_on_i
     z = tree_logits(model, probe)
     probe[:, :, 2] = 5.0  # the column the trees could not learn from changes nothing
     assert np.array_equal(tree_logits(model, probe), z) and z.std() > 0
+
+
+def test_trees_take_one_label_per_row_when_the_target_depends_on_the_hour():
+    from sklearn.metrics import roc_auc_score
+
+    from cxr_model.vitals.crossval import TREE_HOURS, fit_trees, tree_logits
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 48, 2)).astype(np.float32)
+    y = (x[:, -1, 0] > 0).astype(int)
+    same = np.repeat(y[:, None], len(TREE_HOURS), axis=1)  # a per-row label equal to the stay's: the same trees
+    assert np.array_equal(tree_logits(fit_trees(x, same, seed=0), x), tree_logits(fit_trees(x, y, seed=0), x))
+    # each row's own label: feature 1 at that row's hour; a row-order slip would pair labels with other hours
+    per_row = np.stack([(x[:, h - 1, 1] > 0).astype(int) for h in TREE_HOURS], axis=1)
+    z = tree_logits(fit_trees(x, per_row, seed=0), x)
+    for i, h in enumerate(TREE_HOURS):  # misaligned labels would rank at about 0.5
+        assert roc_auc_score(per_row[:, i], z[:, h - 1]) > 0.95
