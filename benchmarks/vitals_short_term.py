@@ -58,7 +58,8 @@ def auroc_ci(y: np.ndarray, s: np.ndarray) -> str:
 
 
 def table(title: str, columns: list[str], survival_days: np.ndarray, days: list[int], scores) -> None:
-    """A markdown table: per D and hour, n (deaths within D days) and the AUROC [CI] of each score ``scores(d, hour)`` returns."""
+    """A markdown table: per D and hour, n (deaths within D days) and the AUROC [CI] of each score of
+    ``scores(d, hour)``."""
     print(f"\n{title}\n| D | hour | n (deaths in D days) | {' | '.join(columns)} |\n|{' --- |' * (len(columns) + 3)}")
     for d in days:
         for h in HOURS:
