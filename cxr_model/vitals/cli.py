@@ -30,7 +30,8 @@ def _train_ensemble(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         meta = train_ensemble(args.records, args.outcomes, args.lstm, args.out, folds=args.folds,
-                              max_epochs=args.max_epochs, lstm_members=args.lstm_members, version=args.version)
+                              max_epochs=args.max_epochs, lstm_members=args.lstm_members, version=args.version,
+                              tree_bags=args.tree_bags)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +137,8 @@ def register(subparsers) -> None:
                                                                "on out-of-fold AUROC")
     te.add_argument("--lstm-members", type=int, default=4, help="LSTMs averaged")
     te.add_argument("--version", default="2.1.0", help="the bundle's version (2.1.0: trend features, 16-leaf trees)")
+    te.add_argument("--tree-bags", type=int, default=1, help="tree models averaged, each split choosing among a "
+                                                           "random 30%% of the features (bundled: 1)")
     te.set_defaults(func=_train_ensemble)
 
     e = vs.add_parser("evaluate", help="LSTM, NEWS2 and SAPS-I at 24 h and 48 h -> metrics.json")

@@ -62,13 +62,20 @@ def _model_section(meta: dict) -> str:
     return f"""Risk at hour t = Platt_t(w * logit(LSTM risk) + (1 - w) * logit(GBT risk)), {weight}.
 {lstm}
 - GBT: scikit-learn HistGradientBoosting (learning rate {gp['learning_rate']}, {gp['max_iter']} trees of at most
-  {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf, L2 {gp.get('l2_regularization', 0)}) on {len(comp['features'])} per-window summary features
+  {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf, L2 {gp.get('l2_regularization', 0)}{_bag_words(gp)}) on {len(comp['features'])} per-window summary features
   (last, first, min, max, mean, count, hours since last, per channel{_trend_words(comp['features'])},
   from hours <= t only; never-measured = missing, not a normal value) at hours {gp['training_hours']}, trained on
   train + validation. Platt-scaled per hour on {gp['folds']}-fold out-of-fold predictions (cross-validated
   calibration). Stored as numeric arrays (`trees.npz`, loaded with `allow_pickle=False`, sha256 in the
   metadata), evaluated in numpy.
 {cal}"""
+
+
+def _bag_words(gp: dict) -> str:
+    if gp.get("bags", 1) <= 1:
+        return ""
+    return (f"; {gp['bags']} such models with different seeds, each split choosing among a random "
+            f"{gp['max_features']:.0%} of the features, their log-odds averaged")
 
 
 def _trend_words(names: list[str]) -> str:

@@ -29,7 +29,7 @@ from cxr_model.metrics.classification import event1_count_threshold
 from cxr_model.registry import save_bundle, sha256_file
 from cxr_model.vitals.bundle import NORMALISER_FILE, load_vitals_bundle
 from cxr_model.vitals.crossval import (
-    GBT_PARAMS, TREE_HOURS, choose_epochs, choose_weight, fit_lstm, fit_trees, fold_indices, out_of_fold,
+    BAG_MAX_FEATURES, GBT_PARAMS, TREE_HOURS, choose_epochs, choose_weight, fit_lstm, fit_trees, fold_indices, out_of_fold,
 )
 from cxr_model.vitals.ensemble import combine, logit
 from cxr_model.vitals.ensemble_card import render_ensemble_card
@@ -76,7 +76,8 @@ def _calibrate(y, oof_lstm, oof_gbt, folds: int) -> tuple[dict, dict, dict]:
 
 
 def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, folds: int = 5, seed: int = 2012,
-                   max_epochs: int = 16, lstm_members: int = 4, version: str = "2.1.0") -> dict:
+                   max_epochs: int = 16, lstm_members: int = 4, version: str = "2.1.0",
+                   tree_bags: int = 1) -> dict:
     """Fit, calibrate and bundle the ensemble; returns the metadata written (see module docstring)."""
     t0 = time.time()
     lstm_meta = json.loads((Path(lstm_dir) / "metadata.json").read_text())
@@ -90,7 +91,7 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     y = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids])
     x_sum = stack_features(grids)
     folds_idx = fold_indices(y, folds, seed)
-    oof_by_epoch, oof_gbt = out_of_fold(grids, x_sum, y, folds_idx, hp, max_epochs, lstm_members, seed)
+    oof_by_epoch, oof_gbt = out_of_fold(grids, x_sum, y, folds_idx, hp, max_epochs, lstm_members, seed, tree_bags)
     lstm_epochs, epoch_scores = choose_epochs(y, oof_by_epoch)
     oof_lstm = oof_by_epoch[lstm_epochs - 1]
     log.info("out-of-fold done at %.0fs; LSTM epochs %d", time.time() - t0, lstm_epochs)
@@ -99,7 +100,7 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = fit_trees(x_sum, y, seed)
+    final = fit_trees(x_sum, y, seed, tree_bags)
     export_trees(final, out_dir / "trees.npz")
     if not np.allclose(Trees.load(out_dir / "trees.npz").decision_function(x_sum[:50, -1]), final.decision_function(x_sum[:50, -1])):
         raise RuntimeError("exported trees disagree with the fitted model")
@@ -117,7 +118,8 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
         "name": "vitals-ensemble", "version": version, "architecture": "VitalsEnsemble+GBT",
         "hyperparameters": hp, "calibration": lstm_cal,
         "components": dict(comp, trees="trees.npz", trees_sha256=sha256_file(out_dir / "trees.npz"),
-                           gbt_params=dict(GBT_PARAMS, training_hours=TREE_HOURS, folds=folds, seed=seed),
+                           gbt_params=dict(GBT_PARAMS, training_hours=TREE_HOURS, folds=folds, seed=seed, bags=tree_bags,
+                                          **({"max_features": BAG_MAX_FEATURES} if tree_bags > 1 else {})),
                            features=summary_feature_names(),
                            lstm=f"{lstm_members} LSTMs with the hyper-parameters of {lstm_meta['name']}@{lstm_meta['version']}, "
                                 f"retrained on train + validation for {lstm_epochs} epochs",

@@ -25,32 +25,39 @@ FIELDS = ("feature", "threshold", "missing_left", "left", "right", "is_leaf", "v
 def export_trees(model, path: str | Path) -> None:
     """Write a fitted binary ``HistGradientBoostingClassifier`` to ``path`` (``.npz``, numbers only).
 
+    ``model`` may also be a bag (an object with ``.models``, e.g. :class:`crossval.TreeBag`) whose
+    log-odds are the mean of its models': its trees are written as one set, each leaf value and the
+    baseline divided by the number of models, so the walk gives the mean without knowing of the bag.
+
     Raises:
         ValueError: for categorical splits or a multi-class model (not supported by the walker).
     """
-    predictors = model._predictors  # sklearn's list (one per iteration) of [TreePredictor]
-    if any(len(p) != 1 for p in predictors):
-        raise ValueError("only binary classifiers (one tree per iteration) can be exported")
+    members = list(getattr(model, "models", [model]))
+    share = 1.0 / len(members)
     cols: dict[str, list] = {f: [] for f in FIELDS}
     starts = []
     offset = 0
-    for (tree,) in predictors:
-        nodes = tree.nodes
-        if "is_categorical" in nodes.dtype.names and nodes["is_categorical"].any():
-            raise ValueError("categorical splits are not supported by the tree export")
-        starts.append(offset)
-        cols["feature"].append(nodes["feature_idx"].astype(np.int32))
-        cols["threshold"].append(nodes["num_threshold"].astype(np.float64))
-        cols["missing_left"].append(nodes["missing_go_to_left"].astype(np.uint8))
-        cols["left"].append(nodes["left"].astype(np.int32) + offset)
-        cols["right"].append(nodes["right"].astype(np.int32) + offset)
-        cols["is_leaf"].append(nodes["is_leaf"].astype(np.uint8))
-        cols["value"].append(nodes["value"].astype(np.float64))
-        offset += len(nodes)
+    for member in members:
+        predictors = member._predictors  # sklearn's list (one per iteration) of [TreePredictor]
+        if any(len(p) != 1 for p in predictors):
+            raise ValueError("only binary classifiers (one tree per iteration) can be exported")
+        for (tree,) in predictors:
+            nodes = tree.nodes
+            if "is_categorical" in nodes.dtype.names and nodes["is_categorical"].any():
+                raise ValueError("categorical splits are not supported by the tree export")
+            starts.append(offset)
+            cols["feature"].append(nodes["feature_idx"].astype(np.int32))
+            cols["threshold"].append(nodes["num_threshold"].astype(np.float64))
+            cols["missing_left"].append(nodes["missing_go_to_left"].astype(np.uint8))
+            cols["left"].append(nodes["left"].astype(np.int32) + offset)
+            cols["right"].append(nodes["right"].astype(np.int32) + offset)
+            cols["is_leaf"].append(nodes["is_leaf"].astype(np.uint8))
+            cols["value"].append(nodes["value"].astype(np.float64) * share)
+            offset += len(nodes)
     arrays = {f: np.concatenate(v) for f, v in cols.items()}
-    baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)[:1]
-    np.savez(path, roots=np.asarray(starts, dtype=np.int64), baseline=baseline,
-             n_features=np.asarray([model.n_features_in_]), **arrays)
+    baseline = np.mean([np.asarray(m._baseline_prediction, dtype=np.float64).reshape(-1)[0] for m in members])
+    np.savez(path, roots=np.asarray(starts, dtype=np.int64), baseline=np.asarray([baseline]),
+             n_features=np.asarray([members[0].n_features_in_]), **arrays)
 
 
 #: Leaves of one tree that fit one bitmask word (``uint64``); bigger trees take the node-by-node walk.

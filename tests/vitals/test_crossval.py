@@ -104,3 +104,23 @@ def test_trees_take_one_label_per_row_when_the_target_depends_on_the_hour():
     z = tree_logits(fit_trees(x, per_row, seed=0), x)
     for i, h in enumerate(TREE_HOURS):  # misaligned labels would rank at about 0.5
         assert roc_auc_score(per_row[:, i], z[:, h - 1]) > 0.95
+
+
+def test_bagged_trees_are_differently_seeded_models_on_feature_subsets_and_one_bag_is_the_plain_recipe():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from cxr_model.vitals.crossval import BAG_MAX_FEATURES, GBT_PARAMS, TREE_HOURS, fit_trees, tree_logits
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 48, 6)).astype(np.float32)
+    y = (x[:, -1, :3].sum(axis=1) + rng.normal(scale=0.5, size=300) > 0).astype(int)
+    bag = fit_trees(x, y, seed=5, bags=3)
+    assert [m.random_state for m in bag.models] == [5, 1005, 2005]
+    assert all(m.max_features == BAG_MAX_FEATURES < 1 for m in bag.models)
+    each = np.stack([tree_logits(m, x) for m in bag.models])
+    assert np.allclose(tree_logits(bag, x), each.mean(axis=0))
+    assert all(not np.allclose(each[0], e) for e in each[1:])  # the seeds draw different feature subsets
+    (single,) = fit_trees(x, y, seed=5).models  # the bundled recipe: one model, every feature at every split
+    rows = x[:, [h - 1 for h in TREE_HOURS]].reshape(-1, 6)
+    plain = HistGradientBoostingClassifier(random_state=5, **GBT_PARAMS).fit(rows, np.repeat(y, len(TREE_HOURS)))
+    assert single.max_features == 1.0 and np.array_equal(single.decision_function(rows), plain.decision_function(rows))

@@ -81,7 +81,7 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     real_read_dir = te.read_dir
     monkeypatch.setattr(te, "read_dir", lambda d, ids=None: read.extend(ids) or real_read_dir(d, ids))
     meta = te.train_ensemble(str(physionet_dir / "set-a"), str(physionet_dir / "Outcomes-a.txt"), str(lstm),
-                             str(tmp_path / "ens"), folds=2, max_epochs=2, lstm_members=1)
+                             str(tmp_path / "ens"), folds=2, max_epochs=2, lstm_members=1, tree_bags=2)
     test_ids = set(read_split(lstm / "splits.csv", "test"))
     assert read and not (set(read) & test_ids)  # the held-out stays are never read
     bundle = load_vitals_bundle(tmp_path / "ens")
@@ -94,7 +94,10 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     hp = meta["hyperparameters"]
     assert hp["epochs"] in (1, 2) and hp["epochs_oof_auroc"][hp["epochs"] - 1] == max(hp["epochs_oof_auroc"])
     assert bundle.meta["hyperparameters"]["members"] == 1
-    assert "Decision support, not a diagnosis" in (tmp_path / "ens" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "ens" / "MODEL_CARD.md").read_text()
+    assert "Decision support, not a diagnosis" in card
+    gp = meta["components"]["gbt_params"]  # two bagged tree models, written as one set of trees
+    assert gp["bags"] == 2 and len(bundle.trees.roots) == 2 * gp["max_iter"] and "2 such models" in card
 
 
 def test_trees_trained_on_other_summary_features_are_refused(tmp_path):

@@ -78,3 +78,22 @@ def test_summary_features_are_causal_and_missing_is_nan(record_writer):
     assert f[5, col["HR:mean"]] == pytest.approx(90) and f[9, col["HR:hours_since"]] == 4
     assert np.isnan(f[:, col["RespRate:last"]]).all() and (f[:, col["RespRate:n_obs"]] == 0).all()
     assert f[47, col["hour"]] == 48 and f[0, col["Age"]] == 70
+
+
+def test_a_bag_of_models_is_written_as_one_set_of_trees_giving_their_mean_log_odds(tmp_path):
+    from cxr_model.vitals.crossval import TreeBag
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(800, 6))
+    y = (x[:, 0] - x[:, 1] * x[:, 2] + rng.normal(scale=0.5, size=800) > 0).astype(int)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    models = [HistGradientBoostingClassifier(max_iter=20 + 10 * k, max_leaf_nodes=7, max_features=0.5,
+                                             random_state=k).fit(x, y) for k in range(3)]
+    export_trees(TreeBag(models), tmp_path / "trees.npz")
+    trees = Trees.load(tmp_path / "trees.npz")
+    assert len(trees.roots) == sum(m.n_iter_ for m in models)
+    probe = rng.normal(size=(500, 6))
+    probe[rng.random(probe.shape) < 0.3] = np.nan
+    each = np.stack([m.decision_function(probe) for m in models])
+    assert np.allclose(trees.decision_function(probe), each.mean(axis=0), atol=1e-9)
+    assert np.abs(each - each.mean(axis=0)).max() > 0.1  # the members differ, so a sum or one member would fail
