@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cxr_model import audit, db
 from cxr_model import review_store as rs
-from tests.test_db import HEAD, SHA, _revision, _save, _schema_diff
+from tests.test_db import HEAD, _revision, _save, _schema_diff
 
 pytestmark = pytest.mark.postgres
 

@@ -78,7 +78,7 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed + rank)
 
     parts = split_data(cfg)
-    _log(f"split by child: " + ", ".join(f"{k} {len(v)} ({sum(i.label for i in v)} pneumonia)" for k, v in parts.items()))
+    _log("split by child: " + ", ".join(f"{k} {len(v)} ({sum(i.label for i in v)} pneumonia)" for k, v in parts.items()))
     src_train, err_train = D.load_sources(parts["train"], progress=rank == 0, size=source_size(cfg.img_size))
     if err_train:
         raise RuntimeError("unreadable training files: " + "; ".join(m for _, m in err_train[:5]))

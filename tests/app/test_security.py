@@ -72,7 +72,7 @@ def test_file_names_with_markdown_show_as_plain_text(app, kermany_dir):
     assert [b for b in bodies if _rendered_links(b)] == []
     errors = [e.value for e in at.error]
     assert any(plain(EVIL) in e for e in errors)  # named, escaped
-    assert any(unescape(e).startswith(f"Study 1 (sha ") and EVIL in unescape(e) for e in errors)
+    assert any(unescape(e).startswith("Study 1 (sha ") and EVIL in unescape(e) for e in errors)
     assert "P(pneumonia)" in {m.label for m in at.metric}  # the good film still scored
 
 

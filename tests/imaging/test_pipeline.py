@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import csv
-import json
 
 import numpy as np
-import pytest
 import torch
 
 from cxr_model.imaging import data as D
