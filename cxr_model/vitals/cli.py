@@ -31,7 +31,7 @@ def _train_ensemble(args) -> int:
     try:
         meta = train_ensemble(args.records, args.outcomes, args.lstm, args.out, folds=args.folds,
                               max_epochs=args.max_epochs, lstm_members=args.lstm_members, version=args.version,
-                              tree_bags=args.tree_bags)
+                              tree_bags=args.tree_bags, deploy=args.deploy)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,9 +136,11 @@ def register(subparsers) -> None:
     te.add_argument("--max-epochs", type=int, default=16, help="most epochs per LSTM; the number used is chosen "
                                                                "on out-of-fold AUROC")
     te.add_argument("--lstm-members", type=int, default=4, help="LSTMs averaged")
-    te.add_argument("--version", default="2.1.0", help="the bundle's version (2.1.0: trend features, 16-leaf trees)")
+    te.add_argument("--version", default="2.2.0", help="the bundle's version (2.2.0: the fold models deployed)")
     te.add_argument("--tree-bags", type=int, default=1, help="tree models averaged, each split choosing among a "
                                                            "random 30%% of the features (bundled: 1)")
+    te.add_argument("--deploy", choices=("refit", "folds"), default="folds",
+                    help="bundle the cross-validation's fold models averaged (2.2.0), or models refitted on all stays (2.1.0)")
     te.set_defaults(func=_train_ensemble)
 
     e = vs.add_parser("evaluate", help="LSTM, NEWS2 and SAPS-I at 24 h and 48 h -> metrics.json")

@@ -76,7 +76,7 @@ def tree_logits(model, x: np.ndarray) -> np.ndarray:
 
 
 def fit_lstm(x: torch.Tensor, y: torch.Tensor, hp: dict, epochs: int, members: int, seed: int,
-             x_held: torch.Tensor | None = None) -> tuple[VitalsEnsemble, np.ndarray | None]:
+             x_held: torch.Tensor | None = None, snapshots: list | None = None) -> tuple[VitalsEnsemble, np.ndarray | None]:
     """``members`` LSTMs trained for a fixed number of ``epochs`` (no early stopping).
 
     Args:
@@ -84,6 +84,7 @@ def fit_lstm(x: torch.Tensor, y: torch.Tensor, hp: dict, epochs: int, members: i
         hp: the LSTM hyper-parameters (``hidden``, ``layers``, ``dropout``, ``lr``, ``weight_decay``,
             ``batch_size``) of the LSTM bundle.
         x_held: stays to score after every epoch (the held-out fold), or ``None``.
+        snapshots: where given, one list per member of its weights after each epoch is appended to it.
 
     Returns:
         the model, and the members' mean logits on ``x_held`` after each epoch ``[epochs, M, 48]``.
@@ -92,11 +93,14 @@ def fit_lstm(x: torch.Tensor, y: torch.Tensor, hp: dict, epochs: int, members: i
     held = None if x_held is None else np.zeros((epochs, len(x_held), x.shape[1]))
     for k, member in enumerate(model.members):
         torch.manual_seed(seed + k)
-        _train_member(member, x, y, hp, epochs, lstm_loss, x_held, held, 1.0 / members)
+        states = None if snapshots is None else []
+        _train_member(member, x, y, hp, epochs, lstm_loss, x_held, held, 1.0 / members, states)
+        if snapshots is not None:
+            snapshots.append(states)
     return model.eval(), held
 
 
-def _train_member(member: VitalsLSTM, x, y, hp: dict, epochs: int, loss_fn, x_held, held, share) -> None:
+def _train_member(member: VitalsLSTM, x, y, hp: dict, epochs: int, loss_fn, x_held, held, share, states=None) -> None:
     opt = torch.optim.Adam(member.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
     for epoch in range(epochs):
         member.train()
@@ -110,6 +114,8 @@ def _train_member(member: VitalsLSTM, x, y, hp: dict, epochs: int, loss_fn, x_he
         member.eval()
         if held is not None:
             held[epoch] += share * lstm_logits(member, x_held)
+        if states is not None:
+            states.append({k: v.detach().clone() for k, v in member.state_dict().items()})
 
 
 def lstm_logits(model, x: torch.Tensor, batch: int = 512) -> np.ndarray:
@@ -117,20 +123,33 @@ def lstm_logits(model, x: torch.Tensor, batch: int = 512) -> np.ndarray:
         return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)]).double().numpy()
 
 
+def crossval_logits(model, norm: Normaliser, grids: list, trees, x_sum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw log-odds ``(lstm, trees)``, each ``[N, 48]``, of fitted models on stays (before any calibration)."""
+    return lstm_logits(model, features(norm, grids)), tree_logits(trees, x_sum)
+
+
 def out_of_fold(grids: list, x_sum: np.ndarray, y: np.ndarray, folds: list, hp: dict, epochs: int,
-                members: int, seed: int, tree_bags: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                members: int, seed: int, tree_bags: int = 1, normaliser: Normaliser | None = None,
+                keep: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """OOF raw log-odds ``(lstm [epochs, N, 48] after each epoch, trees [N, 48])``: each fold's models
     score its held-out stays.
 
-    The LSTM's normaliser is refitted on each fold's fitting stays, as the final one is on all of them.
+    The LSTM's normaliser is refitted on each fold's fitting stays, as the final one is on all of them,
+    unless one ``normaliser`` is given for every fold (fold models that are deployed together share it).
+    ``keep``: where given, each fold's ``{"trees": TreeBag, "lstm_states": [member][epoch] weights}`` is
+    appended to it.
     """
     oof_lstm, oof_gbt = np.zeros((epochs, len(y), x_sum.shape[1])), np.zeros((len(y), x_sum.shape[1]))
     for k, (fit_idx, held) in enumerate(folds):
-        oof_gbt[held] = tree_logits(fit_trees(x_sum[fit_idx], y[fit_idx], seed + k, tree_bags), x_sum[held])
-        norm = Normaliser.fit([grids[i] for i in fit_idx])
+        trees = fit_trees(x_sum[fit_idx], y[fit_idx], seed + k, tree_bags)
+        oof_gbt[held] = tree_logits(trees, x_sum[held])
+        norm = normaliser or Normaliser.fit([grids[i] for i in fit_idx])
         x_fit = features(norm, [grids[i] for i in fit_idx])
+        states = None if keep is None else []
         _, oof_lstm[:, held] = fit_lstm(x_fit, torch.tensor(y[fit_idx], dtype=torch.float32), hp, epochs, members,
-                                        seed + 100 * k, features(norm, [grids[i] for i in held]))
+                                        seed + 100 * k, features(norm, [grids[i] for i in held]), states)
+        if keep is not None:
+            keep.append({"trees": trees, "lstm_states": states})
         log.info("fold %d: OOF AUROC 48 h trees %.3f, LSTM %.3f (last epoch)", k + 1,
                  compute_auroc(y[held], oof_gbt[held, -1]), compute_auroc(y[held], oof_lstm[-1, held, -1]))
     return oof_lstm, oof_gbt

@@ -50,10 +50,17 @@ def _model_section(meta: dict) -> str:
         lstm = (f"- LSTM: {comp['lstm']} (the number of epochs with the best mean out-of-fold AUROC at 24 h and 48 h, "
                 f"of 1 to {hp['epochs_max']}; hidden {hp['hidden']}, GRU-D-style inputs; normaliser fitted on train + "
                 "validation), Platt-scaled per hour on out-of-fold logits.")
-        cal = ("- The mix is Platt-scaled per hour on the same out-of-fold predictions.\n\nTrained by `cxr-model vitals "
-               "train-ensemble --records set-a --outcomes Outcomes-a.txt --lstm assets/models/vitals-lstm --out DIR` "
-               f"({gp['folds']} folds, up to {hp['epochs_max']} epochs, {hp['members']} LSTMs) in "
-               f"{meta.get('train_seconds', '?')} s on 2 shared CPU cores.")
+        folds_deployed = comp.get("deploy") == "folds"
+        per_fold = hp["members"] // gp["folds"] if folds_deployed else hp["members"]
+        flags = (f" --lstm-members {per_fold}" + (f" --tree-bags {gp['bags']}" if gp.get("bags", 1) > 1 else "")
+                 + (" --deploy folds" if folds_deployed else ""))
+        cal = ("- The mix is Platt-scaled per hour on the same out-of-fold predictions."
+               + (" The bundled models are the cross-validation's own fold models, averaged (not models refitted on "
+                  "all stays), so the bundled risk is on the scale that calibration and the threshold were fitted on."
+                  if folds_deployed else "")
+               + "\n\nTrained by `cxr-model vitals train-ensemble --records set-a --outcomes Outcomes-a.txt --lstm "
+               f"assets/models/vitals-lstm --out DIR{flags}` ({gp['folds']} folds, up to {hp['epochs_max']} epochs, "
+               f"{hp['members']} LSTMs) in {meta.get('train_seconds', '?')} s on 2 shared CPU cores.")
     else:
         weight = f"w = {comp['weight_lstm']} (fixed before any score was seen)"
         lstm = (f"- LSTM: the `vitals-lstm` bundle unchanged ({hp['members']} LSTMs, hidden {hp['hidden']}, GRU-D-style "
@@ -65,10 +72,16 @@ def _model_section(meta: dict) -> str:
   {gp['max_leaf_nodes']} leaves, min {gp['min_samples_leaf']} rows per leaf, L2 {gp.get('l2_regularization', 0)}{_bag_words(gp)}) on {len(comp['features'])} per-window summary features
   (last, first, min, max, mean, count, hours since last, per channel{_trend_words(comp['features'])},
   from hours <= t only; never-measured = missing, not a normal value) at hours {gp['training_hours']}, trained on
-  train + validation. Platt-scaled per hour on {gp['folds']}-fold out-of-fold predictions (cross-validated
+  {_tree_data(comp, gp)}. Platt-scaled per hour on {gp['folds']}-fold out-of-fold predictions (cross-validated
   calibration). Stored as numeric arrays (`trees.npz`, loaded with `allow_pickle=False`, sha256 in the
   metadata), evaluated in numpy.
 {cal}"""
+
+
+def _tree_data(comp: dict, gp: dict) -> str:
+    if comp.get("deploy") != "folds":
+        return "train + validation"
+    return f"train + validation: the {gp['folds']} fold models' trees, each fitted on {gp['folds'] - 1} folds, log-odds averaged"
 
 
 def _bag_words(gp: dict) -> str:

@@ -11,7 +11,9 @@ test stays are never read here. Steps:
   3. on the OOF log-odds: per-hour Platt scaling of each half, the LSTM weight (highest mean OOF
      AUROC at 24 h and 48 h), per-hour Platt scaling of the mix, and the alert threshold (as many
      stays called as there are deaths, on the OOF 48 h risk: sensitivity = PPV);
-  4. the final trees and LSTMs are fitted on all train + validation stays.
+  4. the bundled models: the folds' own models averaged, the LSTMs at the chosen epoch (``deploy="folds"``,
+     2.2.0; chosen by ``benchmarks/vitals_deploy.py``), or trees and LSTMs refitted on all train +
+     validation stays (``deploy="refit"``, 2.1.0).
 """
 from __future__ import annotations
 
@@ -29,13 +31,13 @@ from cxr_model.metrics.classification import event1_count_threshold
 from cxr_model.registry import save_bundle, sha256_file
 from cxr_model.vitals.bundle import NORMALISER_FILE, load_vitals_bundle
 from cxr_model.vitals.crossval import (
-    BAG_MAX_FEATURES, GBT_PARAMS, TREE_HOURS, choose_epochs, choose_weight, fit_lstm, fit_trees, fold_indices, out_of_fold,
+    BAG_MAX_FEATURES, GBT_PARAMS, TREE_HOURS, TreeBag, choose_epochs, choose_weight, fit_lstm, fit_trees, fold_indices, out_of_fold,
 )
 from cxr_model.vitals.ensemble import combine, logit
 from cxr_model.vitals.ensemble_card import render_ensemble_card
 from cxr_model.vitals.evaluate import metrics_for, score_grids
 from cxr_model.vitals.grid import to_grid
-from cxr_model.vitals.lstm import features
+from cxr_model.vitals.lstm import VitalsEnsemble, features
 from cxr_model.vitals.normaliser import Normaliser
 from cxr_model.vitals.reader import load_outcomes, read_dir
 from cxr_model.vitals.splits import read_split
@@ -43,6 +45,7 @@ from cxr_model.vitals.summary import stack_features, summary_feature_names
 from cxr_model.vitals.trees import Trees, export_trees
 
 log = logging.getLogger(__name__)
+DEPLOY = ("refit", "folds")
 THRESHOLD_RULE = ("as many stays called as there are deaths (sensitivity = PPV, where event-1 = min(sensitivity, "
                   "PPV) peaks) on the cross-validated out-of-fold 48 h ensemble risk of train + validation")
 
@@ -62,7 +65,7 @@ class _Fixed:
         return self._c
 
 
-def _calibrate(y, oof_lstm, oof_gbt, folds: int) -> tuple[dict, dict, dict]:
+def calibrate_oof(y, oof_lstm, oof_gbt, folds: int) -> tuple[dict, dict, dict]:
     """LSTM calibration, ensemble components and OOF risks, all chosen on the OOF log-odds."""
     how = f"Platt scaling per hour on {folds}-fold out-of-fold log-odds, train + validation"
     lstm_cal = _platt_per_hour(y, oof_lstm, how)
@@ -75,10 +78,31 @@ def _calibrate(y, oof_lstm, oof_gbt, folds: int) -> tuple[dict, dict, dict]:
     return lstm_cal, comp, combine(lstm_risk, oof_gbt, comp)
 
 
+def deployed_models(deploy: str, kept: list | None, norm: Normaliser, grids: list, x_sum: np.ndarray, y: np.ndarray,
+                    hp: dict, lstm_epochs: int, lstm_members: int, seed: int, tree_bags: int = 1) -> tuple[TreeBag, VitalsEnsemble]:
+    """The trees and LSTMs to bundle: refitted on all the stays (``"refit"``), or the fold models that
+    :func:`crossval.out_of_fold` kept, averaged, its LSTMs at epoch ``lstm_epochs`` (``"folds"``)."""
+    if deploy == "folds":
+        model = VitalsEnsemble(norm.n_features, hp["hidden"], hp["layers"], hp["dropout"], len(kept) * lstm_members).eval()
+        for member, states in zip(model.members, (st for fold in kept for st in fold["lstm_states"])):
+            member.load_state_dict(states[lstm_epochs - 1])
+        return TreeBag(m for fold in kept for m in fold["trees"].models), model
+    model, _ = fit_lstm(features(norm, grids), torch.tensor(y, dtype=torch.float32), hp, lstm_epochs, lstm_members, seed)
+    return fit_trees(x_sum, y, seed, tree_bags), model
+
+
 def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, folds: int = 5, seed: int = 2012,
-                   max_epochs: int = 16, lstm_members: int = 4, version: str = "2.1.0",
-                   tree_bags: int = 1) -> dict:
-    """Fit, calibrate and bundle the ensemble; returns the metadata written (see module docstring)."""
+                   max_epochs: int = 16, lstm_members: int = 4, version: str = "2.2.0",
+                   tree_bags: int = 1, deploy: str = "folds") -> dict:
+    """Fit, calibrate and bundle the ensemble; returns the metadata written (see module docstring).
+
+    ``deploy``: ``"refit"`` bundles trees and LSTMs refitted on all train + validation stays; ``"folds"``
+    bundles the cross-validation's own fold models (each fitted on the other folds; the LSTMs at the
+    chosen epoch), averaged, so the bundled risk is on the scale its out-of-fold calibration and
+    threshold were fitted on. The fold models then share one normaliser, fitted on all the stays.
+    """
+    if deploy not in DEPLOY:
+        raise ValueError(f"deploy must be one of {DEPLOY}, not {deploy!r}")
     t0 = time.time()
     lstm_meta = json.loads((Path(lstm_dir) / "metadata.json").read_text())
     hp = dict(lstm_meta["hyperparameters"])
@@ -91,29 +115,32 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     y = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids])
     x_sum = stack_features(grids)
     folds_idx = fold_indices(y, folds, seed)
-    oof_by_epoch, oof_gbt = out_of_fold(grids, x_sum, y, folds_idx, hp, max_epochs, lstm_members, seed, tree_bags)
+    norm = Normaliser.fit(grids)
+    kept = [] if deploy == "folds" else None
+    oof_by_epoch, oof_gbt = out_of_fold(grids, x_sum, y, folds_idx, hp, max_epochs, lstm_members, seed, tree_bags,
+                                        norm if deploy == "folds" else None, kept)
     lstm_epochs, epoch_scores = choose_epochs(y, oof_by_epoch)
     oof_lstm = oof_by_epoch[lstm_epochs - 1]
     log.info("out-of-fold done at %.0fs; LSTM epochs %d", time.time() - t0, lstm_epochs)
-    lstm_cal, comp, oof_risk = _calibrate(y, oof_lstm, oof_gbt, folds)
+    lstm_cal, comp, oof_risk = calibrate_oof(y, oof_lstm, oof_gbt, folds)
     thresholds = {k: event1_count_threshold(y, r[:, -1]) for k, r in oof_risk.items()}
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = fit_trees(x_sum, y, seed, tree_bags)
+    final, model = deployed_models(deploy, kept, norm, grids, x_sum, y, hp, lstm_epochs, lstm_members, seed, tree_bags)
     export_trees(final, out_dir / "trees.npz")
     if not np.allclose(Trees.load(out_dir / "trees.npz").decision_function(x_sum[:50, -1]), final.decision_function(x_sum[:50, -1])):
         raise RuntimeError("exported trees disagree with the fitted model")
-    norm = Normaliser.fit(grids)
-    model, _ = fit_lstm(features(norm, grids), torch.tensor(y, dtype=torch.float32), hp, lstm_epochs, lstm_members, seed)
     log.info("final models done at %.0fs", time.time() - t0)
 
-    hp.update(members=lstm_members, epochs=lstm_epochs, epochs_max=max_epochs, seed=seed, early_stopping=None,
+    n_lstms = folds * lstm_members if deploy == "folds" else lstm_members
+    hp.update(members=n_lstms, epochs=lstm_epochs, epochs_max=max_epochs, seed=seed, early_stopping=None,
               epochs_oof_auroc=epoch_scores)
     for k in ("best_epochs", "patience"):
         hp.pop(k, None)
     meta = {k: v for k, v in lstm_meta.items() if k not in ("history", "validation", "train_seconds")}
-    meta["training_data"] = dict(lstm_meta["training_data"], trained_on="train + validation")
+    meta["training_data"] = dict(lstm_meta["training_data"], trained_on="train + validation" if deploy == "refit" else
+                                 f"train + validation: the {folds} cross-validation fold models, each on {folds - 1}/{folds}")
     meta.update({
         "name": "vitals-ensemble", "version": version, "architecture": "VitalsEnsemble+GBT",
         "hyperparameters": hp, "calibration": lstm_cal,
@@ -121,8 +148,11 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
                            gbt_params=dict(GBT_PARAMS, training_hours=TREE_HOURS, folds=folds, seed=seed, bags=tree_bags,
                                           **({"max_features": BAG_MAX_FEATURES} if tree_bags > 1 else {})),
                            features=summary_feature_names(),
-                           lstm=f"{lstm_members} LSTMs with the hyper-parameters of {lstm_meta['name']}@{lstm_meta['version']}, "
-                                f"retrained on train + validation for {lstm_epochs} epochs",
+                           lstm=(f"{lstm_members} LSTMs with the hyper-parameters of {lstm_meta['name']}@{lstm_meta['version']}, "
+                                 f"retrained on train + validation for {lstm_epochs} epochs") if deploy == "refit" else
+                                (f"{n_lstms} LSTMs with the hyper-parameters of {lstm_meta['name']}@{lstm_meta['version']}: "
+                                 f"the {lstm_members} of each of the {folds} fold models, at epoch {lstm_epochs}"),
+                           deploy=deploy,
                            thresholds_val=thresholds),
         "threshold": {"value": thresholds["ensemble"], "split": "train+val (out-of-fold)", "rule": THRESHOLD_RULE},
         "validation_kind": f"{folds}-fold cross-validated out-of-fold predictions over train + validation",

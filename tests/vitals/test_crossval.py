@@ -124,3 +124,37 @@ def test_bagged_trees_are_differently_seeded_models_on_feature_subsets_and_one_b
     rows = x[:, [h - 1 for h in TREE_HOURS]].reshape(-1, 6)
     plain = HistGradientBoostingClassifier(random_state=5, **GBT_PARAMS).fit(rows, np.repeat(y, len(TREE_HOURS)))
     assert single.max_features == 1.0 and np.array_equal(single.decision_function(rows), plain.decision_function(rows))
+
+
+def test_kept_fold_models_are_the_ones_that_scored_the_held_out_stays(physionet_dir):
+    import torch
+
+    from cxr_model.vitals.crossval import out_of_fold, tree_logits
+    from cxr_model.vitals.grid import to_grid
+    from cxr_model.vitals.lstm import VitalsLSTM, features
+    from cxr_model.vitals.normaliser import Normaliser
+    from cxr_model.vitals.reader import load_outcomes, read_record
+    from cxr_model.vitals.summary import stack_features
+
+    torch.set_num_threads(1)
+    outcomes = load_outcomes(physionet_dir / "Outcomes-a.txt")
+    paths = sorted(p for p in (physionet_dir / "set-a").glob("*.txt") if not p.name.lower().startswith("outcomes"))
+    grids = [to_grid(read_record(p)) for p in paths[:90]]
+    y = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids])
+    x_sum = stack_features(grids)
+    hp = {"hidden": 8, "layers": 1, "dropout": 0.0, "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32}
+    norm = Normaliser.fit(grids)
+    folds, kept = fold_indices(y, 2, seed=0), []
+    oof_lstm, oof_gbt = out_of_fold(grids, x_sum, y, folds, hp, 2, 1, 0, normaliser=norm, keep=kept)
+    assert len(kept) == 2
+    for (_, held), fold in zip(folds, kept):
+        (states,) = fold["lstm_states"]  # one member, one snapshot per epoch
+        assert len(states) == 2
+        assert np.array_equal(tree_logits(fold["trees"], x_sum[held]), oof_gbt[held])
+        for epoch, state in enumerate(states):  # each snapshot gives that epoch's out-of-fold logits
+            member = VitalsLSTM(norm.n_features, 8, 1, 0.0)
+            member.load_state_dict(state)
+            with torch.inference_mode():
+                z = member.eval()(features(norm, [grids[i] for i in held])).double().numpy()
+            assert np.allclose(z, oof_lstm[epoch, held], atol=1e-6)
+        assert not np.allclose(states[0]["lstm.weight_ih_l0"], states[1]["lstm.weight_ih_l0"])  # copies, not one tensor

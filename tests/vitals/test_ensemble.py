@@ -66,7 +66,8 @@ def test_altered_trees_are_refused_naming_the_file(tmp_path):
         load_vitals_bundle(d)
 
 
-def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("tree_bags, deploy", [(2, "refit"), (1, "folds")])
+def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_path, monkeypatch, tree_bags, deploy):
     import torch
 
     from cxr_model.vitals import train_ensemble as te
@@ -81,7 +82,8 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     real_read_dir = te.read_dir
     monkeypatch.setattr(te, "read_dir", lambda d, ids=None: read.extend(ids) or real_read_dir(d, ids))
     meta = te.train_ensemble(str(physionet_dir / "set-a"), str(physionet_dir / "Outcomes-a.txt"), str(lstm),
-                             str(tmp_path / "ens"), folds=2, max_epochs=2, lstm_members=1, tree_bags=2)
+                             str(tmp_path / "ens"), folds=2, max_epochs=2, lstm_members=1, tree_bags=tree_bags,
+                             deploy=deploy)
     test_ids = set(read_split(lstm / "splits.csv", "test"))
     assert read and not (set(read) & test_ids)  # the held-out stays are never read
     bundle = load_vitals_bundle(tmp_path / "ens")
@@ -93,11 +95,18 @@ def test_a_tiny_ensemble_trains_on_train_and_validation_only(physionet_dir, tmp_
     assert meta["components"]["weight_lstm"] in meta["components"]["weight_scores_oof"]
     hp = meta["hyperparameters"]
     assert hp["epochs"] in (1, 2) and hp["epochs_oof_auroc"][hp["epochs"] - 1] == max(hp["epochs_oof_auroc"])
-    assert bundle.meta["hyperparameters"]["members"] == 1
     card = (tmp_path / "ens" / "MODEL_CARD.md").read_text()
     assert "Decision support, not a diagnosis" in card
-    gp = meta["components"]["gbt_params"]  # two bagged tree models, written as one set of trees
-    assert gp["bags"] == 2 and len(bundle.trees.roots) == 2 * gp["max_iter"] and "2 such models" in card
+    gp = meta["components"]["gbt_params"]
+    assert meta["components"]["deploy"] == deploy
+    if deploy == "refit":  # two bagged tree models, written as one set of trees; one LSTM refitted on all stays
+        assert gp["bags"] == 2 and len(bundle.trees.roots) == 2 * gp["max_iter"] and "2 such models" in card
+        assert bundle.meta["hyperparameters"]["members"] == 1 and "--deploy" not in card
+    else:  # each fold's trees and LSTM, averaged
+        assert gp["bags"] == 1 and len(bundle.trees.roots) == 2 * gp["max_iter"]
+        assert bundle.meta["hyperparameters"]["members"] == 2 and "--lstm-members 1 --deploy folds" in card
+        first, second = (m.lstm.weight_ih_l0 for m in bundle.model.members)
+        assert not torch.equal(first, second) and "fold models" in meta["training_data"]["trained_on"]
 
 
 def test_trees_trained_on_other_summary_features_are_refused(tmp_path):

@@ -86,7 +86,7 @@ def test_bundled_model_metadata_and_size(settings):
     td = meta["training_data"]  # choices on validation, or on out-of-fold predictions of train + validation
     chosen_on = td["n_train"] + td["n_val"] if meta["threshold"]["split"] != "val" else td["n_val"]
     assert meta["validation"]["lstm_48h"]["n"] == chosen_on > 0
-    assert (d / "model.pt").stat().st_size < 3_000_000
+    assert (d / "model.pt").stat().st_size < 5_000_000  # 2.2.0: the 20 LSTMs of its 5 fold models, 3.9 MB
     assert "Decision support, not a diagnosis" in (d / "MODEL_CARD.md").read_text()
 
 
