@@ -5,9 +5,8 @@ Run with ``make run`` (or ``streamlit run app.py``). Pages hold the UI; all mode
 """
 import streamlit as st
 
-from cxr_model.settings import get_settings
 from dashboard import auth
-from dashboard.resources import warm_in_background
+from dashboard.frame import draw_frame, framed
 
 st.set_page_config(page_title="Clinician AI dashboard", page_icon=":material/radiology:", layout="wide")
 
@@ -18,14 +17,6 @@ pages = [
 ]
 # Signed out (sign-in configured, no session yet): no page links, only the sign-in screen.
 nav = st.navigation(pages, position="sidebar" if auth.signed_in() else "hidden")
-warm_in_background()  # once per process: the model loads while the sign-in or first page is drawn
-me = auth.current_identity()
-
-settings = get_settings()
-with st.sidebar:
-    st.caption("**Decision support, not a diagnosis.** Every output is for a clinician to weigh with the "
-               "patient and the images; none is a diagnosis.")
-    auth.sidebar(me)
-    st.caption(f"Chest X-ray model: `{settings.cxr_model_name}` · data: `{settings.data_dir}`")
-
-nav.run()
+draw_frame()
+with framed():  # the page knows the frame is drawn (dashboard/frame.py)
+    nav.run()

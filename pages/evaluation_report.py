@@ -31,10 +31,13 @@ from cxr_model.metrics.format import fmt
 from cxr_model.registry import metadata_or_none, model_id
 from cxr_model.settings import get_settings
 from dashboard.auth import audit, current_identity
+from dashboard.frame import require_frame
 from dashboard.resources import cxr_bundle
 from dashboard.tables import rows_frame, subgroup_frame
 from dashboard.text import plain
 from dashboard.vitals_tab import vitals_tab
+
+require_frame()  # gate and sidebar, also when Streamlit runs this page alone (dashboard/frame.py)
 
 settings = get_settings()
 SAVED, SCORE = "Open a saved run folder", "Score a labelled set"

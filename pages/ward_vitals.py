@@ -19,10 +19,13 @@ from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.news2 import LEVEL_LABELS, RISK_COLOURS, STAND_INS, observation_set
 from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward, real_ward_records, snapshot
 from dashboard.auth import current_identity
+from dashboard.frame import require_frame
 from dashboard.resources import vitals_bundle
 from dashboard.tables import channel_label, news2_rows
 from dashboard.text import plain
 from dashboard.ward_figures import risk_figure, trends_figure
+
+require_frame()  # gate and sidebar, also when Streamlit runs this page alone (dashboard/frame.py)
 
 REAL = "PhysioNet 2012 set A (30 held-out test stays)"
 DEMO = "Simulated demo ward"

@@ -32,11 +32,14 @@ from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
 from dashboard.auth import audit, current_identity
 from dashboard.decision_form import decision_form
+from dashboard.frame import require_frame
 from dashboard.resources import cxr_ood, cxr_site_bundle
 from dashboard.slow_cam import slow_study
 from dashboard.text import plain
 from dashboard.viewer import dicom_pixels, display_pixels, viewer
 from dashboard.worklist import banner, out_of_scope, past_decisions_frame, worklist
+
+require_frame()  # gate and sidebar, also when Streamlit runs this page alone (dashboard/frame.py)
 
 log = logging.getLogger(__name__)
 

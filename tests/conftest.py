@@ -8,6 +8,7 @@ incomplete; under ``CI=true`` the opt-out is ignored.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -100,11 +101,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def streamlit_server(tmp_path_factory):
-    """``streamlit run app.py`` on a free loopback port; yields its base URL."""
+@contextlib.contextmanager
+def running_app(state: Path):
+    """``streamlit run app.py`` on a free loopback port (state and log under ``state``); yields its base URL."""
     port = _free_port()
-    state = tmp_path_factory.mktemp("app-state")
     env = dict(os.environ, CXR_STATE_DIR=str(state), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     # The server's output goes to a file: a pipe nobody reads stalls the server once 64 KB are written.
     # No file watcher: nothing edits the source during a test, and a watcher flooded by the files a test
@@ -133,6 +133,13 @@ def streamlit_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory):
+    """The app server the browser tests share (``streamlit run app.py``); yields its base URL."""
+    with running_app(tmp_path_factory.mktemp("app-state")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,36 @@
+"""Real browser, freshly started server: no page runs outside app.py's frame (sign-in gate, sidebar).
+
+Streamlit also reads the ``pages/`` folder by itself: the first session of a fresh server is offered
+that folder's pages by file name, and following such a link runs the page alone: it must still draw
+the frame's sign-in gate and sidebar (``dashboard/frame.py``). That needs a server no session has used
+yet, so this test starts its own.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import running_app
+
+pytestmark = pytest.mark.browser
+FRAME_CAPTION = "Every output is for a clinician"  # app.py's sidebar; a page run alone lacks it
+
+
+def test_the_first_session_of_a_fresh_server_gets_every_page_inside_the_frame(browser, tmp_path):
+    with running_app(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        try:
+            page.goto(url, timeout=60_000)
+            page.locator("[data-testid='stSidebarNav'] a").first.wait_for(timeout=60_000)
+            offered = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
+            folder_link = page.locator("[data-testid='stSidebarNav'] a", has_text="ward vitals")
+            if folder_link.count():  # Streamlit's own link to pages/ward_vitals.py, by file name
+                folder_link.first.click()
+            else:  # the frame's navigation was already there: the direct address instead
+                page.goto(f"{url}/ward_vitals", timeout=60_000)
+            page.get_by_text("Patients alerting now").wait_for(timeout=90_000)  # the ward page itself
+            page.wait_for_timeout(1500)
+            # the frame's gate and sidebar are there, once: drawn by app.py or, run alone, by the page
+            assert page.get_by_text(FRAME_CAPTION).count() == 1, offered
+            assert page.locator("[data-testid='stException']").count() == 0
+        finally:
+            page.close()
