@@ -32,12 +32,9 @@ from cxr_model.metrics.classification import compute_auroc, event1_count_thresho
 from cxr_model.settings import get_settings  # noqa: E402
 from cxr_model.vitals.crossval import choose_epochs, crossval_logits, fold_indices, out_of_fold  # noqa: E402
 from cxr_model.vitals.ensemble import combine, logit  # noqa: E402
-from cxr_model.vitals.grid import to_grid  # noqa: E402
 from cxr_model.vitals.normaliser import Normaliser  # noqa: E402
-from cxr_model.vitals.reader import load_outcomes, read_dir  # noqa: E402
-from cxr_model.vitals.splits import read_split  # noqa: E402
-from cxr_model.vitals.summary import stack_features  # noqa: E402
-from cxr_model.vitals.train_ensemble import calibrate_oof, deployed_models  # noqa: E402
+from cxr_model.vitals.reader import load_outcomes  # noqa: E402
+from cxr_model.vitals.train_ensemble import calibrate_oof, deployed_models, dev_stays  # noqa: E402
 
 HOURS = (24, 48)
 
@@ -64,11 +61,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     hp = json.loads((Path(args.lstm) / "metadata.json").read_text())["hyperparameters"]
     outcomes = load_outcomes(args.outcomes)
-    ids = read_split(Path(args.lstm) / "splits.csv", "train") + read_split(Path(args.lstm) / "splits.csv", "val")
-    recs, _ = read_dir(args.records, ids)
-    grids = [to_grid(r) for r in recs]
-    y = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids])
-    x_sum = stack_features(grids)
+    grids, y, x_sum = dev_stays(args.records, outcomes, Path(args.lstm) / "splits.csv")
     rows = []
     for o in args.outer:
         inner, new = fold_indices(y, 5, 99)[o]

@@ -36,7 +36,7 @@ from cxr_model.vitals.grid import to_grid  # noqa: E402
 from cxr_model.vitals.news2 import news2_grid  # noqa: E402
 from cxr_model.vitals.reader import load_outcomes, read_dir  # noqa: E402
 from cxr_model.vitals.splits import read_split  # noqa: E402
-from cxr_model.vitals.summary import stack_features  # noqa: E402
+from cxr_model.vitals.train_ensemble import dev_stays  # noqa: E402
 
 HOURS = (24, 48)
 
@@ -79,15 +79,11 @@ def main(argv=None) -> int:
     model_dir = Path(args.model) if args.model else s.vitals_model_dir
     outcomes = load_outcomes(data / "Outcomes-a.txt")
     t0 = time.time()
-    ids = read_split(model_dir / "splits.csv", "train") + read_split(model_dir / "splits.csv", "val")
-    recs, errors = read_dir(data / "set-a", ids)
-    grids = [to_grid(r) for r in recs]
-    y = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids])
+    grids, y, x = dev_stays(data / "set-a", outcomes, model_dir / "splits.csv")
     surv = np.array([outcomes[g.record_id]["Survival"] for g in grids], float)
     saps = np.array([outcomes[g.record_id].get("SAPS-I", -1) for g in grids], float)
     news = np.array([news2_grid(g).total for g in grids])
-    x = stack_features(grids)
-    print(f"{len(grids)} train + validation stays ({int(y.sum())} in-hospital deaths, {len(errors)} unreadable); "
+    print(f"{len(grids)} train + validation stays ({int(y.sum())} in-hospital deaths); "
           f"features {x.shape[2]} ({time.time() - t0:.0f} s)", flush=True)
     oof_ihd = np.zeros((len(y), 48))
     oof_d = {d: np.zeros((len(y), 48)) for d in args.days}

@@ -78,6 +78,20 @@ def calibrate_oof(y, oof_lstm, oof_gbt, folds: int) -> tuple[dict, dict, dict]:
     return lstm_cal, comp, combine(lstm_risk, oof_gbt, comp)
 
 
+def dev_stays(records: str | Path, outcomes: dict, splits_csv: str | Path) -> tuple[list, np.ndarray, np.ndarray]:
+    """The train + validation stays of ``splits_csv`` (never its test stays): ``(grids, in-hospital death
+    [N], summary features [N, 48, F])``.
+
+    Raises:
+        ValueError: naming the folder, when any of those records cannot be read.
+    """
+    recs, errors = read_dir(records, read_split(splits_csv, "train") + read_split(splits_csv, "val"))
+    if errors:
+        raise ValueError(f"{records}: {len(errors)} train/validation records unreadable, e.g. {errors[0]}")
+    grids = [to_grid(r) for r in recs]
+    return grids, np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids]), stack_features(grids)
+
+
 def deployed_models(deploy: str, kept: list | None, norm: Normaliser, grids: list, x_sum: np.ndarray, y: np.ndarray,
                     hp: dict, lstm_epochs: int, lstm_members: int, seed: int, tree_bags: int = 1) -> tuple[TreeBag, VitalsEnsemble]:
     """The trees and LSTMs to bundle: refitted on all the stays (``"refit"``), or the fold models that
@@ -107,13 +121,7 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     lstm_meta = json.loads((Path(lstm_dir) / "metadata.json").read_text())
     hp = dict(lstm_meta["hyperparameters"])
     outcomes = load_outcomes(outcomes_file)
-    split = {s: read_split(Path(lstm_dir) / "splits.csv", s) for s in ("train", "val")}
-    recs, errors = read_dir(records, split["train"] + split["val"])
-    if errors:
-        raise ValueError(f"{records}: {len(errors)} train/validation records unreadable, e.g. {errors[0]}")
-    grids = [to_grid(r) for r in recs]
-    y = np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids])
-    x_sum = stack_features(grids)
+    grids, y, x_sum = dev_stays(records, outcomes, Path(lstm_dir) / "splits.csv")
     folds_idx = fold_indices(y, folds, seed)
     norm = Normaliser.fit(grids)
     kept = [] if deploy == "folds" else None
