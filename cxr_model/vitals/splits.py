@@ -22,8 +22,9 @@ def stratified_split(ids: list[int], labels: list[int], fractions=(0.6, 0.2, 0.2
     return {k: sorted(int(i) for i in v) for k, v in out.items()}
 
 
-def read_split(path: Path, split: str) -> list[int]:
+def read_split(path: str | Path, split: str) -> list[int]:
     """Record ids of one split from a bundle's ``splits.csv`` (``record_id,split``)."""
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no splits.csv in the model bundle, cannot select split {split!r}")
     rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line.strip()]

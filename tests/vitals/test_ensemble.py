@@ -120,3 +120,21 @@ def test_trees_trained_on_other_summary_features_are_refused(tmp_path):
     (d / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="trees.npz: the trees' .* features are not this version's summary features"):
         load_vitals_bundle(d)
+
+
+def test_dev_stays_reads_train_and_validation_only_and_names_the_folder_of_an_unreadable_record(tmp_path):
+    from tests.vitals.conftest import write_record
+    from cxr_model.vitals.train_ensemble import dev_stays
+
+    for rid in (1, 2, 3):
+        write_record(tmp_path, rid, [("01:00", "HR", 80 + rid), ("02:30", "SysABP", 110)])
+    splits = tmp_path / "splits.csv"
+    splits.write_text("record_id,split\n1,train\n2,val\n3,test\n")
+    outcomes = {1: {"In-hospital_death": 1}, 2: {"In-hospital_death": 0}, 3: {"In-hospital_death": 1}}
+    grids, y, x = dev_stays(str(tmp_path), outcomes, str(splits))  # plain strings, as a script passes them
+    assert sorted(g.record_id for g in grids) == [1, 2]  # the test stay is never read
+    assert dict(zip((g.record_id for g in grids), y.tolist())) == {1: 1, 2: 0}
+    assert x.shape[:2] == (2, N_HOURS)
+    (tmp_path / "2.txt").write_text("not,a record\n")
+    with pytest.raises(ValueError, match=f"{tmp_path}.*unreadable"):
+        dev_stays(tmp_path, outcomes, splits)
