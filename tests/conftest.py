@@ -102,24 +102,27 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(state: Path):
-    """``streamlit run app.py`` on a free loopback port (state and log under ``state``); yields its base URL."""
-    port = _free_port()
-    env = dict(os.environ, CXR_STATE_DIR=str(state), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+def running_app(state: Path, port: int | None = None, env: dict | None = None, args: tuple = (),
+                host: str = "127.0.0.1"):
+    """``streamlit run app.py [args]`` on a loopback ``port`` (default: a free one) with ``env`` added to this
+    process's environment (state and log under ``state``); yields its base URL, named by ``host`` (a sign-in
+    test uses ``localhost``, the name its provider redirects to)."""
+    port = port or _free_port()
+    env = dict(os.environ, CXR_STATE_DIR=str(state), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(env or {}))
     # The server's output goes to a file: a pipe nobody reads stalls the server once 64 KB are written.
     # No file watcher: nothing edits the source during a test, and a watcher flooded by the files a test
     # run writes (its inotify queue overflowed in a fresh-clone CI run) only adds noise and reruns.
     log = open(state / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", *args],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         for _ in range(120):
             try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
                     break
             except OSError:
                 time.sleep(0.5)

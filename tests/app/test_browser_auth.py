@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from cxr_model import audit
 from cxr_model import review_store as rs
-from cxr_model.settings import PROJECT_ROOT
-from tests.conftest import _free_port
+from tests.conftest import _free_port, running_app
 
 pytestmark = [pytest.mark.auth, pytest.mark.postgres, pytest.mark.browser]
 ANN = {"email": "ann@h.org", "name": "Dr Ann Example", "roles": ["reviewer"]}
@@ -65,31 +60,8 @@ server_metadata_url = "{issuer}/.well-known/openid-configuration"
 claim = "roles"
 reviewer_values = ["reviewer"]
 """)
-    env = dict(os.environ, CXR_DB_URL=db_url, CXR_STATE_DIR=str(folder), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    log = open(folder / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--secrets.files", str(secrets),
-         "--server.fileWatcherType", "none"],  # see tests/conftest.py: no watcher to flood during a test run
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not answer /_stcore/health within 60 s")
+    with running_app(folder, port, {"CXR_DB_URL": db_url}, ("--secrets.files", str(secrets)), host="localhost") as url:
         yield url, db_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_sign_in_review_save_sign_out_and_provider_down(signed_app, provider, browser, kermany_dir, artifacts_dir):
