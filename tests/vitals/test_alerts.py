@@ -59,3 +59,26 @@ def test_unacknowledged_alerts_sort_first_then_active_then_severity():
     assert [x.alert_id for x in order] == ["2-model-risk-h1", "3-news2-medium-h1", "1-news2-high-h1"]
     assert status_of([]) == "new" and status_of([{"action": "acknowledge"}]) == "acknowledged"
     assert status_of([{"action": "acknowledge"}, {"action": "escalate"}]) == "escalated"
+
+
+def test_a_risk_exactly_at_the_threshold_alerts_and_later_hours_are_not_seen_yet():
+    risk = [0.1, 0.7, 0.1, 0.1, 0.9]
+    (a,) = model_alerts(7, "Bed 07", risk, 0.7, step=3)  # hour 5's crossing lies after the hour asked about
+    assert (a.alert_id, a.record_id, a.bed, a.kind, a.source, a.hour, a.active, a.severity) == \
+        ("7-model-risk-h2", 7, "Bed 07", "model-risk", "Model", 2, False, 2)
+    assert a.text == "Model risk 70% crossed the alert threshold 70%"
+    assert [x.hour for x in model_alerts(7, "Bed 07", risk, 0.7, step=4)] == [2, 5]
+
+
+def test_low_medium_from_the_first_hour_alerts_and_stays_active_while_it_holds():
+    (a,) = news2_alerts(4, "Bed 04", ["low-medium", "low-medium"], [3, 3], step=1)
+    assert (a.alert_id, a.record_id, a.bed, a.kind, a.hour, a.active, a.severity) == \
+        ("4-news2-low-medium-h1", 4, "Bed 04", "news2-low-medium", 1, True, 1)
+    assert a.text == "NEWS2 3: response level low-medium (a 3 in one parameter)"
+
+
+def test_among_open_alerts_higher_severity_then_the_newest_come_first():
+    a = news2_alerts(1, "Bed 01", ["low-medium"], [3], 0) + news2_alerts(2, "Bed 02", ["high"], [7], 0) \
+        + news2_alerts(3, "Bed 03", ["low", "low", "high"], [0, 0, 8], 2) + model_alerts(4, "Bed 04", [0.5], 0.3, 0)
+    assert [x.alert_id for x in sort_alerts(a, acknowledged=set())] == \
+        ["3-news2-high-h3", "2-news2-high-h1", "4-model-risk-h1", "1-news2-low-medium-h1"]

@@ -66,6 +66,39 @@ def test_a_pickle_is_refused_by_the_loader(tmp_path):
         Trees.load(path)
 
 
+def test_a_pickled_field_in_an_otherwise_complete_export_is_refused_not_unpickled(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3))
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(x, (x[:, 0] > 0).astype(int))
+    export_trees(model, tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(tmp_path / "trees.npz", **dict(arrays, value=arrays["value"].astype(object)))
+    with pytest.raises(ValueError, match="trees.npz: not a tree export.*allow_pickle=False"):
+        Trees.load(tmp_path / "trees.npz")
+
+
+def test_categorical_and_multi_class_models_are_refused_by_the_export(tmp_path):
+    rng = np.random.default_rng(2)
+    x = np.column_stack([rng.integers(0, 4, 300), rng.normal(size=300)]).astype(float)
+    y = (x[:, 0] % 2 == 1).astype(int)
+    cat = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0], random_state=0).fit(x, y)
+    with pytest.raises(ValueError, match="categorical splits"):
+        export_trees(cat, tmp_path / "cat.npz")
+    multi = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(x, x[:, 0].astype(int) % 3)
+    with pytest.raises(ValueError, match="only binary classifiers"):
+        export_trees(multi, tmp_path / "multi.npz")
+
+
+def test_integer_rows_are_scored_as_their_float_values(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 10, size=(400, 3))
+    model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x.astype(float), (x[:, 0] > 4).astype(int))
+    export_trees(model, tmp_path / "trees.npz")
+    trees = Trees.load(tmp_path / "trees.npz")
+    assert np.allclose(trees.decision_function(x), model.decision_function(x.astype(float)), atol=1e-9)
+
+
 def test_summary_features_are_causal_and_missing_is_nan(record_writer):
     rows = [("00:30", "HR", 80), ("05:10", "HR", 120), ("05:40", "HR", 100), ("10:00", "Temp", 38)]
     grid = to_grid(read_record(record_writer(3, rows)))
