@@ -45,8 +45,8 @@ test: install browser postgres
 # metrics, calibration, NEWS2, registry and review store took ~45 min, the imaging modules more):
 # mutmut 3 as configured in pyproject.toml, one module at a time (MUTATION_MODULES=... to pick),
 # then killed / total per module. OMP_NUM_THREADS=1: torch's OpenMP pool does not survive fork.
-MUTATION_MODULES ?= metrics.classification metrics.calibration imaging.finish vitals.news2 registry \
-	review_store imaging.transforms imaging.io imaging.formats imaging.ood
+MUTATION_MODULES ?= metrics.classification metrics.calibration imaging.finish vitals.news2 vitals.alerts \
+	vitals.trees registry review_store imaging.transforms imaging.io imaging.formats imaging.ood
 mutation: install
 	$(BIN)/pip install -q -r requirements-dev.txt
 	for m in $(MUTATION_MODULES); do \
