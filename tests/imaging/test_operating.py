@@ -17,6 +17,123 @@ def test_population_from_age_reads_dicom_age_strings_and_numbers(age, expected):
     assert OP.population_from_age(age) == expected
 
 
+@pytest.mark.parametrize("age,expected", [
+    ("216M", "adult"), ("215M", "child"), ("940W", "adult"), ("939W", "child"), ("999D", "child"), ("6575D", None),  # DICOM AS has 3 digits: 999 days is the most it says
+    ("18", "adult"), ("017", "child"), ("000D", "child"), (0, "child"), (130, "adult"), (131, None), (-1, None),
+])
+def test_age_units_convert_to_years_at_the_adult_boundary_and_a_newborn_is_a_child(age, expected):
+    assert OP.population_from_age(age) == expected
+
+
+def test_the_uncertain_band_edges_belong_to_the_populations():
+    lo, hi = OP.UNCERTAIN
+    assert OP.assign(np.array([lo, hi, np.nextafter(lo, 1), np.nextafter(hi, 0)])) == ["child", "adult", None, None]
+
+
+def test_balanced_weights_give_every_group_and_class_cell_the_same_total():
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 0])
+    g = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    w = OP.balanced_weights(y, g)
+    assert np.allclose(w, [1 / 3, 1 / 3, 1 / 3, 1, 1, 1 / 3, 1 / 3, 1 / 3])
+    assert all(w[(g == gg) & (y == c)].sum() == pytest.approx(1.0) for gg in (0, 1) for c in (0, 1))
+
+
+def _mean_j(y, s, groups, t):
+    """Mean over groups of Youden's J calling score >= t positive (written out, not the library's)."""
+    js = []
+    for gg in np.unique(groups):
+        m = groups == gg
+        pos, neg = s[m][y[m] == 1], s[m][y[m] == 0]
+        js.append((pos >= t).mean() + (neg < t).mean() - 1)
+    return float(np.mean(js))
+
+
+def test_each_centre_maximises_the_mean_j_over_its_conditions_and_populations():
+    # The shifts are read on a subset of the films (a quarter), far apart, so each condition weighing the same
+    # (not each film) decides the centre.
+    rng = np.random.default_rng(5)
+    val = {"child": _population(rng, 400, 2.0, prevalence=0.7), "adult": _population(rng, 120, -1.0, prevalence=0.4)}
+    sub = {p: np.arange(0, len(y), 4) for p, (y, _) in val.items()}
+    shifted = {p: {"blur": lg[sub[p]] + 2.5, "crop": lg[sub[p]] - 0.8} for p, (_, lg) in val.items()}
+    clean = {p: (y[sub[p]], lg[sub[p]]) for p, (y, lg) in val.items()}
+    op = OP.choose_operating_point(val, shifted, clean)
+
+    def conditions(p):
+        (y, lg), (ys, ls) = val[p], clean[p]
+        return np.r_[y, ys, ys], np.r_[lg, ls + 2.5, ls - 0.8], np.repeat([0, 1, 2], [len(y), len(ys), len(ys)])
+
+    for pop, (y, lg) in val.items():
+        yy, ss, cond = conditions(pop)
+        best = max(_mean_j(yy, ss, cond, t) for t in np.unique(ss))
+        if pop == "child":  # these films tell the rules apart: every film weighing the same would choose another point
+            alike = max(_mean_j(yy, ss, np.zeros(len(yy)), t) for t in np.unique(ss))
+            assert _mean_j(yy, ss, np.zeros(len(yy)), op["per_population"][pop]["centre_logit"] - 1e-9) < alike - 0.005
+        assert _mean_j(yy, ss, cond, op["per_population"][pop]["centre_logit"] - 1e-9) == pytest.approx(best, abs=1e-9)
+        # movement: each condition's own Youden point read on the population's centred scale
+        assert op["movement"][pop]["clean"] == pytest.approx(OP.calibrate(op, np.array([M.youden_threshold(y, lg)]), [pop])[0])
+        ys, ls = clean[pop]
+        assert op["movement"][pop]["blur"] == pytest.approx(OP.calibrate(op, np.array([M.youden_threshold(ys, ls + 2.5)]), [pop])[0])
+    parts = [conditions(p) for p in val]
+    yy, ss = np.concatenate([c[0] for c in parts]), np.concatenate([c[1] for c in parts])
+    groups = np.concatenate([c[2] + 10 * i for i, c in enumerate(parts)])
+    best = max(_mean_j(yy, ss, groups, t) for t in np.unique(ss))
+    assert _mean_j(yy, ss, groups, op["pooled"]["centre_logit"] - 1e-9) == pytest.approx(best, abs=1e-9)
+    assert op["uncertain_band"] == list(OP.UNCERTAIN) and op["adult_age_years"] == 18
+
+
+def test_the_slopes_are_class_and_population_balanced_platt_fits():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(6)
+    val = {"child": _population(rng, 500, 2.0, prevalence=0.8), "adult": _population(rng, 150, -1.0, 0.8, prevalence=0.3)}
+    op = OP.choose_operating_point(val, {p: {"s": lg + 0.1} for p, (_, lg) in val.items()})
+
+    def balanced_slope(y, z, groups):
+        w = np.zeros(len(y))
+        for g in np.unique(groups):
+            for c in (0, 1):
+                m = (groups == g) & (y == c)
+                w[m] = 1 / m.sum()
+        lr = LogisticRegression(C=1e6, max_iter=5000).fit(z.reshape(-1, 1), y, sample_weight=w * len(y) / w.sum())
+        return lr.coef_[0, 0]
+
+    for pop, (y, lg) in val.items():
+        assert op["per_population"][pop]["a"] == pytest.approx(balanced_slope(y, lg, np.zeros(len(y))), rel=0.02)
+    y = np.r_[val["child"][0], val["adult"][0]]
+    z = np.r_[val["child"][1], val["adult"][1]]
+    g = np.repeat([0, 1], [len(val["child"][0]), len(val["adult"][0])])
+    assert op["pooled"]["a"] == pytest.approx(balanced_slope(y, z, g), rel=0.02)
+    assert op["pooled"]["a"] != pytest.approx(balanced_slope(y, z, np.zeros(len(y))), rel=0.02)
+
+
+def test_a_perfectly_separated_validation_set_still_gets_a_centred_map():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    lg = np.array([-3.0, -2.0, -1.5, 1.0, 2.0, 4.0])
+    m = OP.centred_map(y, lg, np.zeros(6), y, lg, np.zeros(6))
+    assert 0 < m["a"] < 10 and -1.5 < m["centre_logit"] <= 1.0  # a finite slope; the centre between the classes
+    p = 1 / (1 + np.exp(-(m["a"] * lg + m["b"])))
+    assert (p[y == 1] >= 0.5).all() and (p[y == 0] < 0.5).all()
+
+
+def test_a_population_without_its_own_map_is_read_on_the_pooled_one():
+    op = {"per_population": {"child": {"a": 1.5, "b": -3.0}}, "pooled": {"a": 1.0, "b": -1.0}}
+    assert OP.calibrate(op, np.array([2.0]), ["adult"])[0] == pytest.approx(1 / (1 + np.exp(-1.0)))
+
+
+def test_population_model_is_a_class_balanced_penalised_fit_on_standardised_features():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(7)
+    f = np.r_[rng.normal(0, 1, (300, 4)), rng.normal(0, 2, (60, 4)) + np.r_[1.0, -0.5, 0, 0]] * [1, 10, 0.1, 1] + 5
+    adult = np.r_[np.zeros(300), np.ones(60)]
+    m = OP.fit_population_model(f, adult)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=2000)).fit(f, adult)
+    assert np.allclose(m.p_adult(f), ref.predict_proba(f)[:, 1], atol=1e-4)
+    assert m.p_adult(f[:3]).shape == (3,)
+
+
 def test_population_model_separates_two_feature_clouds_and_round_trips_through_json():
     rng = np.random.default_rng(0)
     f = np.r_[rng.normal(0, 1, (200, 8)), rng.normal(0, 1, (200, 8)) + np.r_[3.0, np.zeros(7)]]
