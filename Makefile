@@ -46,7 +46,8 @@ test: install browser postgres
 # mutmut 3 as configured in pyproject.toml, one module at a time (MUTATION_MODULES=... to pick),
 # then killed / total per module. OMP_NUM_THREADS=1: torch's OpenMP pool does not survive fork.
 MUTATION_MODULES ?= metrics.classification metrics.calibration imaging.finish vitals.news2 vitals.alerts \
-	vitals.trees registry review_store imaging.transforms imaging.io imaging.formats imaging.ood
+	vitals.trees registry review_store imaging.transforms imaging.io imaging.formats imaging.ood \
+	imaging.operating
 mutation: install
 	$(BIN)/pip install -q -r requirements-dev.txt
 	for m in $(MUTATION_MODULES); do \
