@@ -144,3 +144,31 @@ def test_one_forward_gives_the_same_probabilities_and_features_as_two(cxr_bundle
     p, f = predict_with_features(cxr_bundle, x)
     assert np.allclose(p, predict_batch(cxr_bundle, x), atol=1e-6)
     assert f.shape == (3, 512) and np.allclose(f, batch_features(cxr_bundle, x), atol=1e-5)
+
+
+def test_the_hash_cache_trusts_size_and_mtime_rehashes_either_change_and_survives_damage(tmp_path):
+    import hashlib
+    import os
+
+    f = tmp_path / "film.bin"
+    f.write_bytes(b"abc")
+    store = tmp_path / "state" / "deep" / "cache.json"  # save makes the folders
+    cache = HashCache(store)
+    assert cache.sha256(f) == sha256_of(f)
+    cache.save()
+    saved = store.stat().st_mtime_ns
+    st = f.stat()
+    f.write_bytes(b"xyz")  # same size; its mtime put back: the cache is trusted, not re-read
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = HashCache(store)
+    old_digest = hashlib.sha256(b"abc").hexdigest()
+    assert again.sha256(f) == old_digest != sha256_of(f)
+    again.save()
+    assert store.stat().st_mtime_ns == saved  # nothing new: the cache file is not rewritten
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a new mtime: re-hashed
+    assert again.sha256(f) == sha256_of(f)
+    f.write_bytes(b"longer")  # a new size: re-hashed
+    assert HashCache(store).sha256(f) == sha256_of(f)
+    store.write_text("{not json")
+    assert HashCache(store).sha256(f) == sha256_of(f)  # a damaged cache costs only a re-hash
+    assert HashCache(None).sha256(f) == sha256_of(f)
