@@ -13,7 +13,7 @@ import pytest
 
 from cxr_model.cli import main
 from cxr_model.imaging.ood import load_ood
-from cxr_model.imaging.overlap import POPULATION_DIRS, HashCache, overlap_summary, sha256_of, split_hashes
+from cxr_model.imaging.overlap import POPULATION_DIRS, HashCache, overlap_label, overlap_summary, sha256_of, split_hashes
 from cxr_model.imaging.report.run import load_run
 from cxr_model.metrics import classification as M
 from tests.imaging.synthetic import png_bytes
@@ -130,6 +130,21 @@ def test_overlap_summary_counts_by_part():
     s = overlap_summary([("x", "a"), ("y", "c"), ("z", "zz"), ("w", "")], seen)
     assert (s["n_files"], s["n_train"], s["n_val"], s["n_test"], s["is_test"]) == (4, 1, 0, 1, False)
     assert overlap_summary([("y", "c")], seen)["is_test"] is True  # the model's own test part is a test
+
+
+def test_one_training_and_one_validation_file_make_a_set_no_test_and_the_report_says_why():
+    seen = {f"t{i}": "train" for i in range(4)} | {f"v{i}": "val" for i in range(4)} | {"c": "test"}
+    s = overlap_summary([(f"f{i}", f"t{i}") for i in range(4)] + [(f"g{i}", f"v{i}") for i in range(4)]
+                        + [("h", "c")], seen, n_unknown=2)
+    assert (s["n_train"], s["n_val"], s["n_test"], s["is_test"]) == (4, 4, 1, False)  # equal counts: still no test
+    assert s["examples"] == ["f0 (train)", "f1 (train)", "f2 (train)", "f3 (train)", "g0 (val)"]  # 5, never a test file
+    assert s["n_split_unhashed"] == 2 and overlap_summary([], seen)["n_split_unhashed"] == 0
+    assert overlap_label(s) == "overlaps the model's training data (4 training and 4 validation files of 9): not a test"
+    assert overlap_label(overlap_summary([("h", "c")], seen)) == \
+        "no file of the model's training or validation split (checked 1 files by sha256)"
+    assert overlap_label(None) == ("overlap with the model's training data unknown: not checked (run scored before "
+                                   "this check existed)")
+    assert overlap_label({"checked": False, "reason": "the bundle has no splits.csv"}).endswith(": the bundle has no splits.csv")
 
 
 def test_one_forward_gives_the_same_probabilities_and_features_as_two(cxr_bundle, kermany_dir):

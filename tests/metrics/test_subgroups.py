@@ -51,3 +51,18 @@ def test_numeric_groups_and_empty_input():
 def test_groups_of_the_wrong_length_are_an_error():
     with pytest.raises(ValueError, match="groups has 1 values"):
         subgroup_table([0, 1], [0.2, 0.8], ["a"], 0.5)
+
+
+def test_rows_count_both_classes_and_carry_the_callers_seed_level_and_resamples():
+    rng = np.random.default_rng(4)
+    y = np.r_[np.ones(30), np.zeros(50), [1], np.zeros(9)].astype(int)
+    s = np.clip(np.r_[rng.beta(5, 2, 30), rng.beta(2, 5, 50), [0.7], rng.beta(2, 5, 9)], 0, 1)
+    g = ["a"] * 80 + ["b"] * 10  # b: one pneumonia film among ten
+    a, b = subgroup_table(y, s, g, 0.5, n_resamples=300, seed=7, alpha=0.1)
+    assert (a["n"], a["n_positive"], a["n_negative"]) == (80, 30, 50) and (b["n_positive"], b["n_negative"]) == (1, 9)
+    ya, sa = y[:80], s[:80]
+    assert a["auroc_ci95"] == M.bootstrap_ci(M.compute_auroc, ya, sa, n_resamples=300, seed=7, alpha=0.1)
+    assert a["sensitivity_ci95"] == M.threshold_metric_cis(ya, sa, 0.5, n_resamples=300, seed=7, alpha=0.1)["sensitivity"]
+    assert not any(math.isnan(v) for v in b["auroc_ci95"])  # one pneumonia film is enough to resample an AUROC
+    only = subgroup_table([1, 1, 1], [0.2, 0.6, 0.9], ["x"] * 3, 0.5)[0]
+    assert all(math.isnan(v) for v in only["auroc_ci95"])  # one class: no interval, not a number from nothing
