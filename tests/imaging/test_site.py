@@ -158,3 +158,23 @@ def test_the_study_report_names_the_site_profile_and_the_population(cxr_bundle, 
         assert s.site_profile == b.site_profile and s.population_source in ("image_estimate", "pooled")
     assert "Site profile &#x27;ward-9&#x27;: batch-norm statistics from 16 local films" in reports["ward-9"]
     assert NO_SITE in reports[None] and "ward-9" not in reports[None]
+
+
+def test_a_local_threshold_is_stored_for_these_weights_only_beside_what_the_profile_had(cxr_bundle, tmp_path):
+    from cxr_model.imaging.site import save_recalibration
+
+    rec = choose_threshold([1] * 10 + [0] * 10, np.linspace(0.05, 0.95, 20), 0.9)
+    folder = tmp_path / "sites" / "deep"  # made on the way
+    path = save_recalibration(cxr_bundle, folder, "ward-5", rec)
+    info = json.loads(path.read_text())
+    assert path == folder / "ward-5.json"
+    assert (info["name"], info["model"], info["model_sha256"]) == ("ward-5", cxr_bundle.model_id, cxr_bundle.meta["sha256"])
+    assert info["recalibration"]["threshold"] == rec["threshold"] and info["created"][:4].isdigit()
+    assert info["recalibration"]["scale"] == f"the bundle's centred probability (bundled threshold {cxr_bundle.threshold:.3f})"
+    info["bn"] = "kept"  # what an earlier `site adapt` wrote stays
+    path.write_text(json.dumps(info))
+    again = json.loads(save_recalibration(cxr_bundle, folder, "ward-5", dict(rec, threshold=0.42)).read_text())
+    assert again["bn"] == "kept" and again["recalibration"]["threshold"] == 0.42
+    (folder / "old.json").write_text(json.dumps({"name": "old", "model": "x@0", "model_sha256": "0" * 64}))
+    with pytest.raises(BundleError, match=r"old\.json: site profile was made for other weights"):
+        save_recalibration(cxr_bundle, folder, "old", rec)
