@@ -178,3 +178,32 @@ def test_a_local_threshold_is_stored_for_these_weights_only_beside_what_the_prof
     (folder / "old.json").write_text(json.dumps({"name": "old", "model": "x@0", "model_sha256": "0" * 64}))
     with pytest.raises(BundleError, match=r"old\.json: site profile was made for other weights"):
         save_recalibration(cxr_bundle, folder, "old", rec)
+
+
+def test_the_threshold_rule_at_its_edges():
+    # No film lies below the lowest pneumonia film that must be called: the threshold is that film's own
+    # probability, it is called, and a normal film at exactly that probability is called too (not a true negative).
+    y = [1] * 10 + [0] * 10
+    p = [0.1] + [0.9] * 9 + [0.1] + [0.5] * 9
+    r = choose_threshold(y, p, 1.0)
+    assert r["threshold"] == 0.1 and r["sensitivity"] == 1.0 and r["specificity"] == 0.0
+    with pytest.raises(ValueError, match="target sensitivity 0"):
+        choose_threshold(y, p, 0)
+    with pytest.raises(ValueError, match="finite"):
+        choose_threshold(y, p[:-1] + [float("nan")], 0.9)
+
+
+def test_listing_skips_damaged_profiles_and_other_weights_without_stopping(cxr_bundle, tmp_path):
+    from cxr_model.imaging.site import profile_sha256
+
+    mine = {"model": cxr_bundle.model_id, "model_sha256": cxr_bundle.meta["sha256"], "note": "kept"}
+    (tmp_path / "a-broken.json").write_text("{not json")
+    (tmp_path / "b-other.json").write_text(json.dumps({"model": "x@0", "model_sha256": "0" * 64}))
+    (tmp_path / "c-mine.json").write_text(json.dumps(mine))
+    (tmp_path / "c-mine.pt").write_bytes(b"bn")
+    (tmp_path / "d-mine.json").write_text(json.dumps(mine))
+    rows = list_profiles(tmp_path, cxr_bundle)
+    assert [(r["name"], r["adapted"], r["note"]) for r in rows] == [("c-mine", True, "kept"), ("d-mine", False, "kept")]
+    assert [r["name"] for r in list_profiles(tmp_path)] == ["b-other", "c-mine", "d-mine"]  # without a bundle: all readable
+    assert profile_sha256(tmp_path, "none-here") is None
+    assert profile_sha256(tmp_path, "c-mine") != profile_sha256(tmp_path, "d-mine")  # the BN file counts
