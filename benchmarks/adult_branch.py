@@ -27,13 +27,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxr_model.imaging.branch_cv import dev_films, fold_heads  # noqa: E402
+from cxr_model.imaging.branch_cv import dev_films, input_map, out_of_fold_cells  # noqa: E402
 from cxr_model.imaging.branch_fit import _cached_maps, map_parts  # noqa: E402
 from cxr_model.imaging.bundle import load_cxr_bundle  # noqa: E402
 from cxr_model.imaging.pointing import energy_share, pointing_hit  # noqa: E402
@@ -62,21 +60,16 @@ def main(argv=None) -> int:
     print(f"{'box weight':>10} {'prior':>8} {'OOF AUROC':>9} {'pointing (map)':>15} {'peak cell in box':>16} {'energy':>6}")
     for w, pr in [(w, pr) for pr in args.priors for w in args.weights]:
         floor_sigma = None if pr == "none" else tuple(float(v) for v in pr.split(":"))
-        oof = np.zeros(len(y))
+        cells = out_of_fold_cells(dev, 5, w, args.epochs, None if floor_sigma is None else floor_sigma[::-1])
+        oof = cells.reshape(len(y), -1).mean(1)
         hits = cell_hits = 0
         energy = []
-        for te, head in fold_heads(dev, 5, w, args.epochs, None if floor_sigma is None else floor_sigma[::-1]):
-            with torch.no_grad():
-                cells = head(dev.maps[te].float()).flatten(1).numpy()
-            oof[te] = cells.mean(1)
-            for i, c in zip(te, cells):
-                if dev.boxes[i]:
-                    (h, w_), b = dev.shapes[i], dev.boxes[i]
-                    cam = cv2.resize(c.reshape(masks[i].shape).astype(np.float32), (args.size, args.size),
-                                     interpolation=cv2.INTER_LINEAR)  # the map as the pointing game reads it
-                    hits += pointing_hit(cam, b, h, w_)
-                    cell_hits += bool(masks[i].ravel()[np.argmax(c)] > 0)
-                    energy.append(np.nan_to_num(energy_share(cam, b, h, w_)))
+        for i in (i for i, b in enumerate(dev.boxes) if b):
+            (h, w_), b = dev.shapes[i], dev.boxes[i]
+            cam = input_map(cells[i], args.size)
+            hits += pointing_hit(cam, b, h, w_)
+            cell_hits += bool(masks[i].ravel()[np.argmax(cells[i])] > 0)
+            energy.append(np.nan_to_num(energy_share(cam, b, h, w_)))
         print(f"{w:>10} {pr:>8} {roc_auc_score(y, oof):>9.3f} {hits:>4}/{n_boxed} = {hits / n_boxed:.2f} "
               f"{cell_hits:>4}/{n_boxed} = {cell_hits / n_boxed:.2f} {np.mean(energy):>6.3f}", flush=True)
     return 0

@@ -24,21 +24,19 @@ ones), so a rerun reads the films once.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxr_model.imaging.adapt import _bn_layers  # noqa: E402
+from cxr_model.imaging.adapt import adapt_batchnorm  # noqa: E402
 from cxr_model.imaging.branch import BranchHead, BranchNet  # noqa: E402
-from cxr_model.imaging.branch_cv import dev_films, fold_heads  # noqa: E402
+from cxr_model.imaging.branch_cv import dev_films, input_map, out_of_fold_cells  # noqa: E402
 from cxr_model.imaging.branch_fit import film_logits, spatial_prior, train_head  # noqa: E402
 from cxr_model.imaging.bundle import load_cxr_bundle  # noqa: E402
 from cxr_model.imaging.io import read_image  # noqa: E402
@@ -53,41 +51,28 @@ BOX_WEIGHT, PRIOR_FLOOR, EPOCHS, BN_BATCH = 0.3, 0.3, 200, 32
 @torch.no_grad()
 def bn_maps(bundle, items: dict, size: int) -> torch.Tensor:
     """``layer4`` maps of the train + val films at ``size`` after the BN statistics were re-estimated there on
-    the training films (a copy of the network; the bundle is not changed)."""
+    the training films (:func:`adapt.adapt_batchnorm` at that size, on a copy; the bundle is not changed)."""
     tf = EvalTransform(size)
     src = {k: torch.stack([to_source(read_image(it.path), size) for it in v]) for k, v in items.items()}
-    with bundle.model.hold() as raw:
-        net = copy.deepcopy(raw)
-    for m in _bn_layers(net).values():
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: every training film counts once
-    net.train()
-    order = np.random.default_rng(0).permutation(len(src["train"]))
-    for i in range(0, len(order), BN_BATCH):
-        net(tf(src["train"][order[i:i + BN_BATCH]]))
-    reader = BranchNet(net.eval(), BranchHead())
-    return torch.cat([torch.cat([reader.feature_map(tf(s[i:i + 16])).half() for i in range(0, len(s), 16)])
-                      for s in (src["train"], src["val"])])
+    order = torch.from_numpy(np.random.default_rng(0).permutation(len(src["train"])))
+    adapted = adapt_batchnorm(bundle, src["train"][order], BN_BATCH, img_size=size)
+    with adapted.model.hold() as net:
+        reader = BranchNet(net, BranchHead())
+        return torch.cat([torch.cat([reader.feature_map(tf(s[i:i + 16])).half() for i in range(0, len(s), 16)])
+                          for s in (src["train"], src["val"])])
 
 
 def measure(dev, size: int, n_train: int) -> tuple[np.ndarray, int, int, np.ndarray]:
     """Out-of-fold logits, pointing hits / boxed films, and the validation films' logits of a head fitted on
     the training films alone."""
     prior = (2 * size / 448, PRIOR_FLOOR)
-    oof, hits, boxed = np.zeros(len(dev.y)), 0, 0
-    for held, head in fold_heads(dev, 5, BOX_WEIGHT, EPOCHS, prior):
-        oof[held] = film_logits(head, dev.maps[held])
-        with torch.no_grad():
-            cells = head(dev.maps[held].float()).flatten(1).numpy()
-        for i, c in zip(held, cells):
-            if dev.boxes[i]:
-                (h, w), boxed = dev.shapes[i], boxed + 1
-                cam = cv2.resize(c.reshape(dev.masks[i].shape).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-                hits += pointing_hit(cam, dev.boxes[i], h, w)
+    cells = out_of_fold_cells(dev, 5, BOX_WEIGHT, EPOCHS, prior)
+    boxed = [i for i, b in enumerate(dev.boxes) if b]
+    hits = sum(pointing_hit(input_map(cells[i], size), dev.boxes[i], *dev.shapes[i]) for i in boxed)
     fit = slice(0, n_train)
     head = train_head(dev.maps[fit], dev.y[fit], dev.masks[fit], BOX_WEIGHT, EPOCHS,
                       prior=spatial_prior(dev.masks[fit], *prior))
-    return oof, hits, boxed, film_logits(head, dev.maps[n_train:])
+    return cells.reshape(len(cells), -1).mean(1).astype(np.float64), hits, len(boxed), film_logits(head, dev.maps[n_train:])
 
 
 def main(argv=None) -> int:

@@ -36,7 +36,8 @@ def _bn_layers(net: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def adapt_batchnorm(bundle: CxrBundle, sources: torch.Tensor, batch_size: int = 64, name: str = "site") -> CxrBundle:
+def adapt_batchnorm(bundle: CxrBundle, sources: torch.Tensor, batch_size: int = 64, name: str = "site",
+                    img_size: int | None = None) -> CxrBundle:
     """A new bundle whose BN statistics are those of ``sources`` (the shared one is not touched).
 
     The statistics are averaged over batches; deeper layers see activations normalised by each
@@ -46,6 +47,7 @@ def adapt_batchnorm(bundle: CxrBundle, sources: torch.Tensor, batch_size: int = 
     Args:
         sources: uint8 ``(N, 1, 224, 224)`` films of one site (the one preprocessing path's
             source form), ``N >= MIN_FILMS``.
+        img_size: the input size the statistics are estimated at (default: the bundle's own).
 
     Returns:
         A :class:`CxrBundle` with a deep copy of the network; ``meta["site_profile"]`` names it.
@@ -58,7 +60,7 @@ def adapt_batchnorm(bundle: CxrBundle, sources: torch.Tensor, batch_size: int = 
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all batches: the order of the films does not matter
     net.train()
-    tf = EvalTransform(bundle.img_size)
+    tf = EvalTransform(img_size or bundle.img_size)
     for i in range(0, len(sources), batch_size):
         net(tf(sources[i:i + batch_size]).to(bundle.device))
     net.eval()

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
@@ -100,6 +101,22 @@ def fold_heads(dev: DevFilms, folds: int, box_weight: float, epochs: int, prior:
         fit = fold != k
         p = spatial_prior(dev.masks[fit], *prior) if prior else None
         yield np.flatnonzero(~fit), train_head(dev.maps[fit], dev.y[fit], dev.masks[fit], box_weight, epochs, prior=p)
+
+
+def out_of_fold_cells(dev: DevFilms, folds: int, box_weight: float, epochs: int,
+                      prior: tuple[float, float] | None) -> np.ndarray:
+    """``(N, S, S)`` cell contributions of each film from the head of the fold that held it out (their mean is
+    the film's out-of-fold logit); ``prior`` as :func:`fold_heads`."""
+    out = np.zeros(dev.masks.shape, dtype=np.float32)
+    for held, head in fold_heads(dev, folds, box_weight, epochs, prior):
+        with torch.no_grad():
+            out[held] = head(dev.maps[held].float()).numpy()
+    return out
+
+
+def input_map(cells: np.ndarray, size: int) -> np.ndarray:
+    """A film's ``(S, S)`` cell map resized bilinearly to the ``size`` px input: the map as the pointing game reads it."""
+    return cv2.resize(cells.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def cross_validate(bundle: CxrBundle, kermany_dir: str | Path, adult_dir: str | Path, folds: int = 5,

@@ -88,12 +88,8 @@ def test_the_slopes_are_class_and_population_balanced_platt_fits():
     val = {"child": _population(rng, 500, 2.0, prevalence=0.8), "adult": _population(rng, 150, -1.0, 0.8, prevalence=0.3)}
     op = OP.choose_operating_point(val, {p: {"s": lg + 0.1} for p, (_, lg) in val.items()})
 
-    def balanced_slope(y, z, groups):
-        w = np.zeros(len(y))
-        for g in np.unique(groups):
-            for c in (0, 1):
-                m = (groups == g) & (y == c)
-                w[m] = 1 / m.sum()
+    def balanced_slope(y, z, groups):  # scikit-learn's fit with the weights pinned by the test above
+        w = OP.balanced_weights(y, groups)
         lr = LogisticRegression(C=1e6, max_iter=5000).fit(z.reshape(-1, 1), y, sample_weight=w * len(y) / w.sum())
         return lr.coef_[0, 0]
 
