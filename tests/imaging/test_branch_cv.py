@@ -83,3 +83,26 @@ def test_a_bundle_without_a_branch_is_refused_by_name(settings, capsys):
     folder = settings.cxr_model_dir.parent / "cxr-pneumonia-resnet18-v2.1"
     assert main(["adult-branch", "cv", "--model-dir", str(folder)]) == 2
     assert f"{folder}: has no adult branch" in capsys.readouterr().err
+
+
+def test_out_of_fold_cells_are_the_held_out_folds_heads_maps_and_input_map_resizes_them():
+    import torch
+
+    from cxr_model.imaging.branch_cv import DevFilms, fold_heads, input_map, out_of_fold_cells
+    from cxr_model.imaging.branch_fit import film_logits
+
+    rng = np.random.default_rng(0)
+    n = 40
+    y = np.r_[np.ones(20), np.zeros(20)].astype(int)
+    maps = torch.from_numpy(rng.normal(size=(n, 8, 4, 4)).astype(np.float32) + y[:, None, None, None] * 0.5)
+    dev = DevFilms([None] * n, maps, [(64, 64)] * n, y, [[] for _ in range(n)], np.zeros((n, 4, 4)),
+                   [f"p{i // 2}" for i in range(n)])
+    cells = out_of_fold_cells(dev, 4, 0.0, 20, None)
+    expected = np.zeros(n)
+    for held, head in fold_heads(dev, 4, 0.0, 20, None):  # deterministic: the same heads again
+        expected[held] = film_logits(head, maps[held])
+    assert cells.shape == (n, 4, 4) and np.allclose(cells.mean((1, 2)), expected, atol=1e-5)
+    big = input_map(cells[0], 32)  # 4 x 4 cells -> 32 px: each cell covers 8 x 8 px
+    r, c = np.unravel_index(np.argmax(cells[0]), (4, 4))
+    pr, pc = np.unravel_index(np.argmax(big), big.shape)
+    assert big.shape == (32, 32) and big.dtype == np.float32 and (pr // 8, pc // 8) == (r, c)  # the peak stays in its cell
