@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr_model.vitals.alerts import Alert, model_alerts, news2_alerts
+from cxr_model.vitals.alerts import RANK, Alert, model_alerts, news2_alerts
 from cxr_model.vitals.grid import Grid, to_grid
 from cxr_model.vitals.lstm import first_crossing
 from cxr_model.vitals.news2 import News2, news2_grid, observation_set
@@ -125,7 +125,10 @@ def h_min(minutes: int | None) -> str:
 
 
 def snapshot(patients: list[WardPatient], ward_hour: int, threshold: float, trend_hours: int = 4) -> list[dict]:
-    """One row per admitted patient at ward-clock hour ``ward_hour``, sorted by alerts then risk."""
+    """One row per admitted patient at ward-clock hour ``ward_hour``, most urgent first: by ``severity``
+    now (the NEWS2 response level at this hour, 3 high to 1 low-medium; 2 while the model's risk alert
+    holds), then by risk. A NEWS2 alert raised at a higher level stays open while the score still
+    triggers, but the row is ranked by where the patient is now."""
     rows = []
     for p in patients:
         step = p.step_at(ward_hour)
@@ -139,6 +142,6 @@ def snapshot(patients: list[WardPatient], ward_hour: int, threshold: float, tren
             "risk": float(p.risk[step]), "trend": float(p.risk[step] - p.risk[max(0, step - trend_hours)]),
             "since_vitals": h_min(p.minutes_since_vitals(step)),
             "alerting": " + ".join(sorted({a.source for a in active})) or "no",
-            "severity": max((a.severity for a in active), default=0),
+            "severity": max([RANK[p.news2.risk[step]]] + [a.severity for a in active if a.source == "Model"]),
         })
     return sorted(rows, key=lambda r: (-r["severity"], -r["risk"]))

@@ -7,7 +7,8 @@ from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.demo import demo_records
 from cxr_model.vitals.news2 import observation_set
 from cxr_model.vitals.reader import channel_names, read_dir, read_record
-from cxr_model.vitals.ward import build_ward, h_min, has_real_ward, snapshot
+from cxr_model.vitals.alerts import RANK
+from cxr_model.vitals.ward import build_ward, h_min, has_real_ward, real_ward_records, snapshot
 
 
 def test_sbp_trend_is_the_news2_input_at_measured_hours_and_nan_elsewhere(settings, physionet_dir):
@@ -70,3 +71,26 @@ def test_spo2_scale_2_rescores_one_patient_without_touching_the_shared_one(setti
     q = p.with_spo2_scale(2)
     assert p.news2.breakdown(0)["spo2"] == 0 and q.news2.breakdown(0)["spo2"] == 3  # >= 97 on oxygen
     assert p.spo2_scale == 1 and q.spo2_scale == 2 and p.with_spo2_scale(1) is p
+
+
+def test_the_ward_list_ranks_patients_by_where_they_are_now(settings, physionet_dir):
+    # the page's real ward (30 held-out stays, the bundle's threshold) at every ward hour: a patient whose
+    # NEWS2 alert was raised at "high" but who is at "medium" now ranks with the other medium patients
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    records, errors = real_ward_records(physionet_dir, bundle)
+    assert errors == [] and len(records) == 30
+    patients = {p.bed: p for p in build_ward(records, bundle)}
+    stepped_down = 0
+    for hour in range(1, 60, 3):
+        rows = snapshot(list(patients.values()), hour, bundle.threshold)
+        for r in rows:
+            p = patients[r["bed"]]
+            step = r["hour_of_stay"] - 1
+            model_alerting = "Model" in r["alerting"]
+            assert model_alerting == (p.risk[step] >= bundle.threshold)
+            assert r["severity"] == max(RANK[r["news2_level"]], 2 if model_alerting else 0)
+            raised = [a.severity for a in p.alerts(step, bundle.threshold) if a.active and a.source == "NEWS2"]
+            stepped_down += bool(raised) and raised[0] > RANK[r["news2_level"]]
+        keys = [(-r["severity"], -r["risk"]) for r in rows]
+        assert keys == sorted(keys)
+    assert stepped_down > 0  # the ward has such patients, so the rule is exercised
