@@ -85,3 +85,31 @@ def test_calibration_block_recomputed_from_the_48h_risk(run):
     ece = sum((bins == b).mean() * abs(y[bins == b].mean() - p[bins == b].mean()) for b in np.unique(bins))
     assert c["ece"] == pytest.approx(ece, abs=1e-6)
     assert np.isfinite(c["citl"])
+
+
+def test_a_split_scores_only_its_stays_and_the_header_says_what_was_read(settings, physionet_dir, tmp_path):
+    # 6 test and 6 train stays of the bundle's split, linked into one folder, plus 55 unreadable files
+    d = tmp_path / "records"
+    d.mkdir()
+    test_ids = read_split(settings.vitals_model_dir / "splits.csv", "test")[:6]
+    train_ids = read_split(settings.vitals_model_dir / "splits.csv", "train")[:6]
+    for i in test_ids + train_ids:
+        (d / f"{i}.txt").symlink_to(physionet_dir / "set-a" / f"{i}.txt")
+    outcomes = physionet_dir / "Outcomes-a.txt"
+    out = tmp_path / "a" / "b"  # made, parents and all
+    m = evaluate(d, outcomes, settings.vitals_model_dir, out, split="test")
+    n_test = len(read_split(settings.vitals_model_dir / "splits.csv", "test"))
+    assert (m["split"], m["n"], m["n_errors"]) == ("test", 6, n_test - 6)  # the split's other stays: missing, counted
+    assert all(e.split(".txt")[0].isdigit() and int(e.split(".txt")[0]) not in train_ids for e in m["errors"])
+    assert (m["model"], m["records"]) == (load_vitals_bundle(settings.vitals_model_dir).model_id, str(d))
+    assert json.loads((out / "metrics.json").read_text())["n"] == 6
+    for k in range(55):
+        (d / f"bad{k:02d}.txt").write_text("not a record\n")
+    m = evaluate(d, outcomes, settings.vitals_model_dir, out)  # into the same folder again, every file
+    assert (m["split"], m["n"], m["n_errors"], len(m["errors"])) == ("all", 12, 55, 50)  # 50 named, all counted
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for k in range(3):
+        (bad / f"{k}.txt").write_text("not a record\n")
+    m = evaluate(bad, outcomes, settings.vitals_model_dir, tmp_path / "c")  # nothing readable: named, not raised
+    assert (m["n"], m["n_errors"]) == (0, 3) and all("header is not" in e for e in m["errors"])

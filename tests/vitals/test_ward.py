@@ -28,6 +28,7 @@ def test_sbp_trend_is_the_news2_input_at_measured_hours_and_nan_elsewhere(settin
         hr, hr_seen = p.trend("HR", step)
         assert np.array_equal(hr_seen, p.grid.mask[: step + 1, names.index("HR")] > 0)
         assert np.isnan(hr[~hr_seen]).all()  # carried-forward values are never returned as measurements
+        assert np.array_equal(hr[hr_seen], p.grid.values[: step + 1, names.index("HR")][hr_seen])
 
 
 def test_a_never_measured_channel_has_no_trend_points(settings, record_writer):
@@ -45,6 +46,22 @@ def test_time_since_last_vitals_in_hours_and_minutes(settings, record_writer):
     assert p.minutes_since_vitals(5) == 360 - 310  # end of hour 6 minus 05:10 (glucose is not a vital sign)
     assert h_min(p.minutes_since_vitals(7)) == "2 h 50 min"
     assert p.minutes_since_vitals(0) == 30 and h_min(None) == "no vitals yet"
+    assert (h_min(0), h_min(59), h_min(60), h_min(125)) == ("0 h 00 min", "0 h 59 min", "1 h 00 min", "2 h 05 min")
+    (q,) = build_ward([read_record(record_writer(35, [("01:00", "RespRate", 18)]))], bundle)
+    assert q.minutes_since_vitals(0) == 0  # measured at the very end of the first hour: seen in it
+
+
+def test_a_patient_is_on_the_ward_from_the_hour_after_admission_to_the_end_of_the_record(settings):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    patients = build_ward(demo_records(6), bundle)
+    assert [p.bed for p in patients] == [f"Bed {i:02d}" for i in range(1, 7)]
+    for p in patients:
+        a = p.admitted_at
+        assert p.step_at(a) is None and p.step_at(a + 1) == 0 and p.step_at(a + 48) == 47 and p.step_at(a + 49) == 47
+        assert p.first_alert == next((t for t in range(48) if p.risk[t] >= bundle.threshold), None)
+        for alert in p.alerts(47, bundle.threshold):
+            assert (alert.record_id, alert.bed) == (p.record_id, p.bed)
+    assert any(p.first_alert is not None for p in patients) and any(p.alerts(47, bundle.threshold) for p in patients)
 
 
 def test_each_patient_keeps_their_own_clock(settings):
@@ -80,7 +97,7 @@ def test_the_ward_list_ranks_patients_by_where_they_are_now(settings, physionet_
     records, errors = real_ward_records(physionet_dir, bundle)
     assert errors == [] and len(records) == 30
     patients = {p.bed: p for p in build_ward(records, bundle)}
-    stepped_down = 0
+    stepped_down, seen_alerting = 0, set()
     for hour in range(1, 60, 3):
         rows = snapshot(list(patients.values()), hour, bundle.threshold)
         for r in rows:
@@ -91,6 +108,14 @@ def test_the_ward_list_ranks_patients_by_where_they_are_now(settings, physionet_
             assert r["severity"] == max(RANK[r["news2_level"]], 2 if model_alerting else 0)
             raised = [a.severity for a in p.alerts(step, bundle.threshold) if a.active and a.source == "NEWS2"]
             stepped_down += bool(raised) and raised[0] > RANK[r["news2_level"]]
+            sources = sorted({a.source for a in p.alerts(step, bundle.threshold) if a.active})
+            assert r["alerting"] == (" + ".join(sources) or "no")
+            seen_alerting.add(r["alerting"])
+            assert (r["record_id"], r["news2"], r["news2_incomplete"]) == (
+                p.record_id, int(p.news2.total[step]), bool(p.news2.incomplete[step]))
+            assert r["risk"] == float(p.risk[step]) and r["trend"] == float(p.risk[step] - p.risk[max(0, step - 4)])
+            assert r["since_vitals"] == h_min(p.minutes_since_vitals(step))
         keys = [(-r["severity"], -r["risk"]) for r in rows]
         assert keys == sorted(keys)
     assert stepped_down > 0  # the ward has such patients, so the rule is exercised
+    assert {"no", "NEWS2", "Model + NEWS2"} <= seen_alerting
