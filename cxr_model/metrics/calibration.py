@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from cxr_model.metrics.classification import _arrays
 
@@ -75,7 +76,7 @@ def _fit_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, w: np.ndarra
     beta = np.zeros(X.shape[1])
     for _ in range(max_iter):
         eta = X @ beta + offset
-        mu = 1.0 / (1.0 + np.exp(-eta))
+        mu = expit(eta)  # no overflow when a small or separated set drives eta far out
         hess = X.T @ (X * (w * mu * (1 - mu))[:, None])
         try:
             step = np.linalg.solve(hess, X.T @ (w * (y - mu)))
