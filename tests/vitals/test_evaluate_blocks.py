@@ -64,6 +64,9 @@ def test_each_score_is_read_at_its_own_threshold_with_its_own_block():
 
 def test_alert_blocks_are_the_models_news2_at_both_triggers_and_either():
     scored, meta = _scored()
+    scored.risk[0, :] = 0.0
+    scored.risk[0, 3] = 0.55  # exactly at the model's threshold, with NEWS2 low: an alert of the model alone
+    scored.news2_hourly[0, :] = 0
     m = metrics_for(scored, meta, n_boot=20)
     y, surv = scored.labels, scored.survival_days
     assert m["alerts"] == alert_summary(scored.risk, y, 0.55, surv)
@@ -73,6 +76,7 @@ def test_alert_blocks_are_the_models_news2_at_both_triggers_and_either():
     combined = dict(m["alerts_combined"])
     assert combined.pop("rule") == "model risk >= 0.550 or NEWS2 >= 5"
     assert combined == alert_summary(either, y, 1.0, surv)
+    assert either[0].sum() == 1
     assert m["alerts_combined"]["deaths_alerted"] >= max(m["alerts"]["deaths_alerted"], m["alerts_news2_5"]["deaths_alerted"])
 
 
@@ -96,3 +100,13 @@ def test_dropped_readings_are_summed_over_records_and_the_commonest_20_reasons_k
     assert list(top) == ["reason 0", "reason 5"] + [f"reason {i}" for i in range(20, 5, -1)] + ["reason 4", "reason 3", "reason 2"]
     assert top["reason 0"] == 101 and top["reason 5"] == 26 and "reason 1" not in top
     assert dropped_summary([]) == {"n_dropped": 0, "dropped_by_reason": {}}
+
+
+def test_without_component_thresholds_comparators_or_hourly_news2_the_blocks_say_less():
+    scored, _ = _scored()
+    scored.news2_hourly = None  # a scorer that kept only the windows' highest NEWS2
+    m = metrics_for(scored, {"threshold": {"value": 0.55}}, n_boot=20)
+    assert m["ensemble_48h"]["threshold"] == 0.55
+    for key in ("lstm_48h", "gbt_24h", "saps1"):  # no threshold of their own: ranking only
+        assert "threshold" not in m[key] and "event1" not in m[key] and np.isfinite(m[key]["auroc"])
+    assert "alerts" in m and not {"alerts_news2_5", "alerts_news2_7", "alerts_combined"} & m.keys()
