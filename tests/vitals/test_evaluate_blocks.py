@@ -1,6 +1,6 @@
 """``metrics_for``'s groups on synthetic scores: which threshold each score is read at, what each block
-holds, and the reader's dropped-readings summary (no data needed: the real-stay checks are in
-test_evaluate_metrics.py)."""
+holds; alert summaries at their empty edges; ``score_grids`` on generated records; the reader's
+dropped-readings summary (the real-stay checks are in test_evaluate_metrics.py)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -10,7 +10,11 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from cxr_model.metrics.classification import bootstrap_ci, compute_auroc
-from cxr_model.vitals.evaluate import Scored, alert_summary, dropped_summary, metrics_for
+from cxr_model.vitals.bundle import load_vitals_bundle
+from cxr_model.vitals.evaluate import Scored, alert_summary, dropped_summary, metrics_for, score_grids
+from cxr_model.vitals.grid import to_grid
+from cxr_model.vitals.news2 import news2_grid
+from cxr_model.vitals.reader import read_record
 
 N = 120
 
@@ -110,3 +114,32 @@ def test_without_component_thresholds_comparators_or_hourly_news2_the_blocks_say
     for key in ("lstm_48h", "gbt_24h", "saps1"):  # no threshold of their own: ranking only
         assert "threshold" not in m[key] and "event1" not in m[key] and np.isfinite(m[key]["auroc"])
     assert "alerts" in m and not {"alerts_news2_5", "alerts_news2_7", "alerts_combined"} & m.keys()
+
+
+def test_alert_summary_of_no_stays_and_of_no_alerted_death_is_undefined_not_an_error():
+    empty = alert_summary(np.zeros((0, 48)), np.zeros(0, dtype=np.int64), 0.5)
+    assert (empty["n"], empty["alert_episodes"], empty["patient_days"], empty["n_lead_time"]) == (0, 0, 0.0, 0)
+    for key in ("alerts_per_patient_day", "stays_alerting", "deaths_alerted", "survivors_alerted",
+                "median_first_alert_hour_deaths", "median_lead_time_h"):
+        assert np.isnan(empty[key]), key
+    risk = np.zeros((4, 48))
+    risk[0, 10:] = 0.9  # a survivor alerts from hour 11; the two deaths never do
+    a = alert_summary(risk, np.array([0, 0, 1, 1]), 0.5, np.array([np.nan, np.nan, 3.0, 9.0]))
+    assert (a["alert_episodes"], a["deaths_alerted"], a["survivors_alerted"]) == (1, 0.0, 0.5)
+    assert np.isnan(a["median_first_alert_hour_deaths"]) and np.isnan(a["median_lead_time_h"]) and a["n_lead_time"] == 0
+
+
+def test_scoring_keeps_a_score_of_0_and_a_death_on_day_0_and_drops_only_the_unknowns(settings, record_writer):
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    grids = [to_grid(read_record(record_writer(rid, [("00:30", "HR", 80 + rid), ("05:00", "RespRate", 25)])))
+             for rid in (41, 42, 43, 44)]
+    outcomes = {41: {"In-hospital_death": 1, "SAPS-I": 0, "Survival": 0},  # SAPS-I 0 and death on day 0: known
+                42: {"In-hospital_death": 0, "SAPS-I": -1, "Survival": -1},  # -1: unknown / survived
+                43: {"In-hospital_death": 1, "SAPS-I": 14, "Survival": 3}}  # 44 has no outcome: not scored
+    s = score_grids(bundle, grids, outcomes)
+    assert s.record_ids == [41, 42, 43] and s.labels.tolist() == [1, 0, 1]
+    assert s.saps1[0] == 0 and np.isnan(s.saps1[1]) and s.saps1[2] == 14
+    assert s.survival_days[0] == 0 and np.isnan(s.survival_days[1]) and s.survival_days[2] == 3
+    assert np.array_equal(s.risk, bundle.risk(grids[:3]))
+    assert np.array_equal(s.news2_hourly, np.array([news2_grid(g).total for g in grids[:3]]))
+    assert np.array_equal(s.news2_max[24], s.news2_hourly[:, :24].max(axis=1))

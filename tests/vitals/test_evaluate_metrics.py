@@ -37,13 +37,17 @@ def run(settings, physionet_dir, tmp_path_factory):
     risk = bundle.risk([to_grid(r) for r in records])
     y = np.array([int(outcomes[i]["In-hospital_death"]) for i in rids])
     survival = np.array([outcomes[i].get("Survival", -1) for i in rids], dtype=float)
+    saps = np.array([outcomes[i].get("SAPS-I", -1) for i in rids], dtype=float)  # -1: unknown, left out
+    assert metrics["saps1"]["n"] == int((saps >= 0).sum()) > 0
+    assert metrics["saps1"]["auroc"] == pytest.approx(roc_auc_score(y[saps >= 0], saps[saps >= 0]), abs=1e-9)
     return metrics, risk, y, np.where(survival < 0, np.nan, survival), bundle.threshold
 
 
 def test_metrics_json_has_the_alert_and_calibration_blocks(run, settings):
     m, risk, y, _, threshold = run
     key = "ensemble" if load_vitals_bundle(settings.vitals_model_dir).trees is not None else "lstm"  # the bundle's model
-    assert {"alerts", "calibration_48h", f"{key}_24h", f"{key}_48h", "news2_24h", "news2_48h", "lstm_48h"} <= m.keys()
+    assert {"alerts", "calibration_48h", f"{key}_24h", f"{key}_48h", "news2_24h", "news2_48h", "lstm_48h",
+            "alerts_news2_5", "alerts_news2_7", "alerts_combined", "saps1"} <= m.keys()
     assert m["n"] == len(y) == 200 and m["n_errors"] == 0
     assert m[f"{key}_48h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, -1]), abs=1e-9)
     assert m[f"{key}_24h"]["auroc"] == pytest.approx(roc_auc_score(y, risk[:, 23]), abs=1e-9)
