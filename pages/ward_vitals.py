@@ -13,7 +13,7 @@ import streamlit as st
 from cxr_model.registry import BundleError
 from cxr_model.settings import get_settings
 from cxr_model.vitals.alert_store import actions_for, record_action
-from cxr_model.vitals.alerts import sort_alerts, status_of
+from cxr_model.vitals.alerts import sort_alerts, status_of, still_triggering
 from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.news2 import LEVEL_LABELS, RISK_COLOURS, STAND_INS, observation_set
@@ -127,6 +127,7 @@ def overview(patients: list, ward_hour: int) -> None:
 
 def alert_list(patients: list, ward_hour: int) -> None:
     alerts = [a for p in patients if (s := p.step_at(ward_hour)) is not None for a in p.alerts(s, bundle.threshold)]
+    level_now = {p.record_id: p.news2.risk[s] for p in patients if (s := p.step_at(ward_hour)) is not None}
     try:
         actions = actions_for([a.alert_id for a in alerts])
     except Exception as exc:  # noqa: BLE001 - the database being down must not hide the alerts
@@ -140,7 +141,7 @@ def alert_list(patients: list, ward_hour: int) -> None:
         return
     st.dataframe(pd.DataFrame([{
         "Status": status[a.alert_id], "Bed": a.bed, "Source": a.source, "Alert": a.text,
-        "Raised at hour of stay": a.hour, "Still triggering": "yes" if a.active else "no",
+        "Raised at hour of stay": a.hour, "Still triggering": still_triggering(a, level_now[a.record_id]),
         "Last action by": (actions.get(a.alert_id) or [{}])[-1].get("reviewer", "-"),
     } for a in ordered]), hide_index=True, width="stretch", key="ward_alert_table")
     by_label = {f"{a.bed} · {a.source}: {a.text} (hour {a.hour})": a for a in ordered}

@@ -69,6 +69,16 @@ def model_alerts(record_id: int, bed: str, risk, threshold: float, step: int) ->
             for i, t in enumerate(starts)]
 
 
+def still_triggering(alert: Alert, level_now: str) -> str:
+    """What the alert list says of an alert at the hour shown: ``"no"``, ``"yes"``, or for an open NEWS2
+    alert whose score has since moved to another trigger level, ``"yes, now medium"``."""
+    if not alert.active:
+        return "no"
+    if alert.source == "NEWS2" and RANK[level_now] != alert.severity:
+        return f"yes, now {level_now}"
+    return "yes"
+
+
 def sort_alerts(alerts: list[Alert], acknowledged: set[str]) -> list[Alert]:
     """Unacknowledged first; then active before past, higher severity, most recent."""
     return sorted(alerts, key=lambda a: (a.alert_id in acknowledged, not a.active, -a.severity, -a.hour, a.bed))

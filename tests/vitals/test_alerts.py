@@ -26,7 +26,7 @@ def test_no_alerts_gives_zero_burden_and_no_lead_time():
 
 # --- ward alerts: NEWS2 triggers or the model threshold, each labelled with its source ----------
 
-from cxr_model.vitals.alerts import model_alerts, news2_alerts, sort_alerts, status_of  # noqa: E402
+from cxr_model.vitals.alerts import model_alerts, news2_alerts, sort_alerts, status_of, still_triggering  # noqa: E402
 
 
 def test_news2_alerts_on_each_rise_to_a_trigger_level():
@@ -82,3 +82,18 @@ def test_among_open_alerts_higher_severity_then_the_newest_come_first():
         + news2_alerts(3, "Bed 03", ["low", "low", "high"], [0, 0, 8], 2) + model_alerts(4, "Bed 04", [0.5], 0.3, 0)
     assert [x.alert_id for x in sort_alerts(a, acknowledged=set())] == \
         ["3-news2-high-h3", "2-news2-high-h1", "4-model-risk-h1", "1-news2-low-medium-h1"]
+
+
+def test_an_open_news2_alert_says_where_the_score_is_now():
+    levels = ["low", "high", "medium", "high", "low-medium"]
+    totals = [1, 7, 5, 8, 3]
+    (high,) = news2_alerts(3, "Bed 03", levels, totals, step=2)  # raised at high (hour 2), medium at hour 3
+    assert still_triggering(high, "medium") == "yes, now medium"
+    assert still_triggering(high, "high") == "yes"
+    back_up = news2_alerts(3, "Bed 03", levels, totals, step=4)[-1]  # high again at hour 4, low-medium at 5
+    assert still_triggering(back_up, "low-medium") == "yes, now low-medium"
+    assert still_triggering(news2_alerts(3, "Bed 03", ["high", "low"], [7, 0], step=1)[0], "low") == "no"
+    (model,) = model_alerts(3, "Bed 03", [0.1, 0.5, 0.6], 0.4, step=2)
+    assert still_triggering(model, "medium") == "yes"  # the model's alert is not a NEWS2 level
+    (ended,) = model_alerts(3, "Bed 03", [0.5, 0.1], 0.4, step=1)
+    assert still_triggering(ended, "high") == "no"
