@@ -126,8 +126,9 @@ def overview(patients: list, ward_hour: int) -> None:
 
 
 def alert_list(patients: list, ward_hour: int) -> None:
-    alerts = [a for p in patients if (s := p.step_at(ward_hour)) is not None for a in p.alerts(s, bundle.threshold)]
-    level_now = {p.record_id: p.news2.risk[s] for p in patients if (s := p.step_at(ward_hour)) is not None}
+    admitted = [(p, s) for p in patients if (s := p.step_at(ward_hour)) is not None]
+    alerts = [a for p, s in admitted for a in p.alerts(s, bundle.threshold)]
+    level_now = {p.record_id: p.news2.risk[s] for p, s in admitted}
     try:
         actions = actions_for([a.alert_id for a in alerts])
     except Exception as exc:  # noqa: BLE001 - the database being down must not hide the alerts
