@@ -25,8 +25,18 @@ NOT_SUBGROUPS = {"path", "label", "probability", "predicted", "group", "height",
                  "scope_reason", "sha256", "age", "patient_id", "boxes_xywh", "nih_labels", "source_repo", "source_path", "orig_width",
                  "orig_height"}
 MAX_SUBGROUP_LEVELS = 12
-#: Subgroups shown first when present (population, view, sex, age band), then any other categorical column.
-FIRST_SUBGROUPS = ("population", "view", "sex", "age band")
+#: Subgroups shown first when present (the population a set puts a film in, the one the model judged, view, sex,
+#: age band), then any other categorical column.
+FIRST_SUBGROUPS = ("source_population", "population", "view", "sex", "age band")
+#: How a report names a subgroup column (any other: its name, underscores as spaces).
+SUBGROUP_LABELS = {"source_population": "population in the data set",
+                   "population": "population the model used (DICOM age, else its image estimate)",
+                   "confirmed_by": "label source"}
+
+
+def subgroup_label(column: str) -> str:
+    return SUBGROUP_LABELS.get(column, column.replace("_", " "))
+
 #: Age bands in years: [low, high) and the label; children by developmental stage, adults by decade.
 AGE_BANDS = [(0, 1, "0"), (1, 5, "1-4"), (5, 12, "5-11"), (12, 18, "12-17"), (18, 30, "18-29"), (30, 40, "30-39"),
              (40, 50, "40-49"), (50, 60, "50-59"), (60, 70, "60-69"), (70, 200, "70+")]
@@ -93,8 +103,15 @@ def age_band(age) -> str:
 
 def subgroup_frame(predictions: pd.DataFrame) -> pd.DataFrame:
     """``predictions`` with derived subgroup columns: ``age band`` from ``age`` (years), and ``population``
-    (child under 18, adult from 18) from ``age`` where no ``population`` column says it."""
+    (child under 18, adult from 18) from ``age`` where no ``population`` column says it. A film the model
+    scored on the pooled map (its population uncertain, ``population_source`` "pooled") is in the population
+    group "pooled (uncertain)", not among the missing."""
     df = predictions
+    if {"population", "population_source"} <= set(df.columns):
+        pooled = df["population"].isna() & (df["population_source"] == "pooled")
+        if pooled.any():
+            df = df.copy()
+            df.loc[pooled, "population"] = "pooled (uncertain)"
     if "age" in df.columns:
         df = df.copy()
         bands = df["age"].map(age_band)

@@ -20,7 +20,7 @@ import pandas as pd
 from cxr_model.files import write_text
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.report import figures as F
-from cxr_model.imaging.report.analysis import Analysis, data_summary, training_summary
+from cxr_model.imaging.report.analysis import Analysis, data_summary, subgroup_label, training_summary
 from cxr_model.imaging.report.header import scope_lines
 from cxr_model.imaging.report.gallery import GalleryItem, build_gallery, data_uri, failure_cases
 from cxr_model.imaging.report.run import EvalRun, analyse_run, load_run
@@ -69,7 +69,7 @@ def subgroup_html(a: Analysis) -> str:
         body = [[r["group"], r["n"], r["n_positive"], r["n_negative"], r["mean_probability"], r["auroc"],
                  r["auroc_ci95"], r["sensitivity"], r["sensitivity_ci95"], r["specificity"], r["specificity_ci95"],
                  r["accuracy"], r["accuracy_ci95"]] for r in rows]
-        parts.append(f"<h3>By <code>{html.escape(col)}</code> ({html.escape(a.split)}, threshold {a.threshold:.3f})</h3>"
+        parts.append(f"<h3>By {html.escape(subgroup_label(col))} (<code>{html.escape(col)}</code>; {html.escape(a.split)}, threshold {a.threshold:.3f})</h3>"
                      + _table(["Group", "n", "pneumonia", "normal", "mean P", "AUROC", "95% CI", "Sensitivity",
                                "95% CI", "Specificity", "95% CI", "Accuracy", "95% CI"], body, "subgroups"))
     parts.append("<p class='note'>n/a: not defined in a group holding one class only (e.g. specificity among "

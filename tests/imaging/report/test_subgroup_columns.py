@@ -60,3 +60,16 @@ def test_a_small_set_never_turns_numbers_into_subgroups(nih_predictions):
     df = nih_predictions.head(12)  # few rows: age, patient_id, ood_score have <= 12 distinct values here
     cols = A.subgroup_columns(A.subgroup_frame(df))
     assert not {"age", "patient_id", "ood_score", "orig_width"} & set(cols)
+
+
+def test_films_scored_on_the_pooled_map_are_their_own_population_group_and_labels_are_human(nih_predictions):
+    df = nih_predictions.head(30).copy()
+    df["population"] = ["adult"] * 10 + ["child"] * 10 + [None] * 10
+    df["population_source"] = ["image_estimate"] * 20 + ["pooled"] * 8 + ["dicom_age"] * 2  # 2 truly unknown
+    frame = A.subgroup_frame(df)
+    assert frame["population"].value_counts().to_dict() == {"adult": 10, "child": 10, "pooled (uncertain)": 8}
+    assert frame["population"].isna().sum() == 2
+    assert df["population"].isna().sum() == 10  # the caller's frame is not changed
+    assert A.subgroup_label("source_population") == "population in the data set"
+    assert A.subgroup_label("population").startswith("population the model used")
+    assert A.subgroup_label("confirmed_by") == "label source" and A.subgroup_label("rsna_class") == "rsna class"
