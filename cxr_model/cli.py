@@ -24,10 +24,10 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from cxr_model.imaging.evaluate import evaluate_command
+    from cxr_model.imaging.evaluate_command import evaluate_command
 
     return evaluate_command(args.data, args.model, args.out, batch_size=args.batch_size, workers=args.workers,
-                            site=args.site)
+                            site=args.site, split=args.split)
 
 
 def _site(args) -> int:
@@ -163,7 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_predict)
 
     ev = sub.add_parser("evaluate", help="score a labelled set (Kaggle folders or CSV path,label)")
-    ev.add_argument("--data", required=True)
+    what = ev.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data", help="Kaggle-layout folder or path,label CSV")
+    what.add_argument("--split", choices=["test", "val"],
+                      help="the model's own held-out test or validation split (its splits.csv, both populations; "
+                           "films under the data folder, CXR_DATA_DIR)")
     ev.add_argument("--model")
     ev.add_argument("--out", required=True)
     ev.add_argument("--batch-size", dest="batch_size", type=int, default=64)

@@ -20,13 +20,14 @@ import pandas as pd
 import streamlit as st
 
 from cxr_model.imaging.data import labelled_sets
-from cxr_model.imaging.evaluate import run_evaluation
+from cxr_model.imaging.evaluate import evaluate_own_split, run_evaluation
 from cxr_model.imaging.report import analysis as A, html as R
 from cxr_model.imaging.report.gallery import failure_cases, gallery_item
 from cxr_model.imaging.report.header import scope_lines
 from cxr_model.imaging.report.pdf import find_chromium, write_pdf
 from cxr_model.imaging.report.run import EvalRun, analyse_run, load_run
 from cxr_model.imaging.runfolder import PREDICTIONS, RunFolderError, safe_run_name, saved_runs
+from cxr_model.imaging.splits import own_split_choices
 from cxr_model.metrics.format import fmt
 from cxr_model.registry import metadata_or_none, model_id
 from cxr_model.settings import get_settings
@@ -96,18 +97,26 @@ def runs_root() -> Path:
 # ------------------------------------------------------------------------------------- widgets
 def score_set() -> Path | None:
     """The 'score a labelled set' flow; returns the new (or last) run folder."""
-    sets = labelled_sets(settings.data_dir)
-    if not sets:
+    own, sets = own_split_choices(settings.cxr_model_dir), labelled_sets(settings.data_dir)
+    if not own and not sets:
         st.info("No labelled set found in the data folder (CXR_DATA_DIR). Open a saved run instead.")
         return None
-    name = st.selectbox("Labelled set", list(sets), key="eval_dataset")
+    name = st.selectbox("Labelled set", [*own, *sets], key="eval_dataset",
+                        help="The model's own held-out test split is the honest one: it was never used for training, "
+                             "calibration or the operating point. A set that shares files with training or "
+                             "validation is marked 'not a test' in the report.")
     if st.button("Score this set", key="eval_start", type="primary"):
-        out = runs_root() / safe_run_name(f"{Path(name.split(' (')[0]).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        short = f"own-{own[name]}" if name in own else Path(name.split(' (')[0]).name
+        out = runs_root() / safe_run_name(f"{short}-{time.strftime('%Y%m%d-%H%M%S')}")
         bar = st.progress(0.0, text="Scoring...")
         bundle = cxr_bundle()
+        kwargs = dict(workers=0, show_bar=False,
+                      progress=lambda done, total: bar.progress(done / max(total, 1), text=f"Scored {done} of {total}"))
         try:
-            run_evaluation(sets[name], bundle, out, workers=0, show_bar=False,
-                           progress=lambda done, total: bar.progress(done / max(total, 1), text=f"Scored {done} of {total}"))
+            if name in own:
+                evaluate_own_split(bundle, own[name], out, settings.data_dir, **kwargs)
+            else:
+                run_evaluation(sets[name], bundle, out, **kwargs)
         except (ValueError, FileNotFoundError) as exc:
             bar.empty()
             st.error(plain(f"{name}: {exc}"))
@@ -234,7 +243,7 @@ def cxr_tab() -> None:
     if not a.subgroups:
         st.caption("No categorical column in predictions.csv to form subgroups.")
     for col, rows in a.subgroups.items():
-        st.markdown(f"By {plain(col)} (threshold {threshold:.3f})")
+        st.markdown(f"By {plain(A.subgroup_label(col))} (threshold {threshold:.3f})")
         st.dataframe(subgroup_frame(rows), hide_index=True)
 
     st.markdown("### Failure gallery")

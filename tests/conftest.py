@@ -89,6 +89,39 @@ def cxr_bundle(settings):
     return load_cxr_bundle(settings.cxr_model_dir, device="cpu")
 
 
+def models_with_small_test_split(root: Path, settings, per_class: int = 2) -> Path:
+    """A models folder (``CXR_MODELS_DIR``) whose default chest X-ray bundle is the bundled one (its files linked)
+    with the test part of ``splits.csv`` cut to ``per_class`` films per class and population; train and
+    validation rows kept whole. Returns the folder; the bundle keeps its name, so ``CXR_MODEL_NAME`` need not change.
+    """
+    import csv
+
+    src = settings.cxr_model_dir
+    for other in settings.models_dir.iterdir():
+        if other.name != src.name:
+            (root / other.name).symlink_to(other)
+    bundle = root / src.name
+    bundle.mkdir()
+    for f in src.iterdir():
+        if f.name != "splits.csv":
+            (bundle / f.name).symlink_to(f)
+    with open(src / "splits.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows, fields, kept = [], reader.fieldnames, {}
+        for r in reader:
+            key = (r["label"], r.get("population") or "child")
+            if r["split"] == "test":
+                kept[key] = kept.get(key, 0) + 1
+                if kept[key] > per_class:
+                    continue
+            rows.append(r)
+    with open(bundle / "splits.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fields)
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""Batch evaluation of a labelled set (the ``evaluate`` command): a run folder of scored files.
+"""Batch evaluation of a labelled set: a run folder of scored files (the command: ``evaluate_command``).
 
 Files go through the same path as ``predict``, training and the UI (read -> source ->
 EvalTransform) in DataLoader workers; the run folder is written as
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Callable
@@ -18,21 +17,20 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from cxr_model.files import count_rows, json_safe, write_json, write_text
-from cxr_model.imaging.bundle import CxrBundle, resolve_bundle
+from cxr_model.imaging.bundle import CxrBundle
 from cxr_model.imaging.data import Item, scan_labelled
 from cxr_model.imaging.datasets import FileDataset, _collate
-from cxr_model.imaging.overlap import overlap_label
 from cxr_model.imaging.dicom_context import path_context
 from cxr_model.imaging.predict import branch_scores, predict_with_features
 from cxr_model.imaging.report.html import report_html
 from cxr_model.imaging.report.analysis import summary_of
 from cxr_model.imaging.report.run import analyse_run, load_run
-from cxr_model.imaging.runfolder import (ERRORS, INCOMPLETE, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError,
-                                         _stopped, finish_run, mark_stopped, sigterm_interrupts, start_run)
-from cxr_model.imaging.site import apply_site, describe
+from cxr_model.imaging.runfolder import (ERRORS, METRICS, PREDICTIONS, PRED_COLUMNS, REPORT, RunFolderError, _stopped,
+                                         finish_run, mark_stopped, start_run)
+from cxr_model.imaging.site import describe
 from cxr_model.imaging.scope import file_sha256, ood_or_reason, scope_cells, scope_metrics
+from cxr_model.imaging.splits import OWN_SPLIT_NAMES, own_split_items
 from cxr_model.metrics import classification as M
-from cxr_model.registry import BundleError
 
 
 def run_evaluation(
@@ -45,6 +43,8 @@ def run_evaluation(
     show_bar: bool = True,
     shard: tuple[int, int] = (0, 1),
     finalize: bool = True,
+    root: str | Path | None = None,
+    split: str | None = None,
 ) -> dict:
     """Score a labelled set and write ``predictions.csv``, ``errors.csv`` and ``metrics.json``.
 
@@ -60,6 +60,8 @@ def run_evaluation(
         progress: called as ``progress(done, total)`` after each batch (the UI's progress bar).
         shard: ``(rank, world)``: score only ``items[rank::world]`` (used under torchrun).
         finalize: compute ``metrics.json`` and ``report.html`` (off for the shards of a torchrun run).
+        root: for a list of items, the folder their paths are written relative to (``metrics.json`` ``data``).
+        split: the set's name beside every metric (``metrics.json`` ``split``; default: from ``data``).
 
     Returns:
         The metrics dict written to ``metrics.json`` (non-finite values as ``None``).
@@ -67,9 +69,9 @@ def run_evaluation(
     items, unlabelled = (data, []) if isinstance(data, list) else scan_labelled(data)
     rank, world = shard
     items, unlabelled = items[rank::world], unlabelled[rank::world]
-    root = Path(data) if not isinstance(data, list) else None
+    root = Path(data) if not isinstance(data, list) else (Path(root) if root is not None else None)
     base = root.parent if root is not None and root.is_file() else root
-    label = str(data if not isinstance(data, list) else f"{len(items)} items")
+    label = str(data if not isinstance(data, list) else (root if root is not None else f"{len(items)} items"))
     out = Path(out_dir)
     _refuse_data_inside(out, root, items)
     start_run(out, f"scoring {len(items) + len(unlabelled)} files from {label}")
@@ -78,7 +80,7 @@ def run_evaluation(
         _score(items, unlabelled, bundle, out, base, batch_size, workers, progress, show_bar, done)
         if not finalize:
             return {}
-        return finalize_run(out, bundle, data_label=label)
+        return finalize_run(out, bundle, data_label=label, extra={"split": split} if split else None)
     except BaseException as exc:
         mark_stopped(out, f"{_stopped(exc)} after {done[0]} of {len(items) + len(unlabelled)} files")
         raise
@@ -186,114 +188,17 @@ def finalize_run(out: Path, bundle: CxrBundle, data_label: str = "", report: boo
     return metrics
 
 
+def evaluate_own_split(bundle: CxrBundle, split: str, out_dir: str | Path, data_dir: str | Path, **kwargs) -> dict:
+    """:func:`run_evaluation` of the bundle's own ``split`` (``"test"`` or ``"val"``; both populations, from the
+    data folder), paths relative to its ``cxr/`` folder, the set named in ``metrics.json`` ("own held-out test
+    split (the model's splits.csv)"; ``model`` says which model) so every metric carries it."""
+    items = own_split_items(bundle, data_dir, split)
+    name = f"{OWN_SPLIT_NAMES.get(split, f'own {split} split')} (the model's splits.csv)"
+    return run_evaluation(items, bundle, out_dir, root=Path(data_dir) / "cxr", split=name, **kwargs)
+
+
 def _rel(path: Path, base: Path | None) -> str:
     try:
         return str(path.relative_to(base)) if base is not None else str(path)
     except ValueError:
         return str(path)
-
-
-def _num(v, digits: int = 3) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def evaluate_command(data: str, model_dir: str | None, out: str, batch_size: int = 64, workers: int = 2,
-                     site: str | None = None) -> int:
-    """``cxr-model evaluate``; under ``torchrun`` each process scores a shard and rank 0 gathers.
-
-    Prints the headline metrics and where the files are. Exit status: 0 when at least one file
-    was scored, 1 when none was (or the run failed), 2 for bad arguments, and 128 + the signal
-    number when interrupted (the folder then stays marked incomplete).
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    try:
-        with sigterm_interrupts():
-            bundle = apply_site(resolve_bundle(model_dir), site)
-            if world > 1:
-                m = _evaluate_distributed(data, bundle, Path(out), batch_size, workers)
-                if not m:
-                    return 0
-            else:
-                m = run_evaluation(data, bundle, out, batch_size=batch_size, workers=workers)
-    except (BundleError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        print(f"{_stopped(exc)}: {_left(out)}", file=sys.stderr)
-        return 128 + getattr(exc, "signum", signal.SIGINT)
-    except (OSError, RuntimeError) as exc:  # disk full, a DataLoader worker killed by the OS...
-        print(f"error: {type(exc).__name__}: {exc}; {_left(out)}", file=sys.stderr)
-        return 1
-    if not m["n"]:
-        print(f"error: none of the {m['n_errors']} files could be scored; the reasons are in {Path(out) / ERRORS}",
-              file=sys.stderr)
-        return 1
-    ci = m["auroc_ci95"]
-    print(f"n={m['n']} errors={m['n_errors']} AUROC={_num(m['auroc'], 4)} [{_num(ci[0], 4)}, {_num(ci[1], 4)}] "
-          f"sens={_num(m['sensitivity'])} spec={_num(m['specificity'])} acc={_num(m['accuracy'])} "
-          f"at threshold {m['threshold']:.3f}; {m['site']}")
-    if m.get("n_out_of_scope") is None:
-        print(f"out-of-scope check {m.get('ood_check')}")
-    else:
-        ins = m["in_scope"]
-        print(f"out of scope (OOD): {m['n_out_of_scope']} of {m['n']} ({m['ood_rate']:.1%}); in scope n={ins['n']} "
-              f"AUROC={_num(ins.get('auroc'), 4)} sens={_num(ins.get('sensitivity'))} spec={_num(ins.get('specificity'))}")
-    if not (m.get("overlap") or {}).get("is_test", True):
-        print(f"WARNING: {overlap_label(m['overlap'])}")
-    print(f"wrote {Path(out) / 'metrics.json'}, predictions.csv, errors.csv, report.html")
-    return 0
-
-
-def _left(out: str | Path) -> str:
-    marker = Path(out) / INCOMPLETE
-    return f"{out} is marked incomplete (see {marker})" if marker.exists() else f"nothing was written to {out}"
-
-
-def _evaluate_distributed(data: str, bundle: CxrBundle, out: Path, batch_size: int, workers: int) -> dict:
-    """Shard the set over the torchrun processes (any number of nodes); rank 0 gathers the CSVs.
-
-    Each rank writes ``out/shards/rank<r>/``; the output folder must be shared by all nodes.
-    Rank 0 prepares the run folder (marked incomplete) before any rank writes into it.
-    """
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    try:
-        problem = [None]
-        if rank == 0:
-            try:
-                start_run(out, f"gathering {world} shards of {data}")
-            except (RunFolderError, OSError) as exc:
-                problem = [str(exc)]
-        dist.broadcast_object_list(problem, src=0)
-        if problem[0]:
-            raise RunFolderError(problem[0])
-        run_evaluation(data, bundle, out / "shards" / f"rank{rank}", batch_size=batch_size, workers=workers,
-                       show_bar=rank == 0, shard=(rank, world), finalize=False)
-        dist.barrier()
-        if rank != 0:
-            return {}
-        try:
-            for name in (PREDICTIONS, ERRORS):
-                _gather_csv([out / "shards" / f"rank{r}" / name for r in range(world)], out / name)
-            return finalize_run(out, bundle, data_label=str(data), extra={"shards": world})
-        except BaseException as exc:
-            mark_stopped(out, _stopped(exc))
-            raise
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def _gather_csv(parts: list[Path], dest: Path) -> None:
-    """Concatenate CSVs with one header (row by row: quoted fields may hold newlines)."""
-    with open(dest, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        for k, part in enumerate(parts):
-            with open(part, newline="", encoding="utf-8") as src:
-                rows = csv.reader(src)
-                header = next(rows, None)
-                if k == 0 and header:
-                    w.writerow(header)
-                w.writerows(rows)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from cxr_model.imaging.bundle import CxrBundle
-from cxr_model.imaging.data import Item, child_group, subtype_of
+from cxr_model.imaging.data import Item, child_group, kermany_items, nih_items, subtype_of
 from cxr_model.imaging.labels import parse_label
+from cxr_model.registry import metadata_or_none, model_id
 
 
 
@@ -127,3 +128,74 @@ def split_items(bundle: CxrBundle, kermany_dir: str | Path, split: str, populati
         root = Path(kermany_dir) if pop == "child" else Path(adult_dir)
         out.append(Item(root / r["path"], parse_label(r["label"], path.name), extra={"population": pop}))
     return out
+
+
+#: The parts of a bundle's own split that :func:`own_split_items` scores, and how a report names them.
+OWN_SPLIT_NAMES = {"test": "own held-out test split", "val": "own validation split"}
+
+
+def own_split_items(bundle: CxrBundle, data_dir: str | Path, split: str) -> list[Item]:
+    """The films of one part of the bundle's own split, both populations, ready for an evaluation run.
+
+    Paths come from ``splits.csv`` under the data folder (children under ``cxr/kermany``, adults under
+    ``cxr/nih_adult``); each item keeps what its manifest says for subgroup tables (a child's pneumonia
+    subtype and patient group; an adult's age, sex, view and label source) and, as
+    ``extra["source_population"]``, the population the split put it in.
+    Raises ``ValueError`` for a part the split does not have, ``FileNotFoundError`` naming a data folder
+    the split needs and the data folder lacks.
+    """
+    cxr = Path(data_dir) / "cxr"
+    kermany, nih = cxr / "kermany", cxr / "nih_adult"
+    rows = {}
+    for pop in ("child", "adult"):
+        root = kermany if pop == "child" else nih
+        part = split_items(bundle, kermany, split, pop, nih)
+        if part and not root.is_dir():
+            raise FileNotFoundError(f"{root}: the {OWN_SPLIT_NAMES.get(split, split)} of {bundle.model_id} has "
+                                    f"{len(part)} {pop} films there, and the folder is missing")
+        rows[pop] = part
+    if not rows["child"] and not rows["adult"]:
+        with open(bundle.path / "splits.csv", newline="") as fh:
+            parts = sorted({r["split"] for r in csv.DictReader(fh)})
+        raise ValueError(f"{bundle.path / 'splits.csv'}: no '{split}' part (it has {', '.join(parts) or 'none'})")
+    known = {}
+    if rows["child"] and (kermany / "manifest.csv").exists():
+        known.update({it.path: it for part in ("train", "val", "test") for it in kermany_items(kermany, part)})
+    if rows["adult"] and (nih / "manifest.csv").exists():
+        known.update({it.path: it for it in nih_items(nih)})
+    out = []
+    for pop in ("child", "adult"):
+        for it in rows[pop]:
+            m = known.get(it.path)
+            group = m.group if m else (child_group(it.path) if pop == "child" else "")
+            subtype = m.subtype if m else (subtype_of(it.path) if pop == "child" else "")
+            # the population the split put the film in (predictions.csv's "population" is the model's own judgement);
+            # boxes are for the pointing game, and the patient is the item's group
+            extra = {k: v for k, v in (m.extra if m else {}).items() if k not in ("population", "boxes_xywh", "patient_id")}
+            extra["source_population"] = pop
+            out.append(Item(it.path, it.label, group, subtype, extra))
+    return out
+
+
+def own_split_counts(model_dir: str | Path) -> dict[str, dict[str, int]]:
+    """Films per part and population of a bundle's ``splits.csv`` (``{"test": {"child": 782, "adult": 113}}``);
+    empty when the bundle has none. Reads only the CSV, so a page can list the parts without loading the model."""
+    path = Path(model_dir) / "splits.csv"
+    if not path.exists():
+        return {}
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            counts[r["split"]][r.get("population") or "child"] += 1
+    return {k: dict(v) for k, v in counts.items()}
+
+
+def own_split_choices(model_dir: str | Path) -> dict[str, str]:
+    """The bundle's held-out test and validation parts as a page lists them, label -> part, e.g.
+    ``"Own held-out test split of cxr-pneumonia-resnet18-v2.6@2.6.0 (895 films: 782 children, 113 adults)"``."""
+    meta = metadata_or_none(model_dir)
+    counts = own_split_counts(model_dir) if meta else {}
+    plural = {"child": "children", "adult": "adults"}
+    return {f"{OWN_SPLIT_NAMES[k].capitalize()} of {model_id(meta)} ({sum(c.values())} films: "
+            + ", ".join(f"{c[pop]} {plural.get(pop, pop)}" for pop in sorted(c, key=lambda p: p != "child")) + ")": k
+            for k in OWN_SPLIT_NAMES for c in [counts.get(k)] if c}

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from cxr_model.settings import PROJECT_ROOT
 from dashboard.text import unescape
+from tests.conftest import models_with_small_test_split
 from tests.imaging.report.runfolder import make_run
 
 
@@ -114,6 +115,32 @@ def test_scoring_the_kermany_val_folder_writes_a_run_and_shows_it(kermany_dir):
         assert f"evaluations/{out.name}" in at.selectbox(key="eval_run").options
     finally:
         shutil.rmtree(out, ignore_errors=True)  # runs/ is git-ignored; leave nothing behind anyway
+
+
+def test_the_models_own_held_out_test_split_is_offered_first_and_scored_as_a_test(tmp_path, settings, monkeypatch):
+    """The honest set is one click away: the installed model's own test films (here cut to 2 per class and
+    population, tests/conftest.py), named with their counts, scored and reported as that split."""
+    (tmp_path / "models").mkdir()
+    models_with_small_test_split(tmp_path / "models", settings)
+    monkeypatch.setenv("CXR_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("CXR_RUNS_DIR", str(tmp_path / "runs"))
+    at = _page()
+    at.radio(key="eval_source").set_value("Score a labelled set").run()
+    options = at.selectbox(key="eval_dataset").options
+    model = json.loads((settings.cxr_model_dir / "metadata.json").read_text())
+    name = f"{model['name']}@{model['version']}"
+    assert options[0] == f"Own held-out test split of {name} (8 films: 4 children, 4 adults)"
+    assert options[1].startswith(f"Own validation split of {name} (") and "children" in options[1]
+    assert any(o.startswith("Kermany val") for o in options[2:])
+    at.selectbox(key="eval_dataset").set_value(options[0])
+    at.button(key="eval_start").click().run()
+    assert not at.exception and not at.error
+    out = Path(at.session_state["eval_last_run"])
+    assert out.parent == tmp_path / "runs" / "evaluations" and out.name.startswith("own-test-")
+    assert len(pd.read_csv(out / "predictions.csv")) == 8
+    assert any(unescape(s.value) == f"{name} on own held-out test split (the model's splits.csv)" for s in at.subheader)
+    assert not any("not a test" in unescape(s.value) for s in at.subheader)
+    assert "By population in the data set (threshold" in " ".join(unescape(m.value) for m in at.markdown)
 
 
 def test_vitals_tab_compares_the_model_with_news2_at_its_triggers_and_saps(settings):
