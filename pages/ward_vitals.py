@@ -110,7 +110,7 @@ def overview(patients: list, ward_hour: int) -> None:
         "Bed": r["bed"], "Record": str(r["record_id"]), "Hour of stay": r["hour_of_stay"],
         "NEWS2": f"{r['news2']} (incomplete)" if r["news2_incomplete"] else str(r["news2"]),
         "NEWS2 response": LEVEL_LABELS[r["news2_level"]], "Model risk %": 100 * r["risk"],
-        "4 h change (points)": 100 * r["trend"], "Since last vitals": r["since_vitals"],
+        "Risk change in 4 h": 100 * r["trend"], "Since last vitals": r["since_vitals"],
         "Alerting now": r["alerting"],
     } for r in rows])
     if df.empty:
@@ -120,7 +120,8 @@ def overview(patients: list, ward_hour: int) -> None:
         df.style.map(level_style, subset=["NEWS2 response"]), hide_index=True, width="stretch",
         column_config={
             "Model risk %": st.column_config.ProgressColumn("Model risk %", min_value=0, max_value=100, format="%.0f%%"),
-            "4 h change (points)": st.column_config.NumberColumn(format="%+.1f"),
+            "Risk change in 4 h": st.column_config.NumberColumn(
+                format="%+.1f pts", help="Model risk now minus model risk 4 hours earlier, in percentage points"),
         },
     )
 

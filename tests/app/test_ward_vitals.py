@@ -35,6 +35,9 @@ def test_real_ward_replays_and_shows_a_patient_with_human_labels(physionet_dir, 
     at.slider(key="ward_hour").set_value(48).run()
     assert not at.exception
     assert _metric(at, "Patients alerting now").endswith("of 30 admitted")
+    ward = next(df.value for df in at.dataframe if "Bed" in df.value.columns)
+    assert list(ward.columns) == ["Bed", "Record", "Hour of stay", "NEWS2", "NEWS2 response", "Model risk %",
+                                  "Risk change in 4 h", "Since last vitals", "Alerting now"]  # no bare "points"
     patient = at.selectbox(key="ward_patient")
     patient.set_value(patient.options[3]).run()
     assert not at.exception
