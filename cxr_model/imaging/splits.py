@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cxr_model.imaging.bundle import CxrBundle
-from cxr_model.imaging.data import Item, child_group, kermany_items, nih_items, subtype_of
+from cxr_model.imaging.data import Item, child_group, nih_items, subtype_of
 from cxr_model.imaging.labels import parse_label
 from cxr_model.registry import metadata_or_none, model_id
 
@@ -138,11 +138,11 @@ def own_split_items(bundle: CxrBundle, data_dir: str | Path, split: str) -> list
     """The films of one part of the bundle's own split, both populations, ready for an evaluation run.
 
     Paths come from ``splits.csv`` under the data folder (children under ``cxr/kermany``, adults under
-    ``cxr/nih_adult``); each item keeps what its manifest says for subgroup tables (a child's pneumonia
-    subtype and patient group; an adult's age, sex, view and label source) and, as
-    ``extra["source_population"]``, the population the split put it in.
+    ``cxr/nih_adult``). For subgroup tables each item keeps a child's patient group and pneumonia subtype
+    (from the file name) or an adult's patient, age, sex, view and label source (``nih_adult/manifest.csv``),
+    and, as ``extra["source_population"]``, the population the split put it in.
     Raises ``ValueError`` for a part the split does not have, ``FileNotFoundError`` naming a data folder
-    the split needs and the data folder lacks.
+    (or the adults' manifest) that the split needs and the data folder lacks.
     """
     cxr = Path(data_dir) / "cxr"
     kermany, nih = cxr / "kermany", cxr / "nih_adult"
@@ -158,22 +158,16 @@ def own_split_items(bundle: CxrBundle, data_dir: str | Path, split: str) -> list
         with open(bundle.path / "splits.csv", newline="") as fh:
             parts = sorted({r["split"] for r in csv.DictReader(fh)})
         raise ValueError(f"{bundle.path / 'splits.csv'}: no '{split}' part (it has {', '.join(parts) or 'none'})")
-    known = {}
-    if rows["child"] and (kermany / "manifest.csv").exists():
-        known.update({it.path: it for part in ("train", "val", "test") for it in kermany_items(kermany, part)})
-    if rows["adult"] and (nih / "manifest.csv").exists():
-        known.update({it.path: it for it in nih_items(nih)})
-    out = []
-    for pop in ("child", "adult"):
-        for it in rows[pop]:
-            m = known.get(it.path)
-            group = m.group if m else (child_group(it.path) if pop == "child" else "")
-            subtype = m.subtype if m else (subtype_of(it.path) if pop == "child" else "")
-            # the population the split put the film in (predictions.csv's "population" is the model's own judgement);
-            # boxes are for the pointing game, and the patient is the item's group
-            extra = {k: v for k, v in (m.extra if m else {}).items() if k not in ("population", "boxes_xywh", "patient_id")}
-            extra["source_population"] = pop
-            out.append(Item(it.path, it.label, group, subtype, extra))
+    # children: the file name gives the patient group and subtype (as kermany/manifest.csv does); adults: their manifest
+    known = {it.path: it for it in nih_items(nih)} if rows["adult"] else {}
+    out = [Item(it.path, it.label, child_group(it.path), subtype_of(it.path), {"source_population": "child"})
+           for it in rows["child"]]
+    for it in rows["adult"]:
+        m = known.get(it.path)  # a film the manifest lacks is still scored, without its subgroup columns
+        # the model's own judgement of the population goes in predictions.csv's "population"; boxes are for the
+        # pointing game, and the patient is the item's group
+        extra = {k: v for k, v in (m.extra if m else {}).items() if k not in ("population", "boxes_xywh", "patient_id")}
+        out.append(Item(it.path, it.label, m.group if m else "", "", {**extra, "source_population": "adult"}))
     return out
 
 

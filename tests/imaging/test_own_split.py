@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -72,6 +73,41 @@ def test_a_missing_part_or_data_folder_is_named(cxr_bundle, data_dir, tmp_path):
     (tmp_path / "cxr").mkdir()
     (tmp_path / "cxr" / "kermany").symlink_to(data_dir / "cxr" / "kermany")  # the adults' folder is missing
     with pytest.raises(FileNotFoundError, match=r"nih_adult: the own held-out test split of .* has \d+ adult films"):
+        own_split_items(cxr_bundle, tmp_path, "test")
+
+
+def test_a_children_only_split_needs_no_adult_folder(data_dir, tmp_path):
+    (tmp_path / "splits.csv").write_text("path,label,split\n"  # an older bundle: no population column
+                                         "train/NORMAL/IM-0115-0001.jpeg,NORMAL,test\n"
+                                         "train/PNEUMONIA/person1_bacteria_1.jpeg,PNEUMONIA,test\n")
+    bundle = SimpleNamespace(path=tmp_path, model_id="old@1.0.0")
+    (tmp_path / "data" / "cxr").mkdir(parents=True)
+    (tmp_path / "data" / "cxr" / "kermany").symlink_to(data_dir / "cxr" / "kermany")
+    items = own_split_items(bundle, tmp_path / "data", "test")
+    assert [(it.path.name, it.label, it.group, it.subtype, it.extra) for it in items] == [
+        ("IM-0115-0001.jpeg", 0, "IM-0115", "", {"source_population": "child"}),
+        ("person1_bacteria_1.jpeg", 1, "person1", "bacteria", {"source_population": "child"})]
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'splits.csv'}: no 'val' part \(it has test\)"):
+        own_split_items(bundle, tmp_path / "data", "val")
+
+
+def test_adult_films_the_manifest_lacks_are_kept_without_subgroup_columns(cxr_bundle, data_dir, tmp_path):
+    nih = data_dir / "cxr" / "nih_adult"
+    adults = [r["path"] for r in _rows(cxr_bundle.path, "test") if r.get("population") == "adult"]
+    dropped = set(adults[:3])
+    (tmp_path / "cxr" / "nih_adult").mkdir(parents=True)
+    (tmp_path / "cxr" / "kermany").symlink_to(data_dir / "cxr" / "kermany")
+    (tmp_path / "cxr" / "nih_adult" / "images").symlink_to(nih / "images")
+    lines = (nih / "manifest.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "cxr" / "nih_adult" / "manifest.csv").write_text(
+        "".join(line for line in lines if line.split(",")[0] not in dropped))
+    items = [it for it in own_split_items(cxr_bundle, tmp_path, "test") if it.extra["source_population"] == "adult"]
+    assert len(items) == len(adults)
+    for it in items:
+        lacking = it.path.relative_to(tmp_path / "cxr" / "nih_adult").as_posix() in dropped
+        assert (it.group == "") == lacking and ("sex" in it.extra) == (not lacking)
+    (tmp_path / "cxr" / "nih_adult" / "manifest.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="manifest.csv: NIH adult manifest not found"):
         own_split_items(cxr_bundle, tmp_path, "test")
 
 
