@@ -44,7 +44,7 @@ def test_own_test_split_items_are_the_split_rows_with_their_manifest_columns(cxr
     assert {it.subtype for it in children if it.label == 1} == {"bacteria", "virus"}
     assert all(it.group and it.group.startswith(("person", "IM-", "NORMAL2")) for it in children)
     assert {it.extra["sex"] for it in adults} == {"F", "M"} and {it.extra["view"] for it in adults} >= {"PA", "AP"}
-    assert all(int(it.extra["age"]) >= 18 and it.group.startswith("nih") for it in adults)
+    assert all(int(it.extra["age"]) >= 18 and it.group.startswith("nih") and it.subtype == "" for it in adults)
     assert own_split_counts(cxr_bundle.path)["test"] == dict(Counter(it.extra["source_population"] for it in items))
 
 
@@ -89,6 +89,18 @@ def test_a_children_only_split_needs_no_adult_folder(data_dir, tmp_path):
         ("person1_bacteria_1.jpeg", 1, "person1", "bacteria", {"source_population": "child"})]
     with pytest.raises(ValueError, match=rf"{tmp_path / 'splits.csv'}: no 'val' part \(it has test\)"):
         own_split_items(bundle, tmp_path / "data", "val")
+    assert own_split_counts(tmp_path) == {"test": {"child": 2}}  # rows without a population are children
+    (tmp_path / "splits.csv").write_text("path,label,split\n")
+    with pytest.raises(ValueError, match=r"no 'test' part \(it has none\)"):
+        own_split_items(bundle, tmp_path / "data", "test")
+
+
+def test_choices_list_children_first_and_name_other_populations_as_written(tmp_path):
+    (tmp_path / "metadata.json").write_text(json.dumps({"name": "m", "version": "1.0.0"}))
+    (tmp_path / "splits.csv").write_text("path,label,split,population\n"
+                                         "a.png,NORMAL,test,adult\nb.png,NORMAL,test,neonate\nc.png,NORMAL,test,child\n")
+    assert own_split_choices(tmp_path) == {"Own held-out test split of m@1.0.0 (3 films: 1 children, 1 adults, 1 neonate)":
+                                           "test"}
 
 
 def test_adult_films_the_manifest_lacks_are_kept_without_subgroup_columns(cxr_bundle, data_dir, tmp_path):
