@@ -193,6 +193,8 @@ def cxr_tab() -> None:
         (st.warning if level == "warning" else st.info)(plain(text), icon="⚠️" if level == "warning" else None)
 
     summary = A.data_summary(run.predictions, len(run.errors))
+    if note := A.mixed_population_note(summary):
+        st.warning(plain(note))
     training = A.training_summary(meta if same_model else None)
     left, right = st.columns(2)
     with left:

@@ -140,6 +140,7 @@ def test_the_models_own_held_out_test_split_is_offered_first_and_scored_as_a_tes
     assert len(pd.read_csv(out / "predictions.csv")) == 8
     assert any(unescape(s.value) == f"{name} on own held-out test split (the model's splits.csv)" for s in at.subheader)
     assert not any("not a test" in unescape(s.value) for s in at.subheader)
+    assert any(unescape(w.value).startswith("This set mixes populations (child 4, adult 4)") for w in at.warning)
     assert "By population in the data set (threshold" in " ".join(unescape(m.value) for m in at.markdown)
 
 

@@ -148,6 +148,7 @@ def test_evaluate_split_scores_the_own_test_films_and_names_the_set(small_test_b
     report = (out / "report.html").read_text()
     assert "own held-out test split (the model&#x27;s splits.csv)" in report
     assert "By population in the data set (<code>source_population</code>;" in report  # a human label first
+    assert "id='mixed-populations'>This set mixes populations (child 4, adult 4)" in report
     assert "AUROC=" in capsys.readouterr().out
 
 

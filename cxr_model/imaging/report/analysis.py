@@ -138,12 +138,15 @@ def subgroup_columns(predictions: pd.DataFrame) -> list[str]:
 
 
 def data_summary(predictions: pd.DataFrame, n_errors: int = 0) -> dict:
-    """Counts per class (and per subtype when present) and image sizes of a scored set."""
+    """Counts per class (and per subtype and per population of the set, when present) and image sizes."""
     labels = predictions["label"].astype(int)
     out = {"n": int(len(predictions)), "n_errors": int(n_errors),
            "classes": {CLASSES[k]: int((labels == k).sum()) for k in (0, 1)}}
     if "subtype" in predictions:
         out["subtypes"] = {str(k): int(v) for k, v in predictions["subtype"].fillna("(missing)").value_counts().items()}
+    if "source_population" in predictions:  # the population the set puts each film in (own-split runs)
+        out["populations"] = {str(k): int(v) for k, v in
+                              predictions["source_population"].fillna("(missing)").value_counts().items()}
     if {"width", "height"} <= set(predictions.columns) and len(predictions):
         w, h = predictions["width"].astype(int), predictions["height"].astype(int)
         sizes = (w.astype(str) + " x " + h.astype(str)).value_counts()
@@ -151,6 +154,16 @@ def data_summary(predictions: pd.DataFrame, n_errors: int = 0) -> dict:
                         "width_min_median_max": [int(w.min()), float(w.median()), int(w.max())],
                         "height_min_median_max": [int(h.min()), float(h.median()), int(h.max())]}
     return out
+
+
+def mixed_population_note(summary: dict) -> str | None:
+    """What a reader must know when a set mixes populations (``data_summary``'s ``populations``); else ``None``."""
+    pops = summary.get("populations") or {}
+    if len(pops) < 2:
+        return None
+    return (f"This set mixes populations ({', '.join(f'{k} {v}' for k, v in pops.items())}): the pooled metrics weigh "
+            "them by their numbers, and each population has its own operating point. Read each one under Subgroups, "
+            f"by {SUBGROUP_LABELS['source_population']}.")
 
 
 def training_summary(bundle_meta: dict | None) -> dict:

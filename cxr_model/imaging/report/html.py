@@ -20,7 +20,8 @@ import pandas as pd
 from cxr_model.files import write_text
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.imaging.report import figures as F
-from cxr_model.imaging.report.analysis import Analysis, data_summary, subgroup_label, training_summary
+from cxr_model.imaging.report.analysis import (Analysis, data_summary, mixed_population_note, subgroup_label,
+                                               training_summary)
 from cxr_model.imaging.report.header import scope_lines
 from cxr_model.imaging.report.gallery import GalleryItem, build_gallery, data_uri, failure_cases
 from cxr_model.imaging.report.run import EvalRun, analyse_run, load_run
@@ -171,6 +172,8 @@ def render_html(run: EvalRun, a: Analysis, bundle_meta: dict | None = None, gall
         f"<p class='banner'>{DISCLAIMER} This report describes how the model performed on one labelled set; "
         f"it does not replace a clinician's reading of the images.</p>",
         scope_html(run, bundle_meta),
+        *[f"<p class='banner warn' id='mixed-populations'>{esc(t)}</p>"
+          for t in [mixed_population_note(data_summary(run.predictions))] if t],
         f"<p>Set: <b>{esc(a.split)}</b> (n = {a.n} scored, {len(run.errors)} unreadable) · data: "
         f"<code>{esc(str(run.metrics.get('data', '')))}</code> · run folder: <code>{esc(str(run.run_dir))}</code> · "
         f"operating threshold {a.threshold:.4f} (P(pneumonia) &ge; threshold is called pneumonia) · generated {now}</p>",

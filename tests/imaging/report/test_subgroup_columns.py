@@ -73,3 +73,16 @@ def test_films_scored_on_the_pooled_map_are_their_own_population_group_and_label
     assert A.subgroup_label("source_population") == "population in the data set"
     assert A.subgroup_label("population").startswith("population the model used")
     assert A.subgroup_label("confirmed_by") == "label source" and A.subgroup_label("rsna_class") == "rsna class"
+
+
+def test_a_set_mixing_populations_says_so_and_one_population_says_nothing(nih_predictions):
+    df = nih_predictions.head(12).copy()
+    assert A.mixed_population_note(A.data_summary(df)) is None  # no source_population column
+    df["source_population"] = ["child"] * 9 + ["adult"] * 3
+    summary = A.data_summary(df)
+    assert summary["populations"] == {"child": 9, "adult": 3}
+    note = A.mixed_population_note(summary)
+    assert note.startswith("This set mixes populations (child 9, adult 3): the pooled metrics weigh them")
+    assert note.endswith("by population in the data set.")
+    df["source_population"] = "adult"
+    assert A.mixed_population_note(A.data_summary(df)) is None
