@@ -146,15 +146,13 @@ def own_split_items(bundle: CxrBundle, data_dir: str | Path, split: str) -> list
     """
     cxr = Path(data_dir) / "cxr"
     kermany, nih = cxr / "kermany", cxr / "nih_adult"
-    rows = {}
-    for pop in ("child", "adult"):
-        root = kermany if pop == "child" else nih
-        part = split_items(bundle, kermany, split, pop, nih)
-        if part and not root.is_dir():
+    items = split_items(bundle, kermany, split, None, nih)
+    rows = {pop: [it for it in items if it.extra["population"] == pop] for pop in ("child", "adult")}
+    for pop, root in (("child", kermany), ("adult", nih)):
+        if rows[pop] and not root.is_dir():
             raise FileNotFoundError(f"{root}: the {OWN_SPLIT_NAMES.get(split, split)} of {bundle.model_id} has "
-                                    f"{len(part)} {pop} films there, and the folder is missing")
-        rows[pop] = part
-    if not rows["child"] and not rows["adult"]:
+                                    f"{len(rows[pop])} {pop} films there, and the folder is missing")
+    if not items:
         with open(bundle.path / "splits.csv", newline="") as fh:
             parts = sorted({r["split"] for r in csv.DictReader(fh)})
         raise ValueError(f"{bundle.path / 'splits.csv'}: no '{split}' part (it has {', '.join(parts) or 'none'})")
