@@ -129,10 +129,9 @@ def score_set() -> Path | None:
 
 
 def pick_run() -> Path | None:
-    mode = st.radio("Source", [SAVED, SCORE], key="eval_source", horizontal=True)
-    if mode == SCORE:
+    runs = saved_runs(settings.runs_dir)  # none yet (a fresh install): start on scoring, the own test split first
+    if st.radio("Source", [SAVED, SCORE], key="eval_source", horizontal=True, index=0 if runs else 1) == SCORE:
         return score_set()
-    runs = saved_runs(settings.runs_dir)
     if not runs:
         st.info("No saved run in the runs folder (CXR_RUNS_DIR) yet. Score a labelled set here, or write one with "
                 "`cxr-model evaluate --out` into that folder.")
