@@ -123,7 +123,7 @@ def apply_site(bundle: CxrBundle, name: str | None, folder: str | Path | None = 
     if (folder / f"{name}.pt").exists():
         site = load_site_profile(bundle, folder, name)
     else:
-        site = CxrBundle(bundle.model, dict(bundle.meta, site_profile=info), bundle.device, bundle.path)
+        site = CxrBundle(bundle.model, dict(bundle.meta), bundle.device, bundle.path)  # a copy: the bundle is shared
     rec = info.get("recalibration")
     if rec:
         site.meta = dict(site.meta, threshold=dict(site.meta["threshold"], value=float(rec["threshold"]),
