@@ -47,7 +47,8 @@ test: install browser postgres
 # then killed / total per module. OMP_NUM_THREADS=1: torch's OpenMP pool does not survive fork.
 MUTATION_MODULES ?= metrics.classification metrics.calibration imaging.finish vitals.news2 vitals.alerts \
 	vitals.trees registry review_store imaging.transforms imaging.io imaging.formats imaging.ood \
-	imaging.operating imaging.overlap metrics.subgroups vitals.reader vitals.grid vitals.ward vitals.evaluate
+	imaging.operating imaging.overlap metrics.subgroups vitals.reader vitals.grid vitals.ward vitals.evaluate \
+	imaging.site imaging.splits
 mutation: install
 	$(BIN)/pip install -q -r requirements-dev.txt
 	for m in $(MUTATION_MODULES); do \
