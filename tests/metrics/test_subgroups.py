@@ -62,7 +62,11 @@ def test_rows_count_both_classes_and_carry_the_callers_seed_level_and_resamples(
     assert (a["n"], a["n_positive"], a["n_negative"]) == (80, 30, 50) and (b["n_positive"], b["n_negative"]) == (1, 9)
     ya, sa = y[:80], s[:80]
     assert a["auroc_ci95"] == M.bootstrap_ci(M.compute_auroc, ya, sa, n_resamples=300, seed=7, alpha=0.1)
-    assert a["sensitivity_ci95"] == M.threshold_metric_cis(ya, sa, 0.5, n_resamples=300, seed=7, alpha=0.1)["sensitivity"]
+    cis = M.threshold_metric_cis(ya, sa, 0.5, n_resamples=300, seed=7, alpha=0.1)
+    assert {k: a[f"{k}_ci95"] for k in cis} == cis  # every interval, the bootstrap ones (F1) included
+    default = subgroup_table(y, s, g, 0.5)[0]  # 2,000 resamples, seed 0, 95 %: the whole set's defaults
+    assert default["auroc_ci95"] == M.bootstrap_ci(M.compute_auroc, ya, sa, n_resamples=2000, seed=0, alpha=0.05)
+    assert default["f1_ci95"] == M.threshold_metric_cis(ya, sa, 0.5, n_resamples=2000, seed=0, alpha=0.05)["f1"]
     assert not any(math.isnan(v) for v in b["auroc_ci95"])  # one pneumonia film is enough to resample an AUROC
     only = subgroup_table([1, 1, 1], [0.2, 0.6, 0.9], ["x"] * 3, 0.5)[0]
     assert all(math.isnan(v) for v in only["auroc_ci95"])  # one class: no interval, not a number from nothing
