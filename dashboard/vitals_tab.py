@@ -18,8 +18,9 @@ from dashboard.text import plain
 LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=50))
 MODELS = {"ensemble": "LSTM + GBT ensemble", "lstm": "LSTM", "gbt": "Gradient-boosted trees"}
 COLUMNS = {"n": "n", "n_positive": "deaths", "auroc": "AUROC", "auroc_ci95": "AUROC 95% CI", "auprc": "AUPRC",
-           "threshold": "alert threshold", "event1": "event-1", "sensitivity": "sensitivity", "ppv": "PPV",
-           "brier": "Brier"}
+           "auprc_ci95": "AUPRC 95% CI", "threshold": "alert threshold", "event1": "event-1",
+           "event1_ci95": "event-1 95% CI", "sensitivity": "sensitivity", "ppv": "PPV", "brier": "Brier",
+           "brier_ci95": "Brier 95% CI"}
 ALERTS = {"alerts": "model", "alerts_news2_5": "NEWS2 ≥ 5", "alerts_news2_7": "NEWS2 ≥ 7",
           "alerts_combined": "model or NEWS2 ≥ 5"}
 
@@ -45,11 +46,19 @@ def metrics_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def vitals_figure(rows: list[dict], title: str, metrics=("auroc", "auprc", "event1")) -> go.Figure:
-    """Grouped bars of the metrics, one group per model and window."""
+    """Grouped bars of the metrics, one group per model and window, with their 95 % intervals where the rows
+    carry them (the held-out run; validation choices have none)."""
     fig = go.Figure()
     names = {"auroc": "AUROC", "auprc": "AUPRC", "event1": "event-1"}
     for m in metrics:
-        fig.add_trace(go.Bar(x=[group_label(r) for r in rows], y=[r.get(m) for r in rows], name=names[m],
+        y = [r.get(m) for r in rows]
+        cis = [r.get(f"{m}_ci95") or [None, None] for r in rows]
+        # the bar's own value may sit just outside a percentile interval: the whisker then stops at the bar
+        up = [max(hi - v, 0.0) if None not in (v, hi) else 0.0 for v, (_, hi) in zip(y, cis)]
+        down = [max(v - lo, 0.0) if None not in (v, lo) else 0.0 for v, (lo, _) in zip(y, cis)]
+        fig.add_trace(go.Bar(x=[group_label(r) for r in rows], y=y, name=names[m],
+                             error_y=dict(type="data", symmetric=False, array=up, arrayminus=down,
+                                          visible=any(c != [None, None] for c in cis)),
                              hovertemplate="%{x}: %{y:.3f}<extra>" + names[m] + "</extra>"))
     fig.update_layout(barmode="group", title=title, yaxis=dict(range=[0, 1]), **LAYOUT)
     return fig

@@ -13,8 +13,9 @@ def fmt(v, digits: int = 3) -> str:
         return str(v)
     if isinstance(v, float):
         return f"{v:.{digits}f}"
-    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
-        return "n/a" if any(math.isnan(float(x)) for x in v) else f"{v[0]:.{digits}f}-{v[1]:.{digits}f}"
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(x is None or isinstance(x, (int, float)) for x in v):
+        # an interval; strict JSON stores an undefined one as [null, null]
+        return "n/a" if any(x is None or math.isnan(float(x)) for x in v) else f"{v[0]:.{digits}f}-{v[1]:.{digits}f}"
     return str(v)
 
 

@@ -55,9 +55,10 @@ def _evaluate(args) -> int:
     for key in [k for k in m if isinstance(m[k], dict) and "auroc" in m[k]]:
         if key in m:
             g = m[key]
-            e1 = g.get("event1")
+            e1, ci = g.get("event1"), g.get("event1_ci95")
             print(f"{key:10s} n={g['n']:5d} AUROC {g['auroc']:.4f} AUPRC {g['auprc']:.4f}"
-                  + (f" event-1 {e1:.4f}" if e1 is not None else ""))
+                  + (f" event-1 {e1:.4f}" if e1 is not None else "")
+                  + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if e1 is not None and ci and None not in ci else ""))
     print(f"wrote {args.out}/metrics.json (n={m['n']}, n_errors={m['n_errors']}, "
           f"readings dropped by the cleaning rules={m['n_dropped']})")
     return 0 if m["n"] else 1

@@ -17,17 +17,22 @@ def _label(key: str) -> str:
     return f"{LABELS.get(name, name)}, {window}"
 
 
+def _with_ci(block: dict, key: str) -> str:
+    """``0.879 [0.848, 0.905]``: the metric and its 95 % interval where the block has one (held-out runs)."""
+    ci = block.get(f"{key}_ci95")
+    return _fmt(block[key]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+
+
 def _table(groups: dict) -> str:
-    head = "| score | n (deaths) | AUROC [95% CI] | AUPRC | event-1 (threshold) | Brier |\n|---|---|---|---|---|---|"
-    rows = []
-    for k, v in groups.items():
-        if not isinstance(v, dict) or "auroc" not in v:
-            continue
-        ci = v.get("auroc_ci95")
-        auc = _fmt(v["auroc"]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
-        e1 = f"{_fmt(v.get('event1'))} ({_fmt(v.get('threshold'))})" if v.get("threshold") is not None else "-"
-        rows.append(f"| {_label(k)} | {v['n']} ({v['n_positive']}) | {auc} | {_fmt(v['auprc'])} | {e1} | "
-                    f"{_fmt(v.get('brier')) if 'brier' in v else '-'} |")
+    rows = [f"| {_label(k)} | {v['n']} ({v['n_positive']}) | {_with_ci(v, 'auroc')} | {_with_ci(v, 'auprc')} | "
+            + (f"{_with_ci(v, 'event1')} ({_fmt(v['threshold'])})" if v.get("threshold") is not None else "-")
+            + f" | {_with_ci(v, 'brier') if 'brier' in v else '-'} |"
+            for k, v in groups.items() if isinstance(v, dict) and "auroc" in v]
+    cis = any(f"{m}_ci95" in v for v in groups.values() if isinstance(v, dict)
+              for m in ("auroc", "auprc", "event1", "brier"))
+    ci = " [95% CI]" if cis else ""
+    head = (f"| score | n (deaths) | AUROC{ci} | AUPRC{ci} | event-1{ci} (threshold) | Brier{ci} |\n"
+            "|---|---|---|---|---|---|")
     return head + "\n" + "\n".join(rows)
 
 

@@ -99,14 +99,21 @@ def alert_summary(risk: np.ndarray, labels: np.ndarray, threshold: float, surviv
 
 
 def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
-    out = {"n": int(y.size), "n_positive": int(y.sum()), "auroc": compute_auroc(y, s),
-           "auroc_ci95": bootstrap_ci(compute_auroc, y, s, n_resamples=n_boot), "auprc": compute_auprc(y, s)}
+    """One score's metrics, each with its percentile bootstrap 95 % interval over stays (``n_boot`` resamples,
+    seed 0: the same resamples for every metric); event-1 at the fixed ``threshold``, which is not refitted."""
+    def ci(metric) -> list[float]:
+        return bootstrap_ci(metric, y, s, n_resamples=n_boot)
+
+    out = {"n": int(y.size), "n_positive": int(y.sum()), "auroc": compute_auroc(y, s), "auroc_ci95": ci(compute_auroc),
+           "auprc": compute_auprc(y, s), "auprc_ci95": ci(compute_auprc)}
     if threshold is not None:
         out["threshold"] = float(threshold)
         out["event1"] = compute_event1(y, s, threshold)
+        out["event1_ci95"] = ci(lambda yy, ss: compute_event1(yy, ss, threshold))
         out.update({k: v for k, v in compute_threshold_metrics(y, s, threshold).items() if k in ("sensitivity", "ppv")})
     if brier:
         out["brier"] = compute_brier(y, s)
+        out["brier_ci95"] = ci(compute_brier)
     return out
 
 

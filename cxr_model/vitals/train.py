@@ -187,7 +187,7 @@ def train(cfg: VitalsTrainConfig) -> dict:
         **{f"n_{k}_positive": int(sum(outcomes[i]["In-hospital_death"] for i in v)) for k, v in split.items()},
     }
     val = metrics_for(va_scored, meta, n_boot=200)
-    meta["validation"] = {k: {kk: vv for kk, vv in v.items() if kk != "auroc_ci95"} for k, v in val.items()}
+    meta["validation"] = {k: {kk: vv for kk, vv in v.items() if not kk.endswith("_ci95")} for k, v in val.items()}
     meta["history"] = history
     meta["train_seconds"] = round(time.time() - t0, 1)
 

@@ -169,7 +169,7 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     shutil.copyfile(Path(lstm_dir) / "splits.csv", out_dir / "splits.csv")
     scored = score_grids(_Fixed(oof_risk), grids, outcomes)
     val = metrics_for(scored, meta, n_boot=200)
-    meta["validation"] = {k: {kk: vv for kk, vv in v.items() if kk != "auroc_ci95"} for k, v in val.items() if "auroc" in v}
+    meta["validation"] = {k: {kk: vv for kk, vv in v.items() if not kk.endswith("_ci95")} for k, v in val.items() if "auroc" in v}
     meta["train_seconds"] = round(time.time() - t0, 1)
     save_bundle(out_dir, model.state_dict(), meta, card=render_ensemble_card)
     load_vitals_bundle(out_dir)  # checks both hashes and loads the trees back

@@ -156,6 +156,13 @@ def test_vitals_tab_compares_the_model_with_news2_at_its_triggers_and_saps(setti
     assert "_" not in groups  # human labels, not metric keys
     news2 = tables[1][tables[1]["model / window"].str.startswith("NEWS2")]
     assert set(news2["alert threshold"]) == {"5", "7"} or set(news2["alert threshold"]) == {"5.000", "7.000"}
+    # the held-out run gives each metric with its interval; validation (out-of-fold choices) has none
+    test = json.loads((settings.vitals_model_dir / "test_evaluation" / "metrics.json").read_text())["ensemble_48h"]
+    row = tables[1][tables[1]["model / window"] == "LSTM + GBT ensemble, risk at 48 h"].iloc[0]
+    for k, col in (("auprc", "AUPRC"), ("event1", "event-1"), ("brier", "Brier")):
+        lo, hi = test[f"{k}_ci95"]
+        assert row[f"{col} 95% CI"] == f"{lo:.3f}-{hi:.3f}"
+    assert set(tables[0]["event-1 95% CI"]) == {"-"}
     assert any("Validation stays" in m.value for m in at.markdown)
     meta = json.loads((settings.vitals_model_dir / "metadata.json").read_text())
     if meta.get("validation_kind"):  # choices made on cross-validated predictions are labelled as such

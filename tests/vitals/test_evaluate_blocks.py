@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from cxr_model.metrics.classification import bootstrap_ci, compute_auroc
+from cxr_model.metrics.classification import bootstrap_ci, compute_auroc, compute_brier, compute_event1
+from cxr_model.metrics.curves import compute_auprc
 from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.evaluate import Scored, alert_summary, dropped_summary, metrics_for, score_grids
 from cxr_model.vitals.grid import to_grid
@@ -56,10 +57,17 @@ def test_each_score_is_read_at_its_own_threshold_with_its_own_block():
             assert b["brier"] == pytest.approx(np.mean((s - y) ** 2))
             assert b["auroc_ci95"] == bootstrap_ci(compute_auroc, y, s, n_resamples=50)
             assert b["auroc_ci95"] != bootstrap_ci(compute_auroc, y, s)  # the caller's number of resamples
+            # every metric with its interval, on the same resamples; event-1 at the block's own fixed threshold
+            assert b["auprc_ci95"] == bootstrap_ci(compute_auprc, y, s, n_resamples=50)
+            assert b["brier_ci95"] == bootstrap_ci(compute_brier, y, s, n_resamples=50)
+            assert b["event1_ci95"] == bootstrap_ci(lambda yy, ss: compute_event1(yy, ss, thr), y, s, n_resamples=50)
+            for k in ("auprc", "brier"):
+                assert b[f"{k}_ci95"][0] < b[k] < b[f"{k}_ci95"][1]
         for key, trigger in ((f"news2_{w}h", 5), (f"news2_{w}h_ge7", 7)):
             b, s = m[key], scored.news2_max[w]
-            assert b["threshold"] == trigger and "brier" not in b  # NEWS2 is no probability
+            assert b["threshold"] == trigger and "brier" not in b and "brier_ci95" not in b  # NEWS2 is no probability
             assert b["event1"] == pytest.approx(min(_sens_ppv(y, s, trigger)))
+            assert b["event1_ci95"] == bootstrap_ci(lambda yy, ss: compute_event1(yy, ss, trigger), y, s, n_resamples=50)
     ok = ~np.isnan(scored.saps1)
     b = m["saps1"]
     assert (b["n"], b["threshold"]) == (int(ok.sum()), 17.0) and "brier" not in b

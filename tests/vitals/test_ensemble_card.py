@@ -1,0 +1,39 @@
+"""The bundled ensemble's card is what ``render_ensemble_card`` makes of its metadata and its held-out test run,
+and that run's table gives every metric with its interval (validation, chosen on, without)."""
+from __future__ import annotations
+
+import json
+
+from cxr_model.settings import PROJECT_ROOT
+from cxr_model.vitals.ensemble_card import _table, render_ensemble_card
+
+BUNDLE = PROJECT_ROOT / "assets" / "models" / "vitals-ensemble"
+
+
+def _bundle():
+    return (json.loads((BUNDLE / "metadata.json").read_text()),
+            json.loads((BUNDLE / "test_evaluation" / "metrics.json").read_text()))
+
+
+def test_the_bundled_card_is_rendered_from_its_metadata_and_test_run():
+    meta, test = _bundle()
+    assert (BUNDLE / "MODEL_CARD.md").read_text() == render_ensemble_card(meta, test)
+
+
+def test_the_held_out_table_gives_each_metric_with_its_interval():
+    meta, test = _bundle()
+    e = test["ensemble_48h"]
+    lines = _table(test).splitlines()
+    assert lines[0] == ("| score | n (deaths) | AUROC [95% CI] | AUPRC [95% CI] | event-1 [95% CI] (threshold) | "
+                        "Brier [95% CI] |")
+    row = next(r for r in lines if r.startswith("| LSTM + GBT ensemble, 48h |"))
+
+    def ci(k):
+        return f"{e[k]:.3f} [{e[k + '_ci95'][0]:.3f}, {e[k + '_ci95'][1]:.3f}]"
+    assert row == (f"| LSTM + GBT ensemble, 48h | {e['n']} ({e['n_positive']}) | {ci('auroc')} | {ci('auprc')} | "
+                   f"{ci('event1')} ({e['threshold']:.3f}) | {ci('brier')} |")
+    news2 = next(r for r in lines if r.startswith("| NEWS2 >= 7 (highest in 48h) |"))
+    assert news2.endswith("(7.000) | - |")  # NEWS2 is no probability: no Brier
+    validation = _table(meta["validation"]).splitlines()  # out-of-fold choices: figures without intervals
+    assert validation[0] == "| score | n (deaths) | AUROC | AUPRC | event-1 (threshold) | Brier |"
+    assert "[" not in next(r for r in validation if r.startswith("| LSTM + GBT ensemble, 48h |"))
