@@ -146,7 +146,7 @@ def test_with_a_prior_the_film_logit_is_the_mean_contribution_and_hirescam_is_th
     assert torch.allclose(contrib, own * head.prior, atol=1e-5)  # the prior weights each cell
     assert logit == pytest.approx(contrib.mean().item(), abs=1e-5)
     assert not torch.allclose(contrib.mean(), own.mean(), atol=1e-4)  # and it changes the call
-    k = float(-head.linear.bias + (head.linear.weight[0] / head.sd * head.mu).sum())
+    k = float((-head.linear.bias + (head.linear.weight[0] / head.sd * head.mu).sum()).detach())
     expected = (head.prior * (own + k)).clamp(min=0).numpy()
     e = explain(b.branch, x, "HiResCAM", "layer4", population="adult")
     n = expected.shape[0]
