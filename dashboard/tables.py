@@ -32,13 +32,14 @@ def formatted_frame(rows: list[dict]) -> pd.DataFrame:
 def news2_rows(observations: dict) -> pd.DataFrame:
     """The NEWS2 table at the cursor: each parameter (human label, stand-ins named), its value, points and age.
 
-    A missing parameter reads "not measured in the last 12 h" and scores nothing; no cell is empty or ``None``.
+    A missing parameter reads "not measured", "not in the last 12 h" and scores nothing; no cell is empty,
+    ``None`` or a bare "-" (which a static table draws as a list bullet).
     """
     rows = []
     for key, o in observations.items():
         if o.value is None:
-            rows.append({"Parameter": LABELS[key], "Value": f"not measured in the last {WINDOW_H} h",
-                         "Points": "none (missing)", "Measured": "-"})
+            rows.append({"Parameter": LABELS[key], "Value": "not measured", "Points": "none (missing)",
+                         "Measured": f"not in the last {WINDOW_H} h"})
             continue
         value = f"{o.value:.1f}" if isinstance(o.value, float) and key == "temperature" else (
             f"{o.value:.0f}" if isinstance(o.value, float) else str(o.value))
@@ -51,7 +52,7 @@ def news2_rows(observations: dict) -> pd.DataFrame:
 CHANNEL_LABELS = {
     "ALP": "Alkaline phosphatase", "ALT": "ALT (liver enzyme)", "AST": "AST (liver enzyme)", "Albumin": "Albumin",
     "BUN": "Blood urea nitrogen", "Bilirubin": "Bilirubin", "Cholesterol": "Cholesterol", "Creatinine": "Creatinine",
-    "DiasABP": "Diastolic BP (arterial line)", "FiO2": "Inspired oxygen fraction (FiO2)", "GCS": "Glasgow coma score",
+    "DiasABP": "Diastolic BP (arterial line)", "FiO2": "Inspired oxygen fraction (FiO2)", "GCS": "Glasgow Coma Scale",
     "Glucose": "Glucose", "HCO3": "Bicarbonate", "HCT": "Haematocrit", "HR": "Heart rate", "K": "Potassium",
     "Lactate": "Lactate", "MAP": "Mean arterial pressure (arterial line)", "MechVent": "Mechanical ventilation",
     "Mg": "Magnesium", "NIDiasABP": "Diastolic BP (cuff)", "NIMAP": "Mean arterial pressure (cuff)",

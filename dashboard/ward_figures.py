@@ -46,7 +46,7 @@ def trends_figure(p, step: int) -> go.Figure:
             fig.add_annotation(text="not measured so far", x=24, y=(y0 + y1) / 2, showarrow=False,
                                font={"color": "#616161"}, row=i, col=1)
         fig.add_vline(x=step + 1, line_color="#424242", line_width=1, row=i, col=1, exclude_empty_subplots=False)
-    fig.update_layout(height=180 * len(TRENDS), margin={"t": 30, "b": 20}, legend={"orientation": "h"})
+    fig.update_layout(height=180 * len(TRENDS), margin={"t": 70, "b": 20}, legend={"orientation": "h"})
     fig.update_xaxes(range=[0, 49])
     fig.update_xaxes(title_text=HOUR_AXIS, row=len(TRENDS), col=1)
     return fig
@@ -62,6 +62,6 @@ def risk_figure(p, step: int, threshold: float, label: str) -> go.Figure:
         fig.add_vline(x=p.first_alert + 1, line_color="#c62828",
                       annotation_text=f"first crossing: hour {p.first_alert + 1}")
     fig.add_vline(x=step + 1, line_color="#424242", line_width=1)
-    fig.update_layout(height=280, margin={"t": 30, "b": 20}, xaxis_title=HOUR_AXIS, title=label,
+    fig.update_layout(height=280, margin={"t": 70, "b": 20}, xaxis_title=HOUR_AXIS, title=label,
                       yaxis_title="risk of in-hospital death (%)", yaxis_range=[0, 100], xaxis_range=[0, 49])
     return fig

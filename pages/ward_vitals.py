@@ -197,13 +197,14 @@ def detail(patients: list, ward_hour: int) -> None:
                    "measuring). Shading: NEWS2 points (amber 1, orange 2, red 3).")
     with right:
         st.markdown("**NEWS2 at the cursor**")
-        st.dataframe(news2_rows(observation_set(p.grid, step)), hide_index=True, key="ward_news2_table")
+        # static tables: they wrap to the column's width (a data grid there cut off its last column)
+        st.table(news2_rows(observation_set(p.grid, step)), hide_index=True)
         st.caption(f"Stand-ins: {STAND_INS}")
         st.markdown("**What moved the model's risk** (occlusion: risk minus risk with the input unmeasured)")
         contrib = contributions(source, physionet_dir, model_dir, index, step)[:8]
-        st.dataframe(pd.DataFrame([{"Input": channel_label(c["input"]), "Risk change (points)": round(100 * c["contribution"], 2),
-                                    "Measured so far": "yes" if c["observed"] else "no"} for c in contrib]),
-                     hide_index=True)
+        st.table(pd.DataFrame([{"Input": channel_label(c["input"]), "Risk change (points)": f"{100 * c['contribution']:+.1f}",
+                                "Measured so far": "yes" if c["observed"] else "no"} for c in contrib]),
+                 hide_index=True)
     st.plotly_chart(risk_figure(p, step, bundle.threshold, MODEL_LABEL), key="ward_risk")
 
 

@@ -24,7 +24,14 @@ def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir)
         drawn = trends.locator(".layer-below .shapelayer path").count()
         rects = trends.evaluate("el => el._fullLayout.shapes.filter(s => s.type === 'rect').length")
         assert drawn >= 5 and rects >= 5, (drawn, rects)
-        assert page.locator("[data-testid='stDataFrame']").count() >= 3  # overview, NEWS2, contributions
+        assert page.locator("[data-testid='stDataFrame']").count() >= 2  # the overview and the alert list
+        # NEWS2 and the contributions: static tables that wrap, so no column is cut off in the narrow column
+        tables = page.locator("[data-testid='stTable']")
+        assert tables.count() == 2
+        tables.first.get_by_text("Measured", exact=True).wait_for(timeout=30_000)
+        for i in range(2):
+            overflow = tables.nth(i).evaluate("el => [el.scrollWidth, el.clientWidth]")
+            assert overflow[0] <= overflow[1] + 1, overflow
         assert page.locator("[data-testid='stException']").count() == 0
         page.wait_for_timeout(1500)  # let the data grids paint before the screenshot
         page.screenshot(path=str(artifacts_dir / "ward_vitals.png"), full_page=True)

@@ -44,3 +44,25 @@ def test_every_channel_has_a_human_label():
     assert all(label not in channel_names() or label in ("Albumin", "Bilirubin", "Cholesterol", "Creatinine", "Glucose",
                                                            "Lactate", "Platelets", "Weight") for label in labels)
     assert len(set(labels)) == len(labels)
+
+
+def test_the_news2_table_names_a_missing_parameter_in_words(tmp_path):
+    from cxr_model.vitals.grid import to_grid
+    from cxr_model.vitals.news2 import observation_set
+    from dashboard.tables import news2_rows
+
+    grid = to_grid(read_record(write_record(tmp_path, 78, ROWS)))
+    table = news2_rows(observation_set(grid, 20)).set_index("Parameter")
+    assert list(table.columns) == ["Value", "Points", "Measured"]
+    resp = table.loc["Respiration rate (/min)"]
+    assert list(resp) == ["not measured", "none (missing)", "not in the last 12 h"]  # never scored as normal
+    spo2 = table.loc[next(i for i in table.index if i.startswith("SpO2"))]
+    assert list(spo2) == ["90", "3", "2 h ago"]  # measured at 18:30, seen at hour 21; scale 1: <= 91 is 3 points
+    cells = {str(v).strip() for v in table.to_numpy().ravel()}
+    assert not cells & {"", "-", "None", "nan"}  # a bare "-" is drawn as a list bullet by st.table
+
+
+def test_the_modebar_has_room_above_the_first_chart_title(settings, tmp_path):
+    fig = _figure(settings, tmp_path)
+    title = next(a for a in fig.layout.annotations if a.text == TRENDS[0][1])
+    assert fig.layout.margin.t >= 60 and title.yref == "paper"  # plotly's toolbar sits in the top margin

@@ -43,7 +43,9 @@ def test_real_ward_replays_and_shows_a_patient_with_human_labels(physionet_dir, 
     assert not at.exception
     assert at.subheader[-1].value.startswith(patient.options[3]) and "of this stay" in at.subheader[-1].value
     assert any(m.label.startswith("Model risk (LSTM") and m.value.endswith("%") for m in at.metric)
-    for df in at.dataframe:
+    news2 = next(t.value for t in at.table if "Parameter" in t.value.columns)
+    assert len(news2) == 7 and list(news2.columns) == ["Parameter", "Value", "Points", "Measured"]
+    for df in [*at.dataframe, *at.table]:
         assert not (_cells(df.value) & RAW_NAMES), _cells(df.value) & RAW_NAMES
     rid = int(patient.options[3].split("record ")[1])
     at.radio(key=f"ward_spo2_scale_{rid}").set_value(2).run()  # scale 2 for this patient only
