@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cxr_model.metrics.format import fmt, vitals_groups
+from cxr_model.registry import sha256_file
+from cxr_model.vitals.evaluate import evaluate
 from dashboard.text import plain
 
 LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=50))
@@ -21,6 +23,13 @@ COLUMNS = {"n": "n", "n_positive": "deaths", "auroc": "AUROC", "auroc_ci95": "AU
            "auprc_ci95": "AUPRC 95% CI", "threshold": "alert threshold", "event1": "event-1",
            "event1_ci95": "event-1 95% CI", "sensitivity": "sensitivity", "ppv": "PPV", "brier": "Brier",
            "brier_ci95": "Brier 95% CI"}
+SUBGROUP_COLUMNS = {"observed_mortality": "observed mortality", "mean_probability": "mean predicted risk",
+                    "auroc": "AUROC", "auroc_ci95": "AUROC 95% CI", "event1": "event-1", "sensitivity": "sensitivity",
+                    "sensitivity_ci95": "sensitivity 95% CI", "ppv": "PPV", "ppv_ci95": "PPV 95% CI",
+                    "news2_auroc": "NEWS2 AUROC", "news2_auroc_ci95": "NEWS2 AUROC 95% CI"}
+CASE_COLUMNS = {"record_id": "record", "icu_type": "ICU type", "age_band": "age", "sex": "sex",
+                "risk_48h": "risk at 48 h", "model_first_alert_hour": "first model alert (hour)",
+                "news2_max_48h": "highest NEWS2", "saps1": "SAPS-I", "survival_days": "death, days after ICU admission"}
 ALERTS = {"alerts": "model", "alerts_news2_5": "NEWS2 ≥ 5", "alerts_news2_7": "NEWS2 ≥ 7",
           "alerts_combined": "model or NEWS2 ≥ 5"}
 
@@ -71,7 +80,9 @@ def _n_label(meta: dict) -> str | None:
     return data.get("n_val") and f"validation n = {data['n_val']}"
 
 
-def vitals_tab(meta_path: Path) -> None:
+def vitals_tab(meta_path: Path, physionet_dir: Path | None = None, cache_dir: Path | None = None) -> None:
+    """The tab: validation rows from the card, then the bundled held-out run; failure cases from
+    ``physionet_dir`` (set A) into ``cache_dir`` on request."""
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -100,6 +111,7 @@ def vitals_tab(meta_path: Path) -> None:
     test_path = meta_path.parent / "test_evaluation" / "metrics.json"
     if test_path.exists():
         vitals_test_section(json.loads(test_path.read_text()))
+        failure_section(test_path.parent, meta_path.parent, physionet_dir, cache_dir)
 
 
 def vitals_test_section(m: dict) -> None:
@@ -126,3 +138,62 @@ def vitals_test_section(m: dict) -> None:
     if cal:
         st.caption(f"48 h risk calibration on these stays: ECE {fmt(cal.get('ece'))}, slope {fmt(cal.get('slope'))}, "
                    f"intercept {fmt(cal.get('intercept'))}.")
+    if m.get("subgroups_48h"):
+        st.markdown("**Subgroups of the held-out stays** (48 h risk at the model's fixed alert threshold; "
+                    "NEWS2 as its highest score in 48 h)")
+        st.dataframe(subgroup_frame(m["subgroups_48h"]), hide_index=True, key="eval_vitals_subgroups")
+        st.caption("Groups from the stays' descriptors (PhysioNet 2012 ICU type, age, sex). Observed mortality beside "
+                   "the mean predicted risk shows calibration in the large per group; a group with few deaths has "
+                   "wide intervals: read them before its point value. Groups under 10 stays show their counts only.")
+
+
+def failure_section(test_dir: Path, bundle_dir: Path, physionet_dir: Path | None, cache_dir: Path | None) -> None:
+    """The worst misses and false alarms of the held-out run: from ``failure_cases.json`` beside its metrics,
+    or (a bundle ships aggregates only: these are rows of the data set) scored from the data folder on request into
+    ``cache_dir`` (the state folder: a run folder holding predictions.csv would be listed as a chest X-ray run)."""
+    st.markdown("**Failure cases of the held-out stays** (review each with its record: `cxr-model vitals news2 "
+                "RECORD --hour H` prints its NEWS2 at any hour)")
+    path = test_dir / "failure_cases.json"
+    if not path.exists() and cache_dir is not None:
+        path = cache_dir / "vitals_failure_cases" / f"{bundle_dir.name}-{sha256_file(bundle_dir / 'metadata.json')[:12]}" / path.name
+    if not path.exists():
+        records, outcomes = (physionet_dir / "set-a", physionet_dir / "Outcomes-a.txt") if physionet_dir else (None, None)
+        if cache_dir is None or records is None or not (records.is_dir() and outcomes.is_file()):
+            st.caption("Failure cases list stays of the data set, so they are not bundled with the model; with the "
+                       "PhysioNet 2012 set A under the data folder they can be listed here.")
+            return
+        if not st.button("List the failure cases (scores the held-out stays from the data folder, about 15 s)",
+                         key="eval_vitals_cases_run"):
+            return
+        with st.spinner("Scoring the held-out test stays"):
+            evaluate(records, outcomes, bundle_dir, path.parent, split="test")
+        st.rerun()  # drawn again from the cache: the button, done, goes away
+    try:
+        cases = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        st.error(plain(f"{path.name}: cannot be read ({exc})"))
+        return
+    st.caption(f"{cases.get('model')}, split {cases.get('split')}, alert threshold {fmt(cases.get('threshold'))}.")
+    st.caption("Deaths with the lowest 48 h risk (missed)")
+    st.dataframe(case_frame(cases.get("missed_deaths", [])), hide_index=True, key="eval_vitals_missed")
+    st.caption("Survivors with the highest 48 h risk (false alarms)")
+    st.dataframe(case_frame(cases.get("false_alarms", [])), hide_index=True, key="eval_vitals_false_alarms")
+
+
+def subgroup_frame(rows: list[dict]) -> pd.DataFrame:
+    """Subgroup rows of ``metrics.json`` with readable columns; every number through :func:`fmt`."""
+    return pd.DataFrame([{"grouping": r["grouping"], "group": r["group"], "n": r["n"], "deaths": r["n_positive"],
+                          **{label: "-" if r.get("too_few") else fmt(r.get(k)) for k, label in SUBGROUP_COLUMNS.items()}}
+                         for r in rows])
+
+
+def case_frame(rows: list[dict]) -> pd.DataFrame:
+    """Failure cases: the stay, its groups, risk, first alert and the comparators."""
+    def cell(k: str, v) -> str:
+        if v is None:
+            return "-"
+        if k == "risk_48h":
+            return fmt(v)
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)  # days, scores: 740, not 740.000
+
+    return pd.DataFrame([{label: cell(k, r.get(k)) for k, label in CASE_COLUMNS.items()} for r in rows])

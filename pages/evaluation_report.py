@@ -293,6 +293,6 @@ if vitals_meta.exists():
     with tab_cxr:
         cxr_tab()
     with tab_vitals:
-        vitals_tab(vitals_meta)
+        vitals_tab(vitals_meta, settings.physionet_dir, settings.state_dir)
 else:
     cxr_tab()

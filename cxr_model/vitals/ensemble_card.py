@@ -46,6 +46,17 @@ def _alerts(m: dict) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def _subgroups(rows: list[dict]) -> str:
+    """The held-out subgroup rows (``subgroups_48h``) as a table; groups too small to measure show counts only."""
+    head = ("| grouping | group | n (deaths) | observed mortality / mean predicted risk | AUROC [95% CI] | event-1 | "
+            "NEWS2 AUROC [95% CI] |\n|---|---|---|---|---|---|---|")
+    lines = [f"| {r['grouping']} | {r['group']} | {r['n']} ({r['n_positive']}) | "
+             + ("too few stays to measure | - | - | - |" if r.get("too_few") else
+                f"{_fmt(r['observed_mortality'])} / {_fmt(r['mean_probability'])} | {_with_ci(r, 'auroc')} | "
+                f"{_fmt(r['event1'])} | {_with_ci(r, 'news2_auroc')} |") for r in rows]
+    return head + "\n" + "\n".join(lines)
+
+
 def _model_section(meta: dict) -> str:
     comp, hp = meta["components"], meta["hyperparameters"]
     gp = comp["gbt_params"]
@@ -116,7 +127,10 @@ def render_ensemble_card(meta: dict, test: dict | None = None) -> str:
     test_part = "Not yet evaluated: run `cxr-model vitals evaluate --split test`." if not test else (
         f"`cxr-model vitals evaluate --split test` (n = {test['n']}, never used for training, calibration or "
         f"thresholds):\n\n{_table(test)}\n\nAlert burden and lead time on the same stays (lead time: first alert "
-        f"to death, whole days only in the PhysioNet 'Survival' field, so +-24 h):\n\n{_alerts(test)}")
+        f"to death, whole days only in the PhysioNet 'Survival' field, so +-24 h):\n\n{_alerts(test)}"
+        + ("" if not test.get("subgroups_48h") else
+           "\n\nBy subgroup of the same stays (48 h risk at the fixed alert threshold; groups from the descriptors; "
+           f"TRIPOD+AI item 23a):\n\n{_subgroups(test['subgroups_48h'])}"))
     return f"""# {meta['name']} {meta['version']}: in-hospital mortality early warning from ICU vitals
 
 **Decision support, not a diagnosis.** The risk is a statistical estimate for ward prioritisation; it

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from cxr_model.files import write_json
+from cxr_model.files import write_json, write_text
 from cxr_model.metrics.calibration import calibration_slope_intercept
 from cxr_model.metrics.classification import (
     bootstrap_ci, compute_auroc, compute_brier, compute_ece, compute_event1, compute_threshold_metrics,
@@ -21,6 +22,7 @@ from cxr_model.vitals.grid import Grid, to_grid
 from cxr_model.vitals.news2 import news2_grid
 from cxr_model.vitals.reader import load_outcomes, read_dir
 from cxr_model.vitals.splits import read_split
+from cxr_model.vitals.stay_review import STAY_COLUMNS, WHOLE_COLUMNS, failure_cases, stay_rows, subgroup_rows
 
 WINDOWS = (24, 48)
 
@@ -37,6 +39,7 @@ class Scored:
     survival_days: np.ndarray | None = None  # [N], days from ICU admission to death; nan if unknown
     components: dict[str, np.ndarray] | None = None  # "lstm" (+ "gbt", "ensemble"): [N, 48] risk each
     news2_hourly: np.ndarray | None = None  # [N, 48] NEWS2 aggregate (missing parameters score nothing)
+    descriptors: list[dict] | None = None  # per stay: Age, Gender, ICUType, ... (nan when unknown)
 
 
 def score_grids(bundle, grids: list[Grid], outcomes: dict[int, dict]) -> Scored:
@@ -51,7 +54,8 @@ def score_grids(bundle, grids: list[Grid], outcomes: dict[int, dict]) -> Scored:
     saps[saps < 0] = np.nan
     surv = np.array([outcomes[g.record_id].get("Survival", -1) for g in grids], dtype=np.float64)
     surv[surv < 0] = np.nan  # -1: survived or unknown
-    return Scored([g.record_id for g in grids], labels, risk, news, saps, surv, comps, totals)
+    return Scored([g.record_id for g in grids], labels, risk, news, saps, surv, comps, totals,
+                  [dict(g.descriptors) for g in grids])
 
 
 def alert_summary(risk: np.ndarray, labels: np.ndarray, threshold: float, survival_days: np.ndarray | None = None) -> dict:
@@ -121,11 +125,12 @@ def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
 NEWS2_TRIGGERS = (5, 7)
 
 
-def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000) -> dict:
+def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000, subgroups: bool = False) -> dict:
     """The metrics.json groups: ``<model>_24h/48h`` for each component (``lstm``, and ``gbt`` and
     ``ensemble`` for an ensemble bundle), ``news2_24h/48h`` (highest NEWS2 so far, at trigger 5) and
     ``news2_..._ge7``, ``saps1``; ``alerts`` of the bundle's model, ``alerts_news2_5``/``_7`` and
-    ``alerts_combined`` (model or NEWS2 >= 5). Model thresholds come from ``meta`` (validation)."""
+    ``alerts_combined`` (model or NEWS2 >= 5). Model thresholds come from ``meta`` (validation). With
+    ``subgroups``, ``subgroups_48h``: a list of rows (:func:`~cxr_model.vitals.stay_review.subgroup_rows`)."""
     comp = meta.get("comparators", {})
     y = scored.labels
     comps = scored.components or {"lstm": scored.risk}
@@ -153,14 +158,24 @@ def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000) -> dict:
 
         out["calibration_48h"] = {"ece": compute_ece(y, scored.risk[:, -1]),
                                   **calibration_slope_intercept(y, scored.risk[:, -1])}
+        if subgroups and scored.descriptors is not None and scored.news2_hourly is not None:
+            out["subgroups_48h"] = subgroup_rows(y, scored.risk[:, -1], scored.news2_max[48], scored.descriptors,
+                                                 thr, n_boot)
     return out
+
+
+def stay_table(scored: Scored, threshold: float) -> list[dict]:
+    """:func:`~cxr_model.vitals.stay_review.stay_rows` of scored stays (``predictions.csv``)."""
+    return stay_rows(scored.record_ids, scored.labels, scored.risk, scored.news2_hourly, scored.descriptors,
+                     scored.saps1, scored.survival_days, threshold)
 
 
 def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None = None) -> dict:
     """Score every record in ``records_dir`` (or one split of the bundle's ``splits.csv``).
 
     Returns the metrics dict written to ``<out_dir>/metrics.json`` (``n``, ``n_errors``, ``errors``
-    and the groups above); unreadable records are counted and named, the rest are scored.
+    and the groups above); unreadable records are counted and named, the rest are scored, one row each
+    in ``<out_dir>/predictions.csv``, the worst misses and false alarms in ``<out_dir>/failure_cases.json``.
     """
 
     outcomes = load_outcomes(outcomes_file)
@@ -177,10 +192,21 @@ def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None 
     metrics = {"model": bundle.model_id, "records": str(records_dir), "split": split or "all",
                "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50],
                **dropped_summary(records)}
-    metrics.update(metrics_for(scored, bundle.meta))
+    metrics.update(metrics_for(scored, bundle.meta, subgroups=True))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)  # strict JSON: undefined metrics are null, never NaN
+    # per-stay rows of the data set (outcomes, groups): beside metrics.json, never inside it, so that the
+    # aggregate metrics can be bundled with a model while these stay with the data (see .gitignore)
+    stays = stay_table(scored, bundle.threshold)
+    write_json(out_dir / "failure_cases.json", {"model": bundle.model_id, "split": split or "all",
+                                                "threshold": bundle.threshold, **failure_cases(stays)})
+    rows = pd.DataFrame(stays, columns=STAY_COLUMNS)
+    for col in WHOLE_COLUMNS:  # an hour, day or score, or blank (never alerted, unknown): 32, not 32.0
+        if rows[col].dropna().map(lambda v: float(v).is_integer()).all():
+            rows[col] = rows[col].astype("Int64")
+    rows[["risk_24h", "risk_48h"]] = rows[["risk_24h", "risk_48h"]].round(6)
+    write_text(out_dir / "predictions.csv", rows.to_csv(index=False))
     return metrics
 
 

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxr_model.settings import PROJECT_ROOT
+from cxr_model.vitals.splits import read_split
 from dashboard.text import unescape
 from tests.conftest import models_with_small_test_split
 from tests.imaging.report.runfolder import make_run
@@ -199,3 +200,38 @@ def test_a_set_holding_training_files_is_flagged_not_a_test(runs_folder, kermany
         assert "not a test" in unescape(at.subheader[0].value)
     finally:
         shutil.rmtree(seen, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settings, physionet_dir, tmp_path,
+                                                                         monkeypatch):
+    # a clean clone: the bundle ships aggregate metrics only (failure cases are rows of the data set)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / settings.cxr_model_name).symlink_to(settings.cxr_model_dir)
+    shutil.copytree(settings.vitals_model_dir, models / settings.vitals_model_name,
+                    ignore=shutil.ignore_patterns("predictions.csv", "failure_cases.json"))
+    monkeypatch.setenv("CXR_MODELS_DIR", str(models))
+    monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path / "state"))
+    at = _page()
+    test = json.loads((settings.vitals_model_dir / "test_evaluation" / "metrics.json").read_text())
+    sub = next(df.value for df in at.dataframe if "grouping" in df.value.columns)
+    assert list(sub["grouping"].unique()) == ["ICU type", "age", "sex"]
+    assert sub["n"].tolist() == [r["n"] for r in test["subgroups_48h"]]
+    med = sub[sub["group"] == "Medical ICU"].iloc[0]
+    row = next(r for r in test["subgroups_48h"] if r["group"] == "Medical ICU")
+    assert med["AUROC"] == f"{row['auroc']:.3f}" and med["deaths"] == row["n_positive"]
+    assert med["NEWS2 AUROC 95% CI"] == f"{row['news2_auroc_ci95'][0]:.3f}-{row['news2_auroc_ci95'][1]:.3f}"
+    assert not any("record" in df.value.columns for df in at.dataframe)  # no stay listed before it is asked for
+    at.button(key="eval_vitals_cases_run").click().run(timeout=180)
+    assert not at.exception and not at.error
+    missed = next(df.value for df in at.dataframe if "record" in df.value.columns and "days" in " ".join(df.value.columns))
+    alarms = [df.value for df in at.dataframe if "record" in df.value.columns][1]
+    assert len(missed) == len(alarms) == 10
+    risk = missed["risk at 48 h"].astype(float)
+    assert risk.is_monotonic_increasing and (alarms["risk at 48 h"].astype(float).is_monotonic_decreasing)
+    assert risk.max() < alarms["risk at 48 h"].astype(float).min()
+    test_ids = set(read_split(settings.vitals_model_dir / "splits.csv", "test"))
+    assert {int(r) for r in missed["record"]} <= test_ids and {int(r) for r in alarms["record"]} <= test_ids
+    cached = list((tmp_path / "state" / "vitals_failure_cases").glob("*/failure_cases.json"))
+    assert len(cached) == 1 and not (models / settings.vitals_model_name / "test_evaluation" / "predictions.csv").exists()

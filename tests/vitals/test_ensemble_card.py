@@ -37,3 +37,18 @@ def test_the_held_out_table_gives_each_metric_with_its_interval():
     validation = _table(meta["validation"]).splitlines()  # out-of-fold choices: figures without intervals
     assert validation[0] == "| score | n (deaths) | AUROC | AUPRC | event-1 (threshold) | Brier |"
     assert "[" not in next(r for r in validation if r.startswith("| LSTM + GBT ensemble, 48h |"))
+
+
+def test_the_held_out_subgroups_in_the_card():
+    from cxr_model.vitals.ensemble_card import _subgroups
+
+    _, test = _bundle()
+    rows = test["subgroups_48h"]
+    assert [r["grouping"] for r in rows][:1] == ["ICU type"] and {r["grouping"] for r in rows} == {"ICU type", "age", "sex"}
+    lines = _subgroups(rows + [{"grouping": "sex", "group": "unknown", "n": 2, "n_positive": 1, "too_few": True}]).splitlines()
+    med = next(r for r in rows if r["group"] == "Medical ICU")
+    lo, hi = med["auroc_ci95"]
+    assert (f"| ICU type | Medical ICU | {med['n']} ({med['n_positive']}) | {med['observed_mortality']:.3f} / "
+            f"{med['mean_probability']:.3f} | {med['auroc']:.3f} [{lo:.3f}, {hi:.3f}] | {med['event1']:.3f} |") in "\n".join(lines)
+    assert lines[-1] == "| sex | unknown | 2 (1) | too few stays to measure | - | - | - |"
+    assert sum(r["n"] for r in rows if r["grouping"] == "age") == test["n"]  # every held-out stay in one band
