@@ -15,6 +15,7 @@ import streamlit as st
 from cxr_model.metrics.format import fmt, vitals_groups
 from cxr_model.registry import sha256_file
 from cxr_model.vitals.evaluate import evaluate
+from dashboard.auth import audit
 from dashboard.text import plain
 
 LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=50))
@@ -112,6 +113,13 @@ def vitals_tab(meta_path: Path, physionet_dir: Path | None = None, cache_dir: Pa
     if test_path.exists():
         vitals_test_section(json.loads(test_path.read_text()))
         failure_section(test_path.parent, meta_path.parent, physionet_dir, cache_dir)
+    model = f"{meta.get('name', 'vitals model')}@{meta.get('version', '?')}"
+    files = [(p, mime) for p, mime in ((meta_path.parent / "MODEL_CARD.md", "text/markdown"), (test_path, "application/json"))
+             if p.exists()]
+    for col, (path, mime) in zip(st.columns(max(len(files), 1)), files):
+        name = "Model card (MODEL_CARD.md)" if path.suffix == ".md" else "Held-out metrics (metrics.json)"
+        col.download_button(name, path.read_bytes(), file_name=path.name, mime=mime, key=f"eval_vitals_download_{path.stem}",
+                            on_click=audit, args=("report.export", model, {"file": path.name}))
 
 
 def vitals_test_section(m: dict) -> None:
@@ -178,6 +186,11 @@ def failure_section(test_dir: Path, bundle_dir: Path, physionet_dir: Path | None
     st.dataframe(case_frame(cases.get("missed_deaths", [])), hide_index=True, key="eval_vitals_missed")
     st.caption("Survivors with the highest 48 h risk (false alarms)")
     st.dataframe(case_frame(cases.get("false_alarms", [])), hide_index=True, key="eval_vitals_false_alarms")
+    stays = path.parent / "predictions.csv"
+    if stays.exists():
+        st.download_button("Every held-out stay (predictions.csv)", stays.read_bytes(), file_name="vitals_predictions.csv",
+                           mime="text/csv", key="eval_vitals_download_predictions", on_click=audit,
+                           args=("report.export", str(cases.get("model")), {"file": "predictions.csv"}))
 
 
 def subgroup_frame(rows: list[dict]) -> pd.DataFrame:

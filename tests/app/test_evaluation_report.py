@@ -223,6 +223,7 @@ def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settin
     assert med["AUROC"] == f"{row['auroc']:.3f}" and med["deaths"] == row["n_positive"]
     assert med["NEWS2 AUROC 95% CI"] == f"{row['news2_auroc_ci95'][0]:.3f}-{row['news2_auroc_ci95'][1]:.3f}"
     assert not any("record" in df.value.columns for df in at.dataframe)  # no stay listed before it is asked for
+    assert "eval_vitals_download_predictions" not in {b.key for b in at.get("download_button")}
     at.button(key="eval_vitals_cases_run").click().run(timeout=180)
     assert not at.exception and not at.error
     missed = next(df.value for df in at.dataframe if "record" in df.value.columns and "days" in " ".join(df.value.columns))
@@ -233,5 +234,7 @@ def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settin
     assert risk.max() < alarms["risk at 48 h"].astype(float).min()
     test_ids = set(read_split(settings.vitals_model_dir / "splits.csv", "test"))
     assert {int(r) for r in missed["record"]} <= test_ids and {int(r) for r in alarms["record"]} <= test_ids
+    keys = {b.key for b in at.get("download_button")}
+    assert {"eval_vitals_download_MODEL_CARD", "eval_vitals_download_metrics", "eval_vitals_download_predictions"} <= keys
     cached = list((tmp_path / "state" / "vitals_failure_cases").glob("*/failure_cases.json"))
     assert len(cached) == 1 and not (models / settings.vitals_model_name / "test_evaluation" / "predictions.csv").exists()
