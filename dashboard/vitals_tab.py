@@ -12,6 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from cxr_model.imaging.report.figures import reliability_figure
+from cxr_model.metrics.calibration import ReliabilityBins
 from cxr_model.metrics.format import fmt, vitals_groups
 from cxr_model.registry import sha256_file
 from cxr_model.vitals.evaluate import evaluate
@@ -143,6 +145,11 @@ def vitals_test_section(m: dict) -> None:
               for key, label in ALERTS.items() if (a := m.get(key))]
     if len(burden) > 1:
         st.dataframe(pd.DataFrame(burden), hide_index=True, key="eval_vitals_alerts_table")
+    if cal.get("bins"):
+        st.plotly_chart(reliability_figure(ReliabilityBins.from_rows(cal["bins"]), cal.get("ece", float("nan")), cal,
+                                           f"48 h risk of the held-out stays (n = {m.get('n')}); marker size = stays",
+                                           observed="observed fraction who died in hospital"),
+                        key="eval_vitals_reliability")
     if cal:
         st.caption(f"48 h risk calibration on these stays: ECE {fmt(cal.get('ece'))}, slope {fmt(cal.get('slope'))}, "
                    f"intercept {fmt(cal.get('intercept'))}.")

@@ -37,6 +37,15 @@ class ReliabilityBins:
     mean_predicted: np.ndarray
     observed: np.ndarray
 
+    @classmethod
+    def from_rows(cls, rows: list[dict]) -> "ReliabilityBins":
+        """The bins back from :meth:`rows` (e.g. read from a metrics.json)."""
+        edges = [tuple(float(x) for x in r["bin"].split("-")) for r in rows]
+        return cls(np.array([e[0] for e in edges]), np.array([e[1] for e in edges]),
+                   np.array([r["n"] for r in rows], dtype=np.int64),
+                   np.array([r["mean_predicted"] for r in rows], dtype=np.float64),
+                   np.array([r["observed"] for r in rows], dtype=np.float64))
+
     def rows(self) -> list[dict]:
         return [
             {"bin": f"{lo:.1f}-{hi:.1f}", "n": int(n), "mean_predicted": float(m), "observed": float(o)}

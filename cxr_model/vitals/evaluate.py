@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from cxr_model.files import write_json, write_text
-from cxr_model.metrics.calibration import calibration_slope_intercept
+from cxr_model.metrics.calibration import calibration_slope_intercept, reliability_bins
 from cxr_model.metrics.classification import (
     bootstrap_ci, compute_auroc, compute_brier, compute_ece, compute_event1, compute_threshold_metrics,
 )
@@ -125,12 +125,13 @@ def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
 NEWS2_TRIGGERS = (5, 7)
 
 
-def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000, subgroups: bool = False) -> dict:
+def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000, review: bool = False) -> dict:
     """The metrics.json groups: ``<model>_24h/48h`` for each component (``lstm``, and ``gbt`` and
     ``ensemble`` for an ensemble bundle), ``news2_24h/48h`` (highest NEWS2 so far, at trigger 5) and
     ``news2_..._ge7``, ``saps1``; ``alerts`` of the bundle's model, ``alerts_news2_5``/``_7`` and
     ``alerts_combined`` (model or NEWS2 >= 5). Model thresholds come from ``meta`` (validation). With
-    ``subgroups``, ``subgroups_48h``: a list of rows (:func:`~cxr_model.vitals.stay_review.subgroup_rows`)."""
+    ``review`` (a held-out run): ``subgroups_48h``, a list of rows (:func:`~cxr_model.vitals.stay_review.subgroup_rows`),
+    and the reliability ``bins`` of ``calibration_48h`` (ten equal-width bins of the 48 h risk, those holding stays)."""
     comp = meta.get("comparators", {})
     y = scored.labels
     comps = scored.components or {"lstm": scored.risk}
@@ -158,7 +159,9 @@ def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000, subgroups: bool 
 
         out["calibration_48h"] = {"ece": compute_ece(y, scored.risk[:, -1]),
                                   **calibration_slope_intercept(y, scored.risk[:, -1])}
-        if subgroups and scored.descriptors is not None and scored.news2_hourly is not None:
+        if review:
+            out["calibration_48h"]["bins"] = reliability_bins(y, scored.risk[:, -1]).rows()
+        if review and scored.descriptors is not None and scored.news2_hourly is not None:
             out["subgroups_48h"] = subgroup_rows(y, scored.risk[:, -1], scored.news2_max[48], scored.descriptors,
                                                  thr, n_boot)
     return out
@@ -192,7 +195,7 @@ def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None 
     metrics = {"model": bundle.model_id, "records": str(records_dir), "split": split or "all",
                "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50],
                **dropped_summary(records)}
-    metrics.update(metrics_for(scored, bundle.meta, subgroups=True))
+    metrics.update(metrics_for(scored, bundle.meta, review=True))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)  # strict JSON: undefined metrics are null, never NaN

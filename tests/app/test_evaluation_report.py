@@ -215,6 +215,8 @@ def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settin
     monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path / "state"))
     at = _page()
     test = json.loads((settings.vitals_model_dir / "test_evaluation" / "metrics.json").read_text())
+    reliability = at.get("plotly_chart")
+    assert any('observed fraction who died in hospital' in str(c.proto) for c in reliability)
     sub = next(df.value for df in at.dataframe if "grouping" in df.value.columns)
     assert list(sub["grouping"].unique()) == ["ICU type", "age", "sex"]
     assert sub["n"].tolist() == [r["n"] for r in test["subgroups_48h"]]

@@ -111,3 +111,15 @@ def test_apply_platt_gives_the_same_numbers_for_numpy_and_torch_and_per_step_lis
     assert np.allclose(apply_platt(logits, cal), expected, atol=1e-12)
     assert np.allclose(apply_platt(torch.tensor(logits), cal).numpy(), expected, atol=1e-12)
     assert np.allclose(apply_platt(logits, None), 1 / (1 + np.exp(-logits)))
+
+
+def test_reliability_bins_come_back_from_their_rows():
+    import json
+
+    from cxr_model.metrics.calibration import ReliabilityBins
+
+    b = reliability_bins([0, 1, 1, 1, 0], [0.1, 0.15, 0.95, 1.0, 0.42])
+    back = ReliabilityBins.from_rows(json.loads(json.dumps(b.rows())))  # as read from a metrics.json
+    for field in ("lower", "upper", "count", "mean_predicted", "observed"):
+        np.testing.assert_allclose(getattr(back, field), getattr(b, field))
+    assert back.count.dtype == np.int64 and back.rows() == b.rows()

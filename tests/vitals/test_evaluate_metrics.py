@@ -89,6 +89,13 @@ def test_calibration_block_recomputed_from_the_48h_risk(run):
     ece = sum((bins == b).mean() * abs(y[bins == b].mean() - p[bins == b].mean()) for b in np.unique(bins))
     assert c["ece"] == pytest.approx(ece, abs=1e-6)
     assert np.isfinite(c["citl"])
+    # the reliability diagram's bins (a held-out run): stays per tenth of risk, their mean risk and death rate
+    raw = np.minimum((risk[:, -1] * 10).astype(int), 9)
+    assert [b["bin"] for b in c["bins"]] == [f"{k / 10:.1f}-{(k + 1) / 10:.1f}" for k in np.unique(raw)]
+    for b, k in zip(c["bins"], np.unique(raw)):
+        assert b["n"] == int((raw == k).sum())
+        assert b["mean_predicted"] == pytest.approx(risk[raw == k, -1].mean())
+        assert b["observed"] == pytest.approx(y[raw == k].mean())
 
 
 def test_a_split_scores_only_its_stays_and_the_header_says_what_was_read(settings, physionet_dir, tmp_path):

@@ -58,8 +58,10 @@ def pr_figure(pr: Curve, recall_at: float, precision_at: float, threshold: float
     return fig
 
 
-def reliability_figure(bins: ReliabilityBins, ece: float, calibration: dict, subtitle: str = "") -> go.Figure:
-    """Observed fraction of positives against mean predicted probability per bin (size = count)."""
+def reliability_figure(bins: ReliabilityBins, ece: float, calibration: dict, subtitle: str = "",
+                       observed: str = "observed fraction with pneumonia") -> go.Figure:
+    """Observed fraction of positives (axis title ``observed``) against mean predicted probability per bin
+    (size = count)."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
                              name="perfect calibration", hoverinfo="skip"))
@@ -70,7 +72,7 @@ def reliability_figure(bins: ReliabilityBins, ece: float, calibration: dict, sub
     cal = (f"ECE {ece:.3f} · slope {calibration.get('slope', float('nan')):.2f} · "
            f"intercept {calibration.get('intercept', float('nan')):.2f}")
     fig.update_layout(title=f"Reliability: {cal}<br><sup>{subtitle}</sup>", xaxis_title="mean predicted probability",
-                      yaxis_title="observed fraction with pneumonia", xaxis=dict(range=[-0.02, 1.02]),
+                      yaxis_title=observed, xaxis=dict(range=[-0.02, 1.02]),
                       yaxis=dict(range=[-0.02, 1.02]), legend=dict(x=0.02, y=0.98), **_LAYOUT)
     return fig
 
