@@ -17,6 +17,7 @@ from cxr_model.vitals.alerts import sort_alerts, status_of, still_triggering
 from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.news2 import LEVEL_LABELS, RISK_COLOURS, STAND_INS, observation_set
+from cxr_model.vitals.stay_review import describe_stay
 from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward, real_ward_records, snapshot
 from dashboard.auth import current_identity
 from dashboard.frame import require_frame
@@ -179,6 +180,7 @@ def detail(patients: list, ward_hour: int) -> None:
     p = patients[index]
     step = p.step_at(ward_hour)
     st.subheader(f"{p.bed} · record {p.record_id} · hour {step + 1} of this stay")
+    st.caption(describe_stay(p.grid.descriptors))
     st.radio("SpO2 scale for this patient", [1, 2], index=p.spo2_scale - 1, horizontal=True,
              key=f"ward_spo2_scale_{p.record_id}", on_change=_keep_scale, args=(p.record_id,),
              format_func=lambda s: "Scale 1" if s == 1 else "Scale 2 (hypercapnic respiratory failure; clinician's decision)")

@@ -57,6 +57,17 @@ def _subgroups(rows: list[dict]) -> str:
     return head + "\n" + "\n".join(lines)
 
 
+def _weakest(rows: list[dict], min_deaths: int = 10) -> str:
+    """One sentence naming the measured group with the lowest AUROC (of those with ``min_deaths`` deaths or more)."""
+    measured = [r for r in rows if not r.get("too_few") and r["n_positive"] >= min_deaths and r.get("auroc") is not None]
+    if not measured:
+        return ""
+    w = min(measured, key=lambda r: r["auroc"])
+    return (f"\n\nLowest AUROC among the groups with {min_deaths} or more deaths: {w['group']} ({w['grouping']}), "
+            f"{_with_ci(w, 'auroc')} (n = {w['n']}, {w['n_positive']} deaths): the model separates deaths from "
+            "survivors least well there.")
+
+
 def _model_section(meta: dict) -> str:
     comp, hp = meta["components"], meta["hyperparameters"]
     gp = comp["gbt_params"]
@@ -130,7 +141,7 @@ def render_ensemble_card(meta: dict, test: dict | None = None) -> str:
         f"to death, whole days only in the PhysioNet 'Survival' field, so +-24 h):\n\n{_alerts(test)}"
         + ("" if not test.get("subgroups_48h") else
            "\n\nBy subgroup of the same stays (48 h risk at the fixed alert threshold; groups from the descriptors; "
-           f"TRIPOD+AI item 23a):\n\n{_subgroups(test['subgroups_48h'])}"))
+           f"TRIPOD+AI item 23a):\n\n{_subgroups(test['subgroups_48h'])}{_weakest(test['subgroups_48h'])}"))
     return f"""# {meta['name']} {meta['version']}: in-hospital mortality early warning from ICU vitals
 
 **Decision support, not a diagnosis.** The risk is a statistical estimate for ward prioritisation; it

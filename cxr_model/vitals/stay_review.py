@@ -28,7 +28,7 @@ WHOLE_COLUMNS = ["survival_days", "model_first_alert_hour", "news2_first_5_hour"
 def _code(value, names: dict) -> str:
     try:
         return names.get(int(value), UNKNOWN) if np.isfinite(value) else UNKNOWN
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # None, text
         return UNKNOWN
 
 
@@ -39,6 +39,23 @@ def age_band(age) -> str:
     except (TypeError, ValueError):
         return UNKNOWN
     return next((label for lo, hi, label in AGE_BANDS if lo <= a < hi), UNKNOWN)
+
+
+def describe_stay(descriptors: dict) -> str:
+    """The patient line a ward team reads first: "Medical ICU · 72 years · male · 80 kg"; unknown parts are left
+    out, and a stay without any says "ICU type, age and sex not recorded"."""
+    def known(key: str) -> float | None:
+        try:
+            v = float(descriptors.get(key, np.nan))
+        except (TypeError, ValueError):
+            return None
+        return v if np.isfinite(v) else None
+
+    icu, sex = _code(known("ICUType"), ICU_TYPES), _code(known("Gender"), SEXES)
+    age, kg = known("Age"), known("Weight")
+    parts = [icu if icu != UNKNOWN else None, None if age is None else f"{age:.0f} years",
+             sex if sex != UNKNOWN else None, None if kg is None else f"{kg:.0f} kg"]
+    return " · ".join(p for p in parts if p) or "ICU type, age and sex not recorded"
 
 
 def stay_groups(descriptors: list[dict]) -> dict[str, list[str]]:

@@ -5,6 +5,8 @@ from streamlit.testing.v1 import AppTest
 
 from cxr_model import audit
 from cxr_model.vitals.demo import DEMO_LABEL
+from cxr_model.vitals.reader import read_record
+from cxr_model.vitals.stay_review import describe_stay
 
 RAW_NAMES = {"air_or_oxygen", "respiration_rate", "systolic_bp", "spo2", "None", "nan", "descriptors", "RespRate",
              "NIDiasABP", "HR", "SaO2", "SysABP", "NISysABP", "MechVent"}
@@ -42,12 +44,14 @@ def test_real_ward_replays_and_shows_a_patient_with_human_labels(physionet_dir, 
     patient.set_value(patient.options[3]).run()
     assert not at.exception
     assert at.subheader[-1].value.startswith(patient.options[3]) and "of this stay" in at.subheader[-1].value
+    rid = int(patient.options[3].split("record ")[1])
+    desc = read_record(physionet_dir / "set-a" / f"{rid}.txt").descriptors
+    assert describe_stay(desc) in [c.value for c in at.caption] and " years · " in describe_stay(desc)
     assert any(m.label.startswith("Model risk (LSTM") and m.value.endswith("%") for m in at.metric)
     news2 = next(t.value for t in at.table if "Parameter" in t.value.columns)
     assert len(news2) == 7 and list(news2.columns) == ["Parameter", "Value", "Points", "Measured"]
     for df in [*at.dataframe, *at.table]:
         assert not (_cells(df.value) & RAW_NAMES), _cells(df.value) & RAW_NAMES
-    rid = int(patient.options[3].split("record ")[1])
     at.radio(key=f"ward_spo2_scale_{rid}").set_value(2).run()  # scale 2 for this patient only
     assert not at.exception and at.session_state["ward_spo2_scales"] == {rid: 2}
     at.toggle(key="ward_autoplay").set_value(True).run()

@@ -52,3 +52,16 @@ def test_the_held_out_subgroups_in_the_card():
             f"{med['mean_probability']:.3f} | {med['auroc']:.3f} [{lo:.3f}, {hi:.3f}] | {med['event1']:.3f} |") in "\n".join(lines)
     assert lines[-1] == "| sex | unknown | 2 (1) | too few stays to measure | - | - | - |"
     assert sum(r["n"] for r in rows if r["grouping"] == "age") == test["n"]  # every held-out stay in one band
+
+
+def test_the_card_names_the_weakest_measured_group():
+    from cxr_model.vitals.ensemble_card import _weakest
+
+    rows = [{"grouping": "ICU type", "group": "A", "n": 50, "n_positive": 9, "auroc": 0.60, "auroc_ci95": [0.4, 0.8]},
+            {"grouping": "ICU type", "group": "B", "n": 90, "n_positive": 12, "auroc": 0.75, "auroc_ci95": [0.6, 0.9]},
+            {"grouping": "age", "group": "C", "n": 80, "n_positive": 30, "auroc": 0.81, "auroc_ci95": [0.7, 0.9]},
+            {"grouping": "sex", "group": "D", "n": 4, "n_positive": 2, "too_few": True}]
+    assert _weakest(rows) == ("\n\nLowest AUROC among the groups with 10 or more deaths: B (ICU type), 0.750 [0.600, "
+                              "0.900] (n = 90, 12 deaths): the model separates deaths from survivors least well there.")
+    assert "A (ICU type), 0.600" in _weakest(rows, min_deaths=9)  # A has 9 deaths: left out at 10
+    assert _weakest(rows[:1]) == _weakest(rows[3:]) == ""

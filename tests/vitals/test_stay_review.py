@@ -139,3 +139,13 @@ def test_evaluate_writes_the_stay_rows_beside_aggregate_metrics(settings, physio
     lowest = deaths.assign(r=deaths["risk_48h"].astype(float)).sort_values(["r", "record_id"])["record_id"]
     assert [str(c["record_id"]) for c in cases["missed_deaths"]] == lowest.head(10).tolist()
     assert (cases["model"], cases["split"], cases["threshold"]) == (bundle.model_id, "all", bundle.threshold)
+
+
+@pytest.mark.parametrize("desc, line", [
+    ({"ICUType": 3, "Age": 71.6, "Gender": 1, "Weight": 80.2}, "Medical ICU · 72 years · male · 80 kg"),
+    ({"ICUType": 2.0, "Age": 54, "Gender": 0, "Weight": float("nan")}, "Cardiac surgery recovery unit · 54 years · female"),
+    ({"ICUType": 9, "Age": None, "Gender": -1, "Weight": "?"}, "ICU type, age and sex not recorded"),
+    ({}, "ICU type, age and sex not recorded"),
+    ({"Age": 90}, "90 years")])
+def test_the_patient_line_names_only_what_was_recorded(desc, line):
+    assert R.describe_stay(desc) == line
