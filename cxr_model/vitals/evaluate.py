@@ -19,7 +19,7 @@ from cxr_model.metrics.classification import (
 from cxr_model.metrics.curves import compute_auprc
 from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.grid import Grid, to_grid
-from cxr_model.vitals.news2 import news2_grid
+from cxr_model.vitals.news2 import NEWS2_TRIGGERS, news2_grid
 from cxr_model.vitals.reader import load_outcomes, read_dir
 from cxr_model.vitals.splits import read_split
 from cxr_model.vitals.stay_review import STAY_COLUMNS, WHOLE_COLUMNS, failure_cases, stay_rows, subgroup_rows
@@ -120,9 +120,6 @@ def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
         out["brier_ci95"] = ci(compute_brier)
     return out
 
-
-# NEWS2 is scored at its clinical triggers (RCP 2017): 5 = urgent ward response, 7 = emergency response.
-NEWS2_TRIGGERS = (5, 7)
 
 
 def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000, review: bool = False) -> dict:

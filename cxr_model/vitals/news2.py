@@ -35,6 +35,8 @@ STAND_INS = (f"SaO2 stands in for SpO2; FiO2 > 0.21 or mechanical ventilation st
              f"stands in for 'not alert' (CVPU). A parameter not measured in the last {WINDOW_H} h is missing: "
              "it scores nothing and the score is incomplete.")
 LEVELS = ["low", "low-medium", "medium", "high"]
+#: The aggregate's clinical triggers (RCP 2017): 5 = urgent ward response, 7 = emergency response.
+NEWS2_TRIGGERS = (5, 7)
 LEVEL_LABELS = {"low": "Low (0-4)", "low-medium": "Low-medium (a 3 in one parameter)", "medium": "Medium (5-6)",
                 "high": "High (7 or more)"}
 

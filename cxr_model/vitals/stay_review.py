@@ -12,6 +12,7 @@ import numpy as np
 
 from cxr_model.metrics.classification import bootstrap_ci, compute_auroc, compute_event1
 from cxr_model.metrics.subgroups import subgroup_table
+from cxr_model.vitals.news2 import NEWS2_TRIGGERS
 
 # PhysioNet/CinC 2012 descriptors (challenge README)
 ICU_TYPES = {1: "Coronary care unit", 2: "Cardiac surgery recovery unit", 3: "Medical ICU", 4: "Surgical ICU"}
@@ -113,7 +114,8 @@ def stay_rows(record_ids: list[int], labels: np.ndarray, risk: np.ndarray, news2
              "icu_type": groups["icu_type"][i], "age_band": groups["age_band"][i], "sex": groups["sex"][i],
              "risk_24h": float(risk[i, 23]), "risk_48h": float(risk[i, -1]),
              "model_first_alert_hour": first(risk[i] >= threshold),
-             "news2_max_48h": int(news2_hourly[i].max()), "news2_first_5_hour": first(news2_hourly[i] >= 5),
+             "news2_max_48h": int(news2_hourly[i].max()),
+             "news2_first_5_hour": first(news2_hourly[i] >= NEWS2_TRIGGERS[0]),
              "saps1": None if np.isnan(saps1[i]) else float(saps1[i])} for i, rid in enumerate(record_ids)]
 
 
