@@ -67,14 +67,15 @@ def stay_groups(descriptors: list[dict]) -> dict[str, list[str]]:
 
 
 def subgroup_rows(labels: np.ndarray, risk: np.ndarray, news2: np.ndarray, descriptors: list[dict], threshold: float,
-                  n_boot: int = 1000) -> list[dict]:
+                  n_boot: int) -> list[dict]:
     """One row per group of each grouping: the model's 48 h risk at ``threshold`` and NEWS2's AUROC beside it.
 
     Rows: ``grouping`` (its label), ``group``, ``n``, ``n_positive`` (deaths), ``observed_mortality`` and the
     model's ``mean_probability`` (calibration in the large), ``auroc`` and ``auroc_ci95``, sensitivity, ppv
     and specificity with their intervals, ``event1`` = min(sensitivity, ppv) at the fixed threshold, and
     ``news2_auroc`` (highest NEWS2 in 48 h) with its interval. Undefined metrics (a group without deaths) are nan;
-    a group of fewer than :data:`MIN_GROUP_STAYS` stays has its counts and ``too_few`` only.
+    a group of fewer than :data:`MIN_GROUP_STAYS` stays has its counts and ``too_few`` only. Intervals: percentile
+    bootstrap with ``n_boot`` resamples (seed 0), as the whole set's.
     """
     y, s, nw = (np.asarray(a, dtype=np.float64) for a in (labels, risk, news2))
     rows = []

@@ -149,3 +149,34 @@ def test_evaluate_writes_the_stay_rows_beside_aggregate_metrics(settings, physio
     ({"Age": 90}, "90 years")])
 def test_the_patient_line_names_only_what_was_recorded(desc, line):
     assert R.describe_stay(desc) == line
+
+
+def test_group_size_edges_intervals_and_no_internal_keys():
+    from cxr_model.metrics.classification import bootstrap_ci, compute_auroc
+
+    # coronary care (sorted first) has 9 stays: counted only, and the groups after it are still measured;
+    # medical ICU has exactly 10 stays and one death: measured, NEWS2 beside it too
+    y = np.r_[np.zeros(9), [1], np.zeros(9), np.tile([1, 0, 0, 0, 0], 4)]
+    s = np.r_[np.linspace(0.1, 0.5, 9), [0.8], np.linspace(0.1, 0.7, 9), np.linspace(0.2, 0.9, 20)]
+    news2 = np.r_[np.arange(9), [9], np.arange(9), np.arange(20) % 11].astype(float)
+    desc = [{"ICUType": 1}] * 9 + [{"ICUType": 3}] * 10 + [{"ICUType": 4}] * 20
+    rows = [r for r in R.subgroup_rows(y, s, news2, desc, threshold=0.5, n_boot=150) if r["grouping"] == "ICU type"]
+    assert [(r["group"], r["n"], r.get("too_few", False)) for r in rows] == [
+        ("Coronary care unit", 9, True), ("Medical ICU", 10, False), ("Surgical ICU", 20, False)]
+    med, surg = rows[1], rows[2]
+    assert med["n_positive"] == 1 and med["news2_auroc"] == pytest.approx(roc_auc_score(y[9:19], news2[9:19]))
+    m = slice(19, 39)  # the intervals use the caller's resamples, the same draws as the whole set's
+    assert 0.3 < surg["auroc"] < 0.7 and surg["auroc_ci95"][1] - surg["auroc_ci95"][0] > 0.2  # an interval to move
+    assert surg["auroc_ci95"] == bootstrap_ci(compute_auroc, y[m].astype(int), s[m], n_resamples=150)
+    assert surg["news2_auroc_ci95"] == bootstrap_ci(compute_auroc, y[m].astype(int), news2[m], n_resamples=150)
+    assert not [k for r in rows for k in r if k.endswith("_n")]  # subgroup_table's denominators stay inside
+
+
+def test_alert_hours_count_a_value_exactly_at_the_trigger_and_unknown_survival():
+    risk = np.full((1, 48), 0.2)
+    risk[0, 5:] = 0.5  # exactly the threshold from hour 6
+    news2 = np.zeros((1, 48))
+    news2[0, 2:] = 5  # exactly NEWS2's urgent trigger from hour 3
+    (row,) = R.stay_rows([7], np.array([0]), risk, news2, [{}], np.array([np.nan]), None, threshold=0.5)
+    assert (row["model_first_alert_hour"], row["news2_first_5_hour"]) == (6, 3)
+    assert row["survival_days"] is None and row["saps1"] is None and row["icu_type"] == "unknown"
