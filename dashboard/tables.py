@@ -29,6 +29,12 @@ def formatted_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows])
 
 
+def points_change(delta: float) -> float:
+    """A change of risk (a fraction) in percentage points to one decimal, never ``-0.0`` (shown as "-0.0 pts",
+    it reads as a fall that did not happen)."""
+    return round(100.0 * float(delta), 1) + 0.0
+
+
 def news2_rows(observations: dict) -> pd.DataFrame:
     """The NEWS2 table at the cursor: each parameter (human label, stand-ins named), its value, points and age.
 

@@ -22,7 +22,7 @@ from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward,
 from dashboard.auth import current_identity
 from dashboard.frame import require_frame
 from dashboard.resources import vitals_bundle
-from dashboard.tables import channel_label, news2_rows
+from dashboard.tables import channel_label, news2_rows, points_change
 from dashboard.text import plain
 from dashboard.ward_figures import risk_figure, trends_figure
 
@@ -111,7 +111,7 @@ def overview(patients: list, ward_hour: int) -> None:
         "Bed": r["bed"], "Record": str(r["record_id"]), "Hour of stay": r["hour_of_stay"],
         "NEWS2": f"{r['news2']} (incomplete)" if r["news2_incomplete"] else str(r["news2"]),
         "NEWS2 response": LEVEL_LABELS[r["news2_level"]], "Model risk %": 100 * r["risk"],
-        "Risk change in 4 h": 100 * r["trend"], "Since last vitals": r["since_vitals"],
+        "Risk change in 4 h": points_change(r["trend"]), "Since last vitals": r["since_vitals"],
         "Alerting now": r["alerting"],
     } for r in rows])
     if df.empty:
@@ -146,7 +146,12 @@ def alert_list(patients: list, ward_hour: int) -> None:
         "Status": status[a.alert_id], "Bed": a.bed, "Source": a.source, "Alert": a.text,
         "Raised at hour of stay": a.hour, "Still triggering": still_triggering(a, level_now[a.record_id]),
         "Last action by": (actions.get(a.alert_id) or [{}])[-1].get("reviewer", "-"),
-    } for a in ordered]), hide_index=True, width="stretch", key="ward_alert_table")
+    } for a in ordered]), hide_index=True, width="stretch", key="ward_alert_table",
+        # widths that fit the page: the auto-sized alert text pushed "still triggering" and "last action by" off it
+        column_config={"Alert": st.column_config.TextColumn(width=280),
+                       "Raised at hour of stay": st.column_config.NumberColumn(width=150),
+                       "Still triggering": st.column_config.TextColumn(width=140),
+                       "Last action by": st.column_config.TextColumn(width=120)})
     by_label = {f"{a.bed} · {a.source}: {a.text} (hour {a.hour})": a for a in ordered}
     choice = st.selectbox("Alert to act on", list(by_label), key="ward_alert")
     note = st.text_input("Note (optional)", key="ward_alert_note", max_chars=2000)
@@ -185,8 +190,9 @@ def detail(patients: list, ward_hour: int) -> None:
              key=f"ward_spo2_scale_{p.record_id}", on_change=_keep_scale, args=(p.record_id,),
              format_func=lambda s: "Scale 1" if s == 1 else "Scale 2 (hypercapnic respiratory failure; clinician's decision)")
     c1, c2, c3 = st.columns(3)
-    c1.metric(MODEL_LABEL, f"{100 * p.risk[step]:.1f}%",
-              f"{100 * (p.risk[step] - p.risk[max(0, step - 4)]):+.1f} points in 4 h", delta_color="inverse")
+    change = points_change(p.risk[step] - p.risk[max(0, step - 4)])
+    c1.metric(MODEL_LABEL, f"{100 * p.risk[step]:.1f}%", f"{change:+.1f} points in 4 h",
+              delta_color="inverse" if change else "off")  # no change: no red arrow
     incomplete = " (incomplete)" if p.news2.incomplete[step] else ""
     c2.metric("NEWS2", f"{int(p.news2.total[step])}{incomplete}")
     c2.caption(f"Response level: {LEVEL_LABELS[p.news2.risk[step]]}")

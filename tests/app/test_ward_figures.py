@@ -66,3 +66,10 @@ def test_the_modebar_has_room_above_the_first_chart_title(settings, tmp_path):
     fig = _figure(settings, tmp_path)
     title = next(a for a in fig.layout.annotations if a.text == TRENDS[0][1])
     assert fig.layout.margin.t >= 60 and title.yref == "paper"  # plotly's toolbar sits in the top margin
+
+
+def test_a_risk_change_is_whole_tenths_of_a_point_and_never_minus_zero():
+    from dashboard.tables import points_change
+
+    assert [f"{points_change(d):+.1f}" for d in (-0.0004, 0.0004, -0.0006, 0.101, -0.2549, 0.0)] == [
+        "+0.0", "+0.0", "-0.1", "+10.1", "-25.5", "+0.0"]
