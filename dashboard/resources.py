@@ -10,8 +10,10 @@ does not stop the model from loading.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from pathlib import Path
 
 import streamlit as st
 
@@ -110,6 +112,15 @@ def cxr_site_bundle(name: str | None) -> CxrBundle:
 def vitals_bundle(model_dir: str | None = None) -> VitalsBundle:
     """The vitals bundle (default: ``settings.vitals_model_dir``); raises ``BundleError``."""
     return _vitals(str(model_dir or get_settings().vitals_model_dir))
+
+
+@st.cache_data(show_spinner=False)
+def held_out_metrics(bundle_dir: str) -> dict | None:
+    """A vitals bundle's held-out run (``test_evaluation/metrics.json``), or ``None`` when it has none."""
+    try:
+        return json.loads((Path(bundle_dir) / "test_evaluation" / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def warm_in_background() -> None:

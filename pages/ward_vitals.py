@@ -17,11 +17,11 @@ from cxr_model.vitals.alerts import sort_alerts, status_of, still_triggering
 from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.news2 import LEVEL_LABELS, RISK_COLOURS, STAND_INS, observation_set
-from cxr_model.vitals.stay_review import describe_stay
+from cxr_model.vitals.stay_review import describe_stay, held_out_note
 from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward, real_ward_records, snapshot
 from dashboard.auth import current_identity
 from dashboard.frame import require_frame
-from dashboard.resources import vitals_bundle
+from dashboard.resources import held_out_metrics, vitals_bundle
 from dashboard.tables import channel_label, news2_rows, points_change
 from dashboard.text import plain
 from dashboard.ward_figures import risk_figure, trends_figure
@@ -193,6 +193,9 @@ def detail(patients: list, ward_hour: int) -> None:
     change = points_change(p.risk[step] - p.risk[max(0, step - 4)])
     c1.metric(MODEL_LABEL, f"{100 * p.risk[step]:.1f}%", f"{change:+.1f} points in 4 h",
               delta_color="inverse" if change else "off")  # no change: no red arrow
+    note = held_out_note(p.grid.descriptors, held_out_metrics(str(bundle.path)))
+    if note:
+        c1.caption(note)
     incomplete = " (incomplete)" if p.news2.incomplete[step] else ""
     c2.metric("NEWS2", f"{int(p.news2.total[step])}{incomplete}")
     c2.caption(f"Response level: {LEVEL_LABELS[p.news2.risk[step]]}")

@@ -59,6 +59,24 @@ def describe_stay(descriptors: dict) -> str:
     return " · ".join(p for p in parts if p) or "ICU type, age and sex not recorded"
 
 
+def held_out_note(descriptors: dict, test: dict | None) -> str | None:
+    """How the model ranked held-out stays of this patient's ICU type, beside all of them, from a held-out run's
+    metrics (``test_evaluation/metrics.json``): the figure a clinician weighs one risk against. ``None`` without
+    a run, its subgroups or the patient's ICU type."""
+    if not test or not test.get("subgroups_48h") or not test.get("ensemble_48h", test.get("lstm_48h")):
+        return None
+    icu = _code(descriptors.get("ICUType", np.nan), ICU_TYPES)
+    row = next((r for r in test["subgroups_48h"] if r["grouping"] == GROUPINGS["icu_type"] and r["group"] == icu), None)
+    if icu == UNKNOWN or row is None:
+        return None
+    if row.get("too_few") or row.get("auroc") is None:
+        return f"Too few held-out {icu} stays (n = {row['n']}) to say how well the model ranks them."
+    whole = test.get("ensemble_48h") or test["lstm_48h"]
+    lo, hi = row["auroc_ci95"]
+    return (f"On held-out {icu} stays the model's 48 h AUROC was {row['auroc']:.3f} [{lo:.3f}, {hi:.3f}] "
+            f"(n = {row['n']}, {row['n_positive']} deaths), against {whole['auroc']:.3f} on all {whole['n']} held-out stays.")
+
+
 def stay_groups(descriptors: list[dict]) -> dict[str, list[str]]:
     """The group of each stay under each grouping: ``{"icu_type": [...], "age_band": [...], "sex": [...]}``."""
     return {"icu_type": [_code(d.get("ICUType", np.nan), ICU_TYPES) for d in descriptors],

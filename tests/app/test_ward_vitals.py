@@ -47,6 +47,8 @@ def test_real_ward_replays_and_shows_a_patient_with_human_labels(physionet_dir, 
     rid = int(patient.options[3].split("record ")[1])
     desc = read_record(physionet_dir / "set-a" / f"{rid}.txt").descriptors
     assert describe_stay(desc) in [c.value for c in at.caption] and " years · " in describe_stay(desc)
+    icu = describe_stay(desc).split(" · ")[0]  # the bundled held-out run's row for this patient's ICU type
+    assert any(c.value.startswith(f"On held-out {icu} stays the model's 48 h AUROC was ") for c in at.caption)
     assert any(m.label.startswith("Model risk (LSTM") and m.value.endswith("%") for m in at.metric)
     news2 = next(t.value for t in at.table if "Parameter" in t.value.columns)
     assert len(news2) == 7 and list(news2.columns) == ["Parameter", "Value", "Points", "Measured"]

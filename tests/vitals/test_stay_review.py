@@ -180,3 +180,22 @@ def test_alert_hours_count_a_value_exactly_at_the_trigger_and_unknown_survival()
     (row,) = R.stay_rows([7], np.array([0]), risk, news2, [{}], np.array([np.nan]), None, threshold=0.5)
     assert (row["model_first_alert_hour"], row["news2_first_5_hour"]) == (6, 3)
     assert row["survival_days"] is None and row["saps1"] is None and row["icu_type"] == "unknown"
+
+
+def test_the_held_out_note_for_a_patients_icu_type():
+    test = {"ensemble_48h": {"auroc": 0.879, "n": 800},
+            "subgroups_48h": [
+                {"grouping": "ICU type", "group": "Medical ICU", "n": 281, "n_positive": 52, "auroc": 0.7914,
+                 "auroc_ci95": [0.731, 0.8463]},
+                {"grouping": "ICU type", "group": "Coronary care unit", "n": 6, "n_positive": 1, "too_few": True},
+                {"grouping": "age", "group": "Medical ICU", "n": 1, "n_positive": 0, "too_few": True}]}
+    assert R.held_out_note({"ICUType": 3}, test) == (
+        "On held-out Medical ICU stays the model's 48 h AUROC was 0.791 [0.731, 0.846] (n = 281, 52 deaths), "
+        "against 0.879 on all 800 held-out stays.")
+    assert R.held_out_note({"ICUType": 1.0}, test) == ("Too few held-out Coronary care unit stays (n = 6) to say how "
+                                                       "well the model ranks them.")
+    assert R.held_out_note({"ICUType": 4}, test) is None  # no row for it
+    assert R.held_out_note({}, test) is None and R.held_out_note({"ICUType": 3}, None) is None
+    assert R.held_out_note({"ICUType": 3}, {"ensemble_48h": {"auroc": 0.9, "n": 5}}) is None  # a run without subgroups
+    lstm = {"lstm_48h": {"auroc": 0.85, "n": 700}, "subgroups_48h": test["subgroups_48h"]}  # an LSTM-only bundle
+    assert R.held_out_note({"ICUType": 3}, lstm).endswith("against 0.850 on all 700 held-out stays.")
