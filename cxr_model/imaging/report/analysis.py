@@ -143,7 +143,8 @@ def data_summary(predictions: pd.DataFrame, n_errors: int = 0) -> dict:
     out = {"n": int(len(predictions)), "n_errors": int(n_errors),
            "classes": {CLASSES[k]: int((labels == k).sum()) for k in (0, 1)}}
     if "subtype" in predictions:
-        out["subtypes"] = {str(k): int(v) for k, v in predictions["subtype"].fillna("(missing)").value_counts().items()}
+        # adults' films carry no bacterial/viral subtype: "not recorded", not "(missing)" (nothing was lost)
+        out["subtypes"] = {str(k): int(v) for k, v in predictions["subtype"].fillna("not recorded").value_counts().items()}
     if "source_population" in predictions:  # the population the set puts each film in (own-split runs)
         out["populations"] = {str(k): int(v) for k, v in
                               predictions["source_population"].fillna("(missing)").value_counts().items()}

@@ -65,6 +65,8 @@ def test_data_summary_counts_classes_subtypes_and_sizes(predictions):
     assert s["classes"]["NORMAL"] + s["classes"]["PNEUMONIA"] == 120
     assert s["classes"]["NORMAL"] == s["subtypes"]["normal"]
     assert s["sizes"]["distinct"] == 2 and sum(s["sizes"]["most_common"].values()) == 120
+    adults = predictions.assign(subtype=[None] * 20 + list(predictions["subtype"][20:]))  # no subtype recorded
+    assert A.data_summary(adults)["subtypes"]["not recorded"] == 20
 
 
 def test_training_summary_reads_the_model_card():
