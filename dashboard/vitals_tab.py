@@ -15,7 +15,7 @@ import streamlit as st
 from cxr_model.imaging.report.figures import reliability_figure
 from cxr_model.metrics.calibration import ReliabilityBins
 from cxr_model.metrics.format import fmt, vitals_groups
-from cxr_model.registry import sha256_file
+from cxr_model.registry import BundleError, sha256_file
 from cxr_model.vitals.evaluate import evaluate
 from dashboard.auth import audit
 from dashboard.text import plain
@@ -180,8 +180,12 @@ def failure_section(test_dir: Path, bundle_dir: Path, physionet_dir: Path | None
         if not st.button("List the failure cases (scores the held-out stays from the data folder, about 15 s)",
                          key="eval_vitals_cases_run"):
             return
-        with st.spinner("Scoring the held-out test stays"):
-            evaluate(records, outcomes, bundle_dir, path.parent, split="test")
+        try:
+            with st.spinner("Scoring the held-out test stays"):
+                evaluate(records, outcomes, bundle_dir, path.parent, split="test")
+        except (OSError, ValueError, BundleError) as exc:  # a damaged outcomes file or bundle: say which, no traceback
+            st.error(plain(f"The failure cases could not be listed: {exc}"))
+            return
         st.rerun()  # drawn again from the cache: the button, done, goes away
     try:
         cases = json.loads(path.read_text())

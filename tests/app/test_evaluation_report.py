@@ -240,3 +240,27 @@ def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settin
     assert {"eval_vitals_download_MODEL_CARD", "eval_vitals_download_metrics", "eval_vitals_download_predictions"} <= keys
     cached = list((tmp_path / "state" / "vitals_failure_cases").glob("*/failure_cases.json"))
     assert len(cached) == 1 and not (models / settings.vitals_model_name / "test_evaluation" / "predictions.csv").exists()
+
+
+def test_failure_cases_from_a_damaged_outcomes_file_name_it_without_a_traceback(settings, physionet_dir, tmp_path,
+                                                                                 monkeypatch):
+    data = tmp_path / "data"
+    vitals = data / "vitals" / "physionet2012"
+    vitals.mkdir(parents=True)
+    (vitals / "set-a").symlink_to(physionet_dir / "set-a")
+    (vitals / "Outcomes-a.txt").write_text("RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death\n"
+                                           "132539,6,1,5,-1,2\n")  # a label that is neither 0 nor 1
+    monkeypatch.setenv("CXR_DATA_DIR", str(data))
+    monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path / "state"))
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / settings.cxr_model_name).symlink_to(settings.cxr_model_dir)
+    shutil.copytree(settings.vitals_model_dir, models / settings.vitals_model_name,
+                    ignore=shutil.ignore_patterns("predictions.csv", "failure_cases.json"))
+    monkeypatch.setenv("CXR_MODELS_DIR", str(models))
+    at = _page()
+    at.button(key="eval_vitals_cases_run").click().run(timeout=120)
+    assert not at.exception
+    err = " ".join(unescape(e.value) for e in at.error)
+    assert err == "The failure cases could not be listed: Outcomes-a.txt:2: In-hospital_death '2' is not 0 or 1"
+    assert not list((tmp_path / "state").rglob("failure_cases.json"))  # nothing half-written is shown later
