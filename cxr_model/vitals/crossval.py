@@ -28,6 +28,11 @@ TREE_HOURS = [6, 12, 24, 36, 48]  # the tree rows: one per stay at each of these
 # 48 h 0.866 against 0.836 and 0.863 (paired, 1,000 resamples: +0.003 [-0.002, +0.009] and +0.003
 # [-0.001, +0.008]) but hour 6 0.758 against 0.792; hours 12-48 and 18-48 moved 48 h by +0.001 and -0.001,
 # and 48 h event-1 stayed 0.49-0.51: within the trees' own seed-to-seed spread, so the rows are unchanged.
+# The medical ICU (ICUType 3) is where the ensemble ranks worst on the held-out test split (48 h AUROC 0.791,
+# n = 281, against 0.879 pooled). Trees only, same folds (scratch study, 2026-12-01; 1,200 medical-ICU stays of
+# 3,200, 223 deaths): OOF 48 h AUROC medical ICU 0.807 (pooled 0.849), so the gap is not a test-split fluke;
+# trees fitted on the medical ICU alone ranked it worse (-0.020 [-0.039, -0.000], paired, 1,000 resamples) and
+# medical-ICU rows weighted x2 no better (-0.007 [-0.016, +0.003]); pooled event-1 fell (0.470 -> 0.460, 0.454).
 GBT_PARAMS = {"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 16, "min_samples_leaf": 80,
               "l2_regularization": 5.0, "early_stopping": False}
 #: With ``bags`` > 1 (``train-ensemble --tree-bags``): each bagged model's splits choose among this share of
