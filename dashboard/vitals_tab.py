@@ -156,7 +156,9 @@ def vitals_test_section(m: dict) -> None:
     if m.get("subgroups_48h"):
         st.markdown("**Subgroups of the held-out stays** (48 h risk at the model's fixed alert threshold; "
                     "NEWS2 as its highest score in 48 h)")
-        st.dataframe(subgroup_frame(m["subgroups_48h"]), hide_index=True, key="eval_vitals_subgroups")
+        st.dataframe(subgroup_frame(m["subgroups_48h"]), hide_index=True, key="eval_vitals_subgroups",
+                     column_config={"grouping": st.column_config.TextColumn(pinned=True),  # stay in view on scrolling
+                                    "group": st.column_config.TextColumn(width=210, pinned=True)})
         st.caption("Groups from the stays' descriptors (PhysioNet 2012 ICU type, age, sex). Observed mortality beside "
                    "the mean predicted risk shows calibration in the large per group; a group with few deaths has "
                    "wide intervals: read them before its point value. Groups under 10 stays show their counts only.")
@@ -194,9 +196,11 @@ def failure_section(test_dir: Path, bundle_dir: Path, physionet_dir: Path | None
         return
     st.caption(f"{cases.get('model')}, split {cases.get('split')}, alert threshold {fmt(cases.get('threshold'))}.")
     st.caption("Deaths with the lowest 48 h risk (missed)")
-    st.dataframe(case_frame(cases.get("missed_deaths", [])), hide_index=True, key="eval_vitals_missed")
+    wide = {"ICU type": st.column_config.TextColumn(width=210)}
+    st.dataframe(case_frame(cases.get("missed_deaths", [])), hide_index=True, key="eval_vitals_missed", column_config=wide)
     st.caption("Survivors with the highest 48 h risk (false alarms)")
-    st.dataframe(case_frame(cases.get("false_alarms", [])), hide_index=True, key="eval_vitals_false_alarms")
+    st.dataframe(case_frame(cases.get("false_alarms", [])), hide_index=True, key="eval_vitals_false_alarms",
+                 column_config=wide)
     stays = path.parent / "predictions.csv"
     if stays.exists():
         st.download_button("Every held-out stay (predictions.csv)", stays.read_bytes(), file_name="vitals_predictions.csv",
