@@ -202,10 +202,9 @@ def test_a_set_holding_training_files_is_flagged_not_a_test(runs_folder, kermany
         shutil.rmtree(seen, ignore_errors=True)
 
 
-@pytest.mark.slow
-def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settings, physionet_dir, tmp_path,
-                                                                         monkeypatch):
-    # a clean clone: the bundle ships aggregate metrics only (failure cases are rows of the data set)
+def _clean_clone_models(settings, tmp_path, monkeypatch) -> Path:
+    """The bundles as a clean clone has them (a vitals bundle ships aggregate metrics only: failure cases are
+    rows of the data set), and an empty state folder; returns the models folder."""
     models = tmp_path / "models"
     models.mkdir()
     (models / settings.cxr_model_name).symlink_to(settings.cxr_model_dir)
@@ -213,6 +212,13 @@ def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settin
                     ignore=shutil.ignore_patterns("predictions.csv", "failure_cases.json"))
     monkeypatch.setenv("CXR_MODELS_DIR", str(models))
     monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path / "state"))
+    return models
+
+
+@pytest.mark.slow
+def test_vitals_tab_shows_subgroups_and_lists_failure_cases_from_the_data(settings, physionet_dir, tmp_path,
+                                                                         monkeypatch):
+    models = _clean_clone_models(settings, tmp_path, monkeypatch)
     at = _page()
     test = json.loads((settings.vitals_model_dir / "test_evaluation" / "metrics.json").read_text())
     reliability = at.get("plotly_chart")
@@ -251,13 +257,7 @@ def test_failure_cases_from_a_damaged_outcomes_file_name_it_without_a_traceback(
     (vitals / "Outcomes-a.txt").write_text("RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death\n"
                                            "132539,6,1,5,-1,2\n")  # a label that is neither 0 nor 1
     monkeypatch.setenv("CXR_DATA_DIR", str(data))
-    monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path / "state"))
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / settings.cxr_model_name).symlink_to(settings.cxr_model_dir)
-    shutil.copytree(settings.vitals_model_dir, models / settings.vitals_model_name,
-                    ignore=shutil.ignore_patterns("predictions.csv", "failure_cases.json"))
-    monkeypatch.setenv("CXR_MODELS_DIR", str(models))
+    _clean_clone_models(settings, tmp_path, monkeypatch)
     at = _page()
     at.button(key="eval_vitals_cases_run").click().run(timeout=120)
     assert not at.exception
