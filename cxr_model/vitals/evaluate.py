@@ -121,7 +121,6 @@ def _block(y, s, threshold: float | None, brier: bool, n_boot: int) -> dict:
     return out
 
 
-
 def metrics_for(scored: Scored, meta: dict, n_boot: int = 1000, review: bool = False) -> dict:
     """The metrics.json groups: ``<model>_24h/48h`` for each component (``lstm``, and ``gbt`` and
     ``ensemble`` for an ensemble bundle), ``news2_24h/48h`` (highest NEWS2 so far, at trigger 5) and

@@ -96,9 +96,10 @@ def score_temperature(temp_c: float) -> int:
 
 def response_level(total: int, any_three: bool) -> str:
     """RCP clinical response: 'high' (>=7), 'medium' (5-6), 'low-medium' (a 3 in one parameter), 'low' (0-4)."""
-    if total >= 7:
+    urgent, emergency = NEWS2_TRIGGERS
+    if total >= emergency:
         return "high"
-    if total >= 5:
+    if total >= urgent:
         return "medium"
     return "low-medium" if any_three else "low"
 
