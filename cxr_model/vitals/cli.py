@@ -59,8 +59,13 @@ def _evaluate(args) -> int:
             print(f"{key:10s} n={g['n']:5d} AUROC {g['auroc']:.4f} AUPRC {g['auprc']:.4f}"
                   + (f" event-1 {e1:.4f}" if e1 is not None else "")
                   + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if e1 is not None and ci and None not in ci else ""))
+    for r in m.get("subgroups_48h", []):  # the 48 h risk at the alert threshold, by group
+        print(f"  {r['grouping']}: {r['group']:30s} n={r['n']:5d} deaths={r['n_positive']:4d} "
+              + ("too few stays to measure" if r.get("too_few") else
+                 f"AUROC {r['auroc']:.4f} event-1 {r['event1']:.4f}"))
     print(f"wrote {args.out}/metrics.json (n={m['n']}, n_errors={m['n_errors']}, "
-          f"readings dropped by the cleaning rules={m['n_dropped']})")
+          f"readings dropped by the cleaning rules={m['n_dropped']}), and beside it predictions.csv and "
+          "failure_cases.json (one row per stay: data, not for a model bundle)")
     return 0 if m["n"] else 1
 
 

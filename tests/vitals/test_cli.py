@@ -46,6 +46,12 @@ def test_cli_train_then_evaluate_writes_metrics(subset, physionet_dir, tmp_path)
     assert m["saps1"]["n"] <= 120
     assert m["alerts"]["n"] == 120 and m["alerts"]["threshold"] == m["lstm_48h"]["threshold"]
     assert {"ece", "slope", "intercept", "citl"} <= m["calibration_48h"].keys()
+    lines = r.stdout.splitlines()
+    icu = [g for g in m["subgroups_48h"] if g["grouping"] == "ICU type"]
+    assert sum(g["n"] for g in icu) == 120 and len(icu) >= 2
+    for g in icu:  # one printed line per group, as metrics.json has it
+        assert sum(line.startswith(f"  ICU type: {g['group']} ") and f"n={g['n']:5d}" in line for line in lines) == 1
+    assert "predictions.csv" in lines[-1] and (tmp_path / "e" / "failure_cases.json").exists()
 
 
 def test_cli_reports_a_missing_outcomes_file(subset, tmp_path):
