@@ -16,8 +16,9 @@ from cxr_model.vitals.alert_store import actions_for, record_action
 from cxr_model.vitals.alerts import sort_alerts, status_of, still_triggering
 from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
-from cxr_model.vitals.news2 import LEVEL_LABELS, RISK_COLOURS, STAND_INS, observation_set
+from cxr_model.vitals.news2 import LEVEL_LABELS, LEVEL_RULES, LEVEL_SHORT, RISK_COLOURS, STAND_INS, observation_set
 from cxr_model.vitals.stay_review import describe_stay, held_out_note
+from cxr_model.vitals.uploads import MAX_UPLOAD_BYTES, read_uploads
 from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward, real_ward_records, snapshot
 from dashboard.auth import current_identity
 from dashboard.frame import require_frame
@@ -30,23 +31,26 @@ require_frame()  # gate and sidebar, also when Streamlit runs this page alone (d
 
 REAL = "PhysioNet 2012 set A (30 held-out test stays)"
 DEMO = "Simulated demo ward"
+UPLOAD = "Records you upload"
 TICK_SECONDS = 1.5
 WARD_HOURS = 48 + ADMISSION_SPREAD_H
 
 
-@st.cache_data(show_spinner="Scoring the ward ...")
-def load_ward(source: str, physionet_dir: str, model_dir: str):
+@st.cache_data(show_spinner="Scoring the ward ...", max_entries=8)
+def load_ward(source: str, physionet_dir: str, model_dir: str, uploads: tuple[tuple[str, bytes], ...] = ()):
     bundle = vitals_bundle(model_dir)
     if source == REAL:
         records, errors = real_ward_records(physionet_dir, bundle)
+    elif source == UPLOAD:
+        records, errors = read_uploads(list(uploads))
     else:
         records, errors = demo_records(), []
-    return build_ward(records, bundle), errors
+    return (build_ward(records, bundle) if records else []), errors
 
 
-@st.cache_data(show_spinner=False)
-def contributions(source: str, physionet_dir: str, model_dir: str, index: int, step: int) -> list[dict]:
-    patients, _ = load_ward(source, physionet_dir, model_dir)
+@st.cache_data(show_spinner=False, max_entries=256)
+def contributions(source: str, physionet_dir: str, model_dir: str, uploads: tuple, index: int, step: int) -> list[dict]:
+    patients, _ = load_ward(source, physionet_dir, model_dir, uploads)
     return occlusion(vitals_bundle(model_dir), patients[index].grid, step)
 
 
@@ -67,7 +71,7 @@ except (BundleError, OSError, ValueError) as exc:
 MODEL_LABEL = "Model risk (LSTM + gradient-boosted trees)" if bundle.trees is not None else "Model risk (LSTM)"
 
 has_data = has_real_ward(physionet_dir, model_dir)
-sources = [REAL, DEMO] if has_data else [DEMO]
+sources = ([REAL] if has_data else []) + [DEMO, UPLOAD]
 with st.sidebar:
     source = st.radio("Ward", sources, key="ward_source")
     autoplay = st.toggle("Auto-play (one hour per tick)", key="ward_autoplay")
@@ -75,16 +79,32 @@ if not has_data:
     st.info(f"PhysioNet 2012 data not found at `{physionet_dir}` (set CXR_DATA_DIR); showing the simulated ward.")
 if source == DEMO:
     st.warning(f"**{DEMO_LABEL}**")
+uploads: tuple[tuple[str, bytes], ...] = ()
+if source == UPLOAD:
+    files = st.file_uploader(
+        "ICU records, one text file per stay, in the PhysioNet 2012 format ('Time,Parameter,Value' lines from "
+        "ICU admission; the first 48 h are used)", type=["txt", "csv"], accept_multiple_files=True, key="ward_upload",
+        max_upload_size=MAX_UPLOAD_BYTES // 2**20)
+    st.caption("The model was trained and validated on PhysioNet 2012 ICU stays only; on stays from another unit "
+               "its risk has not been validated. The files are read in memory and not written to disk; alert "
+               "actions are saved by record id.")
+    if not files:
+        st.info("Upload one or more records to replay them on the ward.")
+        st.stop()
+    uploads = tuple((f.name, f.getvalue()) for f in files)
 
-patients, errors = load_ward(source, physionet_dir, model_dir)
+patients, errors = load_ward(source, physionet_dir, model_dir, uploads)
 for e in errors:
     st.warning(f"Record skipped: {plain(e)}")  # the message quotes the record file's content
 if not patients:
-    st.error("No stays could be read for this ward.")
+    st.error("No stays could be read for this ward." + (" Each file's problem is named above." if errors else ""))
     st.stop()
 
 labels = [f"{p.bed} · record {p.record_id}" for p in patients]
-st.session_state.setdefault("ward_hour", 24)
+# Assigned on every run, not set by default: after a run that stopped before the clock was drawn (no upload
+# yet), Streamlit draws a new slider at its minimum unless the value is sent again, while the tables
+# below would still read the old hour.
+st.session_state["ward_hour"] = st.session_state.get("ward_hour", 24)
 
 
 def level_style(level: str) -> str:
@@ -110,7 +130,7 @@ def overview(patients: list, ward_hour: int) -> None:
     df = pd.DataFrame([{
         "Bed": r["bed"], "Record": str(r["record_id"]), "Hour of stay": r["hour_of_stay"],
         "NEWS2": f"{r['news2']} (incomplete)" if r["news2_incomplete"] else str(r["news2"]),
-        "NEWS2 response": LEVEL_LABELS[r["news2_level"]], "Model risk %": 100 * r["risk"],
+        "NEWS2 response": LEVEL_SHORT[r["news2_level"]], "Model risk %": 100 * r["risk"],
         "Risk change in 4 h": points_change(r["trend"]), "Since last vitals": r["since_vitals"],
         "Alerting now": r["alerting"],
     } for r in rows])
@@ -119,10 +139,19 @@ def overview(patients: list, ward_hour: int) -> None:
         return
     st.dataframe(
         df.style.map(level_style, subset=["NEWS2 response"]), hide_index=True, width="stretch",
+        # widths that fit the page (about 940 px): auto-sized, a long response label pushed "Alerting now" off it
         column_config={
-            "Model risk %": st.column_config.ProgressColumn("Model risk %", min_value=0, max_value=100, format="%.0f%%"),
+            "Bed": st.column_config.TextColumn(width=62), "Record": st.column_config.TextColumn(width=70),
+            "Hour of stay": st.column_config.NumberColumn(width=90),
+            "NEWS2": st.column_config.TextColumn(width=108),
+            "NEWS2 response": st.column_config.TextColumn(width=150, help=LEVEL_RULES),
+            "Model risk %": st.column_config.ProgressColumn("Model risk %", min_value=0, max_value=100, format="%.0f%%",
+                                                           width=110),
             "Risk change in 4 h": st.column_config.NumberColumn(
-                format="%+.1f pts", help="Model risk now minus model risk 4 hours earlier, in percentage points"),
+                format="%+.1f pts", width=120,
+                help="Model risk now minus model risk 4 hours earlier, in percentage points"),
+            "Since last vitals": st.column_config.TextColumn(width=112),
+            "Alerting now": st.column_config.TextColumn(width=112),
         },
     )
 
@@ -148,8 +177,9 @@ def alert_list(patients: list, ward_hour: int) -> None:
         "Last action by": (actions.get(a.alert_id) or [{}])[-1].get("reviewer", "-"),
     } for a in ordered]), hide_index=True, width="stretch", key="ward_alert_table",
         # widths that fit the page: the auto-sized alert text pushed "still triggering" and "last action by" off it
-        column_config={"Alert": st.column_config.TextColumn(width=280),
-                       "Raised at hour of stay": st.column_config.NumberColumn(width=150),
+        column_config={"Alert": st.column_config.TextColumn(width=375),
+                       "Raised at hour of stay": st.column_config.NumberColumn("Raised at hour", width=110,
+                                                                               help="Hour of this patient's stay"),
                        "Still triggering": st.column_config.TextColumn(width=140),
                        "Last action by": st.column_config.TextColumn(width=120)})
     by_label = {f"{a.bed} · {a.source}: {a.text} (hour {a.hour})": a for a in ordered}
@@ -212,7 +242,7 @@ def detail(patients: list, ward_hour: int) -> None:
         st.table(news2_rows(observation_set(p.grid, step)), hide_index=True)
         st.caption(f"Stand-ins: {STAND_INS}")
         st.markdown("**What moved the model's risk** (occlusion: risk minus risk with the input unmeasured)")
-        contrib = contributions(source, physionet_dir, model_dir, index, step)[:8]
+        contrib = contributions(source, physionet_dir, model_dir, uploads, index, step)[:8]
         st.table(pd.DataFrame([{"Input": channel_label(c["input"]), "Risk change (points)": f"{100 * c['contribution']:+.1f}",
                                 "Measured so far": "yes" if c["observed"] else "no"} for c in contrib]),
                  hide_index=True)
@@ -237,5 +267,8 @@ def ward_view() -> None:
 ward_view()
 _chosen_on = ("validation stays" if bundle.meta["threshold"].get("split", "val") == "val"
               else "cross-validated predictions of the training and validation stays")
-st.caption(f"Model {bundle.model_id}; alert threshold {100 * bundle.threshold:.1f}% chosen on {_chosen_on}. "
-           "Data: PhysioNet/CinC Challenge 2012 (Silva et al. 2012), ODC-BY 1.0.")
+_ward_data = {REAL: "held-out stays of PhysioNet 2012 set A", DEMO: "simulated, not patients",
+              UPLOAD: f"{len(patients)} uploaded record{'s' if len(patients) != 1 else ''}"}[source]
+st.caption(f"Model {bundle.model_id}, trained on PhysioNet/CinC Challenge 2012 set A (Silva et al. 2012, "
+           f"ODC-BY 1.0); alert threshold {100 * bundle.threshold:.1f}% chosen on {_chosen_on}. "
+           f"This ward: {_ward_data}.")

@@ -39,6 +39,10 @@ LEVELS = ["low", "low-medium", "medium", "high"]
 NEWS2_TRIGGERS = (5, 7)
 LEVEL_LABELS = {"low": "Low (0-4)", "low-medium": "Low-medium (a 3 in one parameter)", "medium": "Medium (5-6)",
                 "high": "High (7 or more)"}
+#: The same, short enough for a ward table's column (its header's help spells the rules out).
+LEVEL_SHORT = {"low": "Low (0-4)", "low-medium": "Low-medium (one 3)", "medium": "Medium (5-6)", "high": "High (7+)"}
+LEVEL_RULES = ("NEWS2 clinical response (RCP 2017): low 0-4; low-medium, a score of 3 in any single parameter; "
+               "medium 5-6; high 7 or more")
 
 
 def score_respiration(rate: float) -> int:

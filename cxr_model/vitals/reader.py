@@ -192,9 +192,14 @@ def read_record(path: str | Path) -> Record:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordError(f"{path.name}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    rec = parse_record(text.splitlines(), source=path.name)
-    if path.stem.isdigit() and int(path.stem) != rec.record_id:
-        raise RecordError(f"{path.name}: holds RecordID {rec.record_id}, not {int(path.stem)} as its name says")
+    return check_name(path.name, parse_record(text.splitlines(), source=path.name))
+
+
+def check_name(name: str, rec: Record) -> Record:
+    """``rec`` itself; raises :class:`RecordError` if the file's name is a number other than its RecordID."""
+    stem = Path(name).stem
+    if stem.isdigit() and int(stem) != rec.record_id:
+        raise RecordError(f"{name}: holds RecordID {rec.record_id}, not {int(stem)} as its name says")
     return rec
 
 
@@ -258,14 +263,20 @@ def read_dir(records_dir: str | Path, record_ids: list[int] | None = None) -> tu
         paths = sorted(p for p in records_dir.glob("*.txt") if not p.name.lower().startswith("outcomes"))
     else:
         paths = [records_dir / f"{rid}.txt" for rid in record_ids]
+    return read_batch([(p.name, lambda p=p: read_record(p)) for p in paths])
+
+
+def read_batch(readers: list[tuple[str, object]]) -> tuple[list[Record], list[str]]:
+    """Run each ``(name, read)`` (``read()`` returns one :class:`Record`); collect the records and one error
+    per failure, then refuse RecordIDs held by more than one file (see :func:`read_dir`)."""
     records, errors = [], []
-    for p in paths:
+    for name, read in readers:
         try:
-            records.append(read_record(p))
+            records.append(read())
         except RecordError as exc:
             errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the batch
-            errors.append(f"{p.name}: cannot read ({type(exc).__name__}: {exc})")
+            errors.append(f"{name}: cannot read ({type(exc).__name__}: {exc})")
     by_id: dict[int, list[Record]] = {}
     for r in records:
         by_id.setdefault(r.record_id, []).append(r)
@@ -274,8 +285,4 @@ def read_dir(records_dir: str | Path, record_ids: list[int] | None = None) -> tu
             errors.append(f"{', '.join(r.source for r in same)}: the same RecordID {rid} in {len(same)} files; "
                           "none of them is scored")
     return [r for r in records if len(by_id[r.record_id]) == 1], errors
-
-
-# --- normaliser -------------------------------------------------------------------------------
-
 

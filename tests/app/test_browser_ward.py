@@ -8,7 +8,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir):
+def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir, physionet_dir, tmp_path):
     page = browser.new_page(viewport={"width": 1500, "height": 2200})
     try:
         page.goto(streamlit_server, timeout=60_000)
@@ -43,5 +43,19 @@ def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir)
         assert page.locator("[data-testid='stException']").count() == 0
         page.wait_for_timeout(1500)
         page.screenshot(path=str(artifacts_dir / "ward_vitals_demo.png"), full_page=True)
+        # the ward's own records: uploaded files, one bad file named beside the others
+        page.get_by_text("Records you upload").click()
+        page.get_by_text("Upload one or more records").wait_for(timeout=60_000)
+        bad = tmp_path / "notes.txt"
+        bad.write_text("Time;Parameter;Value\n")
+        files = sorted((physionet_dir / "set-a").glob("*.txt"))[:3]
+        page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files([*files, bad])
+        page.get_by_text("of 3 admitted").wait_for(timeout=90_000)
+        page.get_by_text("notes.txt:1: header is not 'Time,Parameter,Value'").wait_for(timeout=30_000)
+        # the clock still shows the hour the tables use (a run that stopped for the upload once reset it to 1)
+        assert page.locator("[data-testid='stSliderThumbValue']").first.inner_text() == "24"
+        assert page.locator("[data-testid='stException']").count() == 0
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(artifacts_dir / "ward_vitals_upload.png"), full_page=True)
     finally:
         page.close()

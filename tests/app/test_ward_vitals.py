@@ -7,6 +7,7 @@ from cxr_model import audit
 from cxr_model.vitals.demo import DEMO_LABEL
 from cxr_model.vitals.reader import read_record
 from cxr_model.vitals.stay_review import describe_stay
+from dashboard.text import plain
 
 RAW_NAMES = {"air_or_oxygen", "respiration_rate", "systolic_bp", "spo2", "None", "nan", "descriptors", "RespRate",
              "NIDiasABP", "HR", "SaO2", "SysABP", "NISysABP", "MechVent"}
@@ -81,10 +82,34 @@ def test_demo_ward_when_the_data_folder_is_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("CXR_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("CXR_DB_URL", f"sqlite:///{tmp_path / 'reviews.sqlite'}")
     at = _ward()
-    assert at.radio(key="ward_source").options == ["Simulated demo ward"]
+    assert at.radio(key="ward_source").options == ["Simulated demo ward", "Records you upload"]
     assert any(DEMO_LABEL in w.value for w in at.warning)
     assert any("not found" in i.value for i in at.info)
     at.slider(key="ward_hour").set_value(40).run()
     assert not at.exception
     assert _metric(at, "Patients alerting now").endswith("of 12 admitted")
     assert "of this stay" in at.subheader[-1].value
+
+
+def test_uploaded_records_make_the_ward_and_a_bad_file_is_named_beside_them(physionet_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXR_DB_URL", f"sqlite:///{tmp_path / 'reviews.sqlite'}")
+    at = _ward()
+    at.radio(key="ward_source").set_value("Records you upload").run()
+    assert not at.exception and any(i.value.startswith("Upload one or more records") for i in at.info)
+    assert not at.dataframe  # nothing to show until a record is uploaded
+    paths = sorted((physionet_dir / "set-a").glob("*.txt"))[:3]
+    files = [(p.name, p.read_bytes(), "text/plain") for p in paths]
+    files.append(("notes.txt", b"Time;Parameter;Value\n", "text/plain"))
+    at.file_uploader(key="ward_upload").set_value(files).run()
+    assert not at.exception
+    # the file's name is user input: shown escaped, never as markdown
+    problem = "notes.txt:1: header is not 'Time,Parameter,Value'"
+    assert [w.value for w in at.warning] == ["Record skipped: " + plain(problem)]
+    at.slider(key="ward_hour").set_value(60).run()  # every patient admitted, whatever their admission hour
+    assert not at.exception
+    assert _metric(at, "Patients alerting now").endswith("of 3 admitted")
+    ward = next(df.value for df in at.dataframe if "Bed" in df.value.columns)
+    assert sorted(ward["Record"]) == sorted(p.stem for p in paths)
+    assert "of this stay" in at.subheader[-1].value
+    assert any("This ward: 3 uploaded records." in c.value for c in at.caption)
+    assert any("has not been validated" in c.value for c in at.caption)

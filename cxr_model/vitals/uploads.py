@@ -1,0 +1,34 @@
+"""Record files a user uploads to the ward page: read as :func:`reader.read_dir` reads a folder.
+
+Each bad file is one error naming it (and its line, where known); the others are still read, and a
+RecordID held by more than one file is refused in all of them.
+"""
+from __future__ import annotations
+
+from cxr_model.vitals.reader import Record, RecordError, check_name, parse_record, read_batch
+
+#: An uploaded record larger than this is refused before it is decoded: a 48 h PhysioNet 2012 record
+#: is 5-60 kB, so anything near this is not one (and would only cost memory).
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+def parse_upload(name: str, data: bytes) -> Record:
+    """One uploaded record file (its name and bytes); raises :class:`RecordError` naming the file.
+
+    The same rules as :func:`reader.read_record`: UTF-8 text (a byte order mark is allowed), the
+    challenge's ``Time,Parameter,Value`` lines, and a file named by a number must hold that RecordID.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise RecordError(f"{name}: {len(data) / 2**20:.1f} MB is too large for one 48 h record "
+                          f"(at most {MAX_UPLOAD_BYTES // 2**20} MB)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{name}: not a UTF-8 text file (byte {exc.start} is 0x{data[exc.start]:02x}); "
+                          "expected PhysioNet 2012 'Time,Parameter,Value' lines") from None
+    return check_name(name, parse_record(text.splitlines(), source=name))
+
+
+def read_uploads(files: list[tuple[str, bytes]]) -> tuple[list[Record], list[str]]:
+    """Uploaded record files ``[(name, bytes), ...]`` -> ``(records, errors)``."""
+    return read_batch([(name, lambda name=name, data=data: parse_upload(name, data)) for name, data in files])
