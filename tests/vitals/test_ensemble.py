@@ -138,3 +138,46 @@ def test_dev_stays_reads_train_and_validation_only_and_names_the_folder_of_an_un
     (tmp_path / "2.txt").write_text("not,a record\n")
     with pytest.raises(ValueError, match=f"{tmp_path}.*unreadable"):
         dev_stays(tmp_path, outcomes, splits)
+
+
+def test_logit_clips_certain_risks_to_finite_log_odds():
+    from cxr_model.vitals.ensemble import EPS, logit
+
+    z = logit(np.array([0.0, 1.0, 0.5, 0.25], dtype=np.float32))
+    assert z.dtype == np.float64 and np.isfinite(z).all()
+    np.testing.assert_allclose(z, [np.log(EPS / (1 - EPS)), np.log((1 - EPS) / EPS), 0.0, np.log(1 / 3)], rtol=1e-10)
+
+
+def test_combine_gives_each_component_calibrated_and_the_mix():
+    from cxr_model.metrics.calibration import apply_platt
+    from cxr_model.vitals.ensemble import combine
+
+    rng = np.random.default_rng(3)
+    lstm, raw = rng.uniform(0.01, 0.9, size=(4, N_HOURS)), rng.normal(size=(4, N_HOURS))
+    comp = {"weight_lstm": 0.3, "gbt_calibration": {"a": [0.8] * N_HOURS, "b": [-1.0] * N_HOURS},
+            "calibration": {"a": [1.1] * N_HOURS, "b": [0.2] * N_HOURS}}
+    out = combine(lstm.astype(np.float32), raw, comp)
+    assert set(out) == {"lstm", "gbt", "ensemble"} and out["lstm"].dtype == np.float64
+    np.testing.assert_allclose(out["gbt"], _sigmoid(0.8 * raw - 1.0), rtol=1e-12)
+    z = 0.3 * _logit(lstm.astype(np.float32).astype(np.float64)) + 0.7 * _logit(out["gbt"])
+    np.testing.assert_allclose(out["ensemble"], apply_platt(z, comp["calibration"]), rtol=1e-12)
+
+
+def test_trees_trained_without_the_trend_block_are_given_the_base_columns(physionet_dir, tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from cxr_model.vitals.ensemble import gbt_logits
+    from cxr_model.vitals.summary import base_feature_count
+    from cxr_model.vitals.trees import Trees, export_trees
+
+    records, errors = read_dir(physionet_dir / "set-a", [132539, 132540, 132541, 132543])
+    assert not errors
+    grids = [to_grid(r) for r in records]
+    x = stack_features(grids, n_features=base_feature_count()).reshape(-1, base_feature_count())
+    y = (np.arange(len(x)) % 3 == 0).astype(int)
+    fit_x = np.where(np.isnan(x).all(axis=0), np.float32(0), x)  # sklearn cannot bin a column without a value
+    model = HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=4, min_samples_leaf=5, random_state=0).fit(fit_x, y)
+    export_trees(model, tmp_path / "trees.npz")
+    trees = Trees.load(tmp_path / "trees.npz")
+    assert trees.n_features == base_feature_count()
+    np.testing.assert_allclose(gbt_logits(trees, grids), model.decision_function(x).reshape(4, N_HOURS), atol=1e-9)

@@ -210,3 +210,33 @@ def test_the_stay_columns_equal_a_plain_per_hour_reference_on_real_stays(real_gr
     col = {n: i for i, n in enumerate(summary_feature_names())}
     for name in ("Urine:last_6h", "PaO2/FiO2:min", "BUN/Creatinine:last", "HR/SysABP:last", "Urine:per_kg_hour"):
         assert np.isfinite(x[:, :, col[name]]).any() and np.isnan(x[:, :, col[name]]).any(), name  # both cases seen
+
+
+@pytest.mark.parametrize("weight, per_kg", [(20, True), (300, True), (19.5, False), (300.5, False), (math.nan, False)])
+def test_urine_per_kg_needs_a_weight_within_the_descriptors_valid_range(record_writer, weight, per_kg):
+    grid = to_grid(read_record(record_writer(7, [("00:30", "Urine", 120), ("01:00", "HR", 80)])))
+    grid.descriptors["Weight"] = weight  # set on the grid: the reader alone never passes an invalid weight
+    f = summary_features(grid)
+    col = {n: i for i, n in enumerate(summary_feature_names())}
+    got = f[5, [col["Urine:per_kg_hour"], col["Urine:last_6h_per_kg_hour"]]]
+    if per_kg:
+        np.testing.assert_allclose(got, [120 / 6 / weight, 120 / 6 / weight], rtol=1e-6)
+    else:
+        assert np.isnan(got).all() and f[5, col["Urine:per_hour"]] == 20  # the unweighted rate is kept
+
+
+def test_no_stays_give_an_empty_float32_block_of_48_hours():
+    n = len(summary_feature_names())
+    for hours, shape in ((None, (0, 48, n)), ([6, 48], (0, 2, n))):
+        empty = stack_features([], hours=hours)
+        assert empty.shape == shape and empty.dtype == np.float32
+    assert stack_features([], n_features=base_feature_count()).shape == (0, 48, base_feature_count())
+
+
+def test_real_stays_are_summarised_without_a_numpy_warning(real_grids):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0 / 0 before a first observation is expected, and silenced
+        x = stack_features(real_grids)
+    assert np.isnan(x).any()
