@@ -71,16 +71,15 @@ def _evaluate(args) -> int:
 
 def _news2(args) -> int:
     import json
-    import math
 
     from cxr_model.vitals.grid import to_grid
     from cxr_model.vitals.news2 import LABELS, STAND_INS, news2_record
-    from cxr_model.vitals.reader import N_HOURS, RecordError, read_record
+    from cxr_model.vitals.predict import last_hour
+    from cxr_model.vitals.reader import RecordError, read_record
 
     try:
         record = read_record(args.record)
-        last = max((m for m, _, _ in record.events), default=60)
-        hour = args.hour if args.hour is not None else min(max(math.ceil(last / 60), 1), N_HOURS)
+        hour = args.hour if args.hour is not None else last_hour(record)
         out = news2_record(to_grid(record), hour, args.spo2_scale)
     except (RecordError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -100,6 +99,38 @@ def _news2(args) -> int:
     print(f"  aggregate {out['aggregate']}, response level {out['level']}{flag}")
     print(f"Stand-ins: {STAND_INS}")
     return 0
+
+
+def _predict(args) -> int:
+    import json
+
+    from cxr_model.settings import get_settings
+    from cxr_model.vitals.bundle import load_vitals_bundle
+    from cxr_model.vitals.predict import predict_records
+    from cxr_model.vitals.reader import read_batch, read_record
+
+    records, errors = read_batch([(p, lambda p=p: read_record(p)) for p in args.records])
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    try:
+        bundle = load_vitals_bundle(args.model or get_settings().vitals_model_dir)
+        rows = predict_records(bundle, records, args.hour)
+    except (OSError, ValueError) as exc:  # BundleError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"model": bundle.model_id, "threshold": bundle.threshold, "stays": rows, "errors": errors},
+                         indent=2))
+    else:
+        print(f"{bundle.model_id}: risk of in-hospital death, alert threshold {100 * bundle.threshold:.1f}%. "
+              "Decision support, not a diagnosis.")
+        for r in rows:
+            n = r["news2"]
+            first = "not crossed" if r["first_alert_hour"] is None else f"first crossed at hour {r['first_alert_hour']}"
+            print(f"  record {r['record_id']} at hour {r['hour']:2d}: risk {100 * r['risk']:5.1f}% "
+                  f"({'ALERT' if r['alerting'] else 'below threshold'}; {first}); NEWS2 {n['aggregate']} "
+                  f"{n['level']}{' (incomplete)' if n['incomplete'] else ''}")
+    return 0 if not errors else (1 if rows else 2)
 
 
 def _fetch(args) -> int:
@@ -165,6 +196,14 @@ def register(subparsers) -> None:
                    help="SpO2 scale 2 for hypercapnic respiratory failure, chosen by a clinician (default 1)")
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=_news2)
+
+    p = vs.add_parser("predict", help="the model's risk and NEWS2 at one hour of each record (a bad file is named, "
+                                      "the others are scored)")
+    p.add_argument("records", nargs="+", help="<RecordID>.txt files in PhysioNet 2012 format")
+    p.add_argument("--model", help="bundle folder (default: the bundled vitals model)")
+    p.add_argument("--hour", type=int, help="hour since ICU admission, 1-48 (default: each record's last hour)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_predict)
 
     f = vs.add_parser("fetch", help="download the public challenge sets (set-a, set-b + outcomes)")
     f.add_argument("--dest", required=True)
