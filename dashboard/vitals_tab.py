@@ -19,6 +19,7 @@ from cxr_model.registry import BundleError, sha256_file
 from cxr_model.vitals.evaluate import evaluate
 from dashboard.auth import audit
 from dashboard.text import plain
+from dashboard.vitals_local import local_section
 
 LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=50))
 MODELS = {"ensemble": "LSTM + GBT ensemble", "lstm": "LSTM", "gbt": "Gradient-boosted trees"}
@@ -122,14 +123,17 @@ def vitals_tab(meta_path: Path, physionet_dir: Path | None = None, cache_dir: Pa
         name = "Model card (MODEL_CARD.md)" if path.suffix == ".md" else "Held-out metrics (metrics.json)"
         col.download_button(name, path.read_bytes(), file_name=path.name, mime=mime, key=f"eval_vitals_download_{path.stem}",
                             on_click=audit, args=("report.export", model, {"file": path.name}))
+    local_section(meta_path.parent)
 
 
-def vitals_test_section(m: dict) -> None:
-    """Held-out test metrics (``cxr-model vitals evaluate --split test``), alert burden and calibration."""
-    st.subheader(f"Held-out test stays (split {m.get('split')}, n = {m.get('n')})")
+def vitals_test_section(m: dict, title: str | None = None, what: str = "the held-out test stays",
+                        key: str = "eval_vitals") -> None:
+    """Metrics of one evaluation (``cxr-model vitals evaluate``; the bundled one is ``--split test``), alert
+    burden, calibration and subgroups. ``what`` names the stays in titles; ``key`` prefixes the widgets' keys."""
+    st.subheader(title or f"Held-out test stays (split {m.get('split')}, n = {m.get('n')})")
     rows = vitals_groups({k: v for k, v in m.items() if not k.startswith("alerts") and k != "calibration_48h"})
-    st.dataframe(metrics_frame(rows), hide_index=True, key="eval_vitals_test_table")
-    st.plotly_chart(vitals_figure(rows, "Early-warning scores on the held-out test stays"), key="eval_vitals_test_chart")
+    st.dataframe(metrics_frame(rows), hide_index=True, key=f"{key}_test_table")
+    st.plotly_chart(vitals_figure(rows, f"Early-warning scores on {what}"), key=f"{key}_test_chart")
     al, cal = m.get("alerts") or {}, m.get("calibration_48h") or {}
     if al:
         c1, c2, c3, c4 = st.columns(4)
@@ -144,19 +148,19 @@ def vitals_test_section(m: dict) -> None:
                "median lead time (h)": fmt(a.get("median_lead_time_h"), 0)}
               for key, label in ALERTS.items() if (a := m.get(key))]
     if len(burden) > 1:
-        st.dataframe(pd.DataFrame(burden), hide_index=True, key="eval_vitals_alerts_table")
+        st.dataframe(pd.DataFrame(burden), hide_index=True, key=f"{key}_alerts_table")
     if cal.get("bins"):
         st.plotly_chart(reliability_figure(ReliabilityBins.from_rows(cal["bins"]), cal.get("ece", float("nan")), cal,
-                                           f"48 h risk of the held-out stays (n = {m.get('n')}); marker size = stays",
+                                           f"48 h risk of {what} (n = {m.get('n')}); marker size = stays",
                                            observed="observed fraction who died in hospital"),
-                        key="eval_vitals_reliability")
+                        key=f"{key}_reliability")
     if cal:
         st.caption(f"48 h risk calibration on these stays: ECE {fmt(cal.get('ece'))}, slope {fmt(cal.get('slope'))}, "
                    f"intercept {fmt(cal.get('intercept'))}.")
     if m.get("subgroups_48h"):
-        st.markdown("**Subgroups of the held-out stays** (48 h risk at the model's fixed alert threshold; "
+        st.markdown(f"**Subgroups of {what}** (48 h risk at the model's fixed alert threshold; "
                     "NEWS2 as its highest score in 48 h)")
-        st.dataframe(subgroup_frame(m["subgroups_48h"]), hide_index=True, key="eval_vitals_subgroups",
+        st.dataframe(subgroup_frame(m["subgroups_48h"]), hide_index=True, key=f"{key}_subgroups",
                      column_config={"grouping": st.column_config.TextColumn(pinned=True),  # stay in view on scrolling
                                     "group": st.column_config.TextColumn(width=210, pinned=True)})
         st.caption("Groups from the stays' descriptors (PhysioNet 2012 ICU type, age, sex). Observed mortality beside "

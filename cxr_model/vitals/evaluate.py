@@ -185,28 +185,43 @@ def evaluate(records_dir, outcomes_file, bundle_dir, out_dir, split: str | None 
     records, errors = read_dir(records_dir, ids)
     if not records and not errors:
         raise FileNotFoundError(f"{records_dir}: no <RecordID>.txt records found")
-    missing = [r.record_id for r in records if r.record_id not in outcomes]
-    errors += [f"{rid}.txt: no row in {Path(outcomes_file).name}" for rid in missing]
-    scored = score_grids(bundle, [to_grid(r) for r in records], outcomes)
-    metrics = {"model": bundle.model_id, "records": str(records_dir), "split": split or "all",
-               "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50],
-               **dropped_summary(records)}
-    metrics.update(metrics_for(scored, bundle.meta, review=True))
+    metrics, stays = evaluate_records(bundle, records, errors, outcomes, Path(outcomes_file).name, str(records_dir),
+                                      split or "all")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)  # strict JSON: undefined metrics are null, never NaN
     # per-stay rows of the data set (outcomes, groups): beside metrics.json, never inside it, so that the
     # aggregate metrics can be bundled with a model while these stay with the data (see .gitignore)
-    stays = stay_table(scored, bundle.threshold)
     write_json(out_dir / "failure_cases.json", {"model": bundle.model_id, "split": split or "all",
                                                 "threshold": bundle.threshold, **failure_cases(stays)})
+    write_text(out_dir / "predictions.csv", predictions_csv(stays))
+    return metrics
+
+
+def evaluate_records(bundle, records, errors: list[str], outcomes: dict[int, dict], outcomes_name: str,
+                     source: str, split: str) -> tuple[dict, list[dict]]:
+    """The metrics (``metrics.json``) and the per-stay rows of records already read, in memory.
+
+    ``errors``: the readers' errors (kept, first 50 named); a record without an outcome row is one more.
+    """
+    errors = errors + [f"{r.source}: RecordID {r.record_id} has no row in {outcomes_name}"
+                       for r in records if r.record_id not in outcomes]
+    scored = score_grids(bundle, [to_grid(r) for r in records], outcomes)
+    metrics = {"model": bundle.model_id, "records": source, "split": split,
+               "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50],
+               **dropped_summary(records)}
+    metrics.update(metrics_for(scored, bundle.meta, review=True))
+    return metrics, stay_table(scored, bundle.threshold)
+
+
+def predictions_csv(stays: list[dict]) -> str:
+    """``predictions.csv``: one row per stay; hours, days and scores as whole numbers where they are."""
     rows = pd.DataFrame(stays, columns=STAY_COLUMNS)
     for col in WHOLE_COLUMNS:  # an hour, day or score, or blank (never alerted, unknown): 32, not 32.0
         if rows[col].dropna().map(lambda v: float(v).is_integer()).all():
             rows[col] = rows[col].astype("Int64")
     rows[["risk_24h", "risk_48h"]] = rows[["risk_24h", "risk_48h"]].round(6)
-    write_text(out_dir / "predictions.csv", rows.to_csv(index=False))
-    return metrics
+    return rows.to_csv(index=False)
 
 
 def dropped_summary(records) -> dict:

@@ -217,36 +217,41 @@ def load_outcomes(path: str | Path) -> dict[int, dict[str, float]]:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise RecordError(f"{path.name}: not a text file ({exc})") from None
+    return parse_outcomes(lines, path.name)
+
+
+def parse_outcomes(lines: list[str], name: str) -> dict[int, dict[str, float]]:
+    """The lines of an outcomes file (see :func:`load_outcomes`); errors name ``name`` and the line."""
     if not any(line.strip(_JUNK) for line in lines):
-        raise RecordError(f"{path.name}: file is empty; expected a header with RecordID and In-hospital_death")
+        raise RecordError(f"{name}: file is empty; expected a header with RecordID and In-hospital_death")
     header = [h.strip(_JUNK) for h in lines[0].split(",")]
     if "RecordID" not in header or "In-hospital_death" not in header:
-        raise RecordError(f"{path.name}:1: header lacks RecordID or In-hospital_death")
+        raise RecordError(f"{name}:1: header lacks RecordID or In-hospital_death")
     out, seen = {}, {}
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip(_JUNK):
             continue
         parts = [p.strip(_JUNK) for p in line.split(",")]
         if len(parts) != len(header):
-            raise RecordError(f"{path.name}:{lineno}: expected {len(header)} fields, got {len(parts)}")
+            raise RecordError(f"{name}:{lineno}: expected {len(header)} fields, got {len(parts)}")
         try:
             row = {h: float(p) for h, p in zip(header, parts)}
         except ValueError:
-            raise RecordError(f"{path.name}:{lineno}: non-numeric field in {line[:60]!r}") from None
+            raise RecordError(f"{name}:{lineno}: non-numeric field in {line[:60]!r}") from None
         bad = [h for h, v in row.items() if not math.isfinite(v)]
         if not _whole_number(row["RecordID"]):
-            raise RecordError(f"{path.name}:{lineno}: RecordID {parts[header.index('RecordID')]!r} is not a positive whole number")
+            raise RecordError(f"{name}:{lineno}: RecordID {parts[header.index('RecordID')]!r} is not a positive whole number")
         if row["In-hospital_death"] not in (0.0, 1.0):
-            raise RecordError(f"{path.name}:{lineno}: In-hospital_death {parts[header.index('In-hospital_death')]!r} is not 0 or 1")
+            raise RecordError(f"{name}:{lineno}: In-hospital_death {parts[header.index('In-hospital_death')]!r} is not 0 or 1")
         if bad:
-            raise RecordError(f"{path.name}:{lineno}: non-finite {', '.join(bad)}")
+            raise RecordError(f"{name}:{lineno}: non-finite {', '.join(bad)}")
         rid = int(row.pop("RecordID"))
         if rid in seen:
-            raise RecordError(f"{path.name}:{lineno}: RecordID {rid} already has an outcome on line {seen[rid]}")
+            raise RecordError(f"{name}:{lineno}: RecordID {rid} already has an outcome on line {seen[rid]}")
         seen[rid] = lineno
         out[rid] = row
     if not out:
-        raise RecordError(f"{path.name}: no outcome rows after the header")
+        raise RecordError(f"{name}: no outcome rows after the header")
     return out
 
 

@@ -5,7 +5,7 @@ RecordID held by more than one file is refused in all of them.
 """
 from __future__ import annotations
 
-from cxr_model.vitals.reader import Record, RecordError, check_name, parse_record, read_batch
+from cxr_model.vitals.reader import Record, RecordError, check_name, parse_outcomes, parse_record, read_batch
 
 #: An uploaded record larger than this is refused before it is decoded: a 48 h PhysioNet 2012 record
 #: is 5-60 kB, so anything near this is not one (and would only cost memory).
@@ -21,12 +21,24 @@ def parse_upload(name: str, data: bytes) -> Record:
     if len(data) > MAX_UPLOAD_BYTES:
         raise RecordError(f"{name}: {len(data) / 2**20:.1f} MB is too large for one 48 h record "
                           f"(at most {MAX_UPLOAD_BYTES // 2**20} MB)")
+    return check_name(name, parse_record(_text(name, data, "PhysioNet 2012 'Time,Parameter,Value' lines"), source=name))
+
+
+def parse_outcomes_upload(name: str, data: bytes) -> dict[int, dict[str, float]]:
+    """An uploaded outcomes file (``Outcomes-a.txt`` layout: a header with RecordID and In-hospital_death);
+    raises :class:`RecordError` naming the file and line. Outcomes are labels: a bad file is refused whole."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise RecordError(f"{name}: {len(data) / 2**20:.1f} MB is too large for an outcomes file "
+                          f"(at most {MAX_UPLOAD_BYTES // 2**20} MB)")
+    return parse_outcomes(_text(name, data, "an outcomes table (RecordID,...,In-hospital_death)"), name)
+
+
+def _text(name: str, data: bytes, expected: str) -> list[str]:
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise RecordError(f"{name}: not a UTF-8 text file (byte {exc.start} is 0x{data[exc.start]:02x}); "
-                          "expected PhysioNet 2012 'Time,Parameter,Value' lines") from None
-    return check_name(name, parse_record(text.splitlines(), source=name))
+                          f"expected {expected}") from None
 
 
 def read_uploads(files: list[tuple[str, bytes]]) -> tuple[list[Record], list[str]]:

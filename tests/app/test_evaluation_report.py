@@ -264,3 +264,53 @@ def test_failure_cases_from_a_damaged_outcomes_file_name_it_without_a_traceback(
     err = " ".join(unescape(e.value) for e in at.error)
     assert err == "The failure cases could not be listed: Outcomes-a.txt:2: In-hospital_death '2' is not 0 or 1"
     assert not list((tmp_path / "state").rglob("failure_cases.json"))  # nothing half-written is shown later
+
+
+def test_a_units_own_labelled_stays_are_scored_in_memory_with_the_bundles_threshold(settings, physionet_dir, tmp_path,
+                                                                                    monkeypatch):
+    from cxr_model.vitals.bundle import load_vitals_bundle
+    from cxr_model.vitals.evaluate import evaluate_records
+    from cxr_model.vitals.reader import load_outcomes, read_dir
+
+    monkeypatch.setenv("CXR_STATE_DIR", str(tmp_path / "state"))
+    ids = read_split(settings.vitals_model_dir / "splits.csv", "test")[:60]
+    paths = [physionet_dir / "set-a" / f"{i}.txt" for i in ids]
+    outcomes = (physionet_dir / "Outcomes-a.txt").read_bytes()
+    at = _page()
+    # too few stays: counted, no metrics that would look like evidence
+    at.file_uploader(key="eval_vitals_local_records").set_value([(p.name, p.read_bytes(), "text/plain") for p in paths[:5]])
+    at.file_uploader(key="eval_vitals_local_outcomes").set_value(("Outcomes-a.txt", outcomes, "text/plain"))
+    at.run(timeout=120)
+    assert not at.exception
+    assert any(i.value.startswith("5 labelled stays scored") for i in at.info)
+    assert not any(s.value.startswith("Your stays") for s in at.subheader)
+    # 60 held-out stays and a file that is not a record: the bad file named, the stays scored
+    files = [(p.name, p.read_bytes(), "text/plain") for p in paths] + [("notes.txt", b"not a record\n", "text/plain")]
+    at.file_uploader(key="eval_vitals_local_records").set_value(files)
+    at.run(timeout=180)
+    assert not at.exception and not at.error
+    assert [unescape(w.value) for w in at.warning] == ["Stay left out: notes.txt:1: header is not 'Time,Parameter,Value'"]
+    assert any(s.value.startswith("Your stays (n = 60, ") for s in at.subheader)
+    bundle = load_vitals_bundle(settings.vitals_model_dir)
+    records, errors = read_dir(physionet_dir / "set-a", ids)
+    want, _ = evaluate_records(bundle, records, errors, load_outcomes(physionet_dir / "Outcomes-a.txt"), "x", "x", "x")
+    table = [df.value for df in at.dataframe if "model / window" in df.value.columns][-1]
+    row = table[table["model / window"] == "LSTM + GBT ensemble, risk at 48 h"].iloc[0]
+    assert row["AUROC"] == f"{want['ensemble_48h']['auroc']:.3f}" and row["n"] == "60"
+    assert row["alert threshold"] == f"{bundle.threshold:.3f}"  # the bundle's, never refitted on these stays
+    assert {"eval_vitals_local_metrics", "eval_vitals_local_predictions"} <= {b.key for b in at.get("download_button")}
+    assert not list((tmp_path / "state").rglob("*.csv")) and not list((tmp_path / "state").rglob("metrics.json"))
+    # stays the model was trained on are counted and flagged: metrics on them are no validation
+    train = read_split(settings.vitals_model_dir / "splits.csv", "train")[:30]
+    at.file_uploader(key="eval_vitals_local_records").set_value(
+        [(f"{i}.txt", (physionet_dir / "set-a" / f"{i}.txt").read_bytes(), "text/plain") for i in [*ids[:20], *train]])
+    at.run(timeout=180)
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["30 of these 50 stays were used to train or tune this model (its splits.csv): "
+                                             "on them the metrics are optimistic, not a validation."]
+    # a damaged outcomes file is refused whole, named with its line
+    at.file_uploader(key="eval_vitals_local_outcomes").set_value(
+        ("labels.csv", b"RecordID,In-hospital_death\n132539,yes\n", "text/csv"))
+    at.run(timeout=120)
+    assert not at.exception
+    assert [unescape(e.value) for e in at.error] == ["Not scored: labels.csv:2: non-numeric field in '132539,yes'"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import codecs
 
 import numpy as np
+import pytest
 
 from cxr_model.vitals.grid import to_grid
 from cxr_model.vitals.reader import read_record
@@ -60,3 +61,18 @@ def test_an_oversized_file_is_refused_before_it_is_read():
     # exactly at the limit is read (and here refused only for its content)
     _, errors = read_uploads([("edge.txt", b"y" * MAX_UPLOAD_BYTES)])
     assert errors == ["edge.txt:1: header is not 'Time,Parameter,Value'"]
+
+
+def test_an_uploaded_outcomes_file_is_read_as_the_file_is_or_refused_whole(physionet_dir):
+    from cxr_model.vitals.reader import RecordError, load_outcomes
+    from cxr_model.vitals.uploads import parse_outcomes_upload
+
+    path = physionet_dir / "Outcomes-a.txt"
+    assert parse_outcomes_upload("labels.txt", path.read_bytes()) == load_outcomes(path)
+    for data, problem in ((b"\xff\xfeR\x00", "labels.txt: not a UTF-8 text file (byte 0 is 0xff); expected an outcomes "
+                                              "table (RecordID,...,In-hospital_death)"),
+                          (b"RecordID,In-hospital_death\n1,1\n2,3\n", "labels.txt:3: In-hospital_death '3' is not 0 or 1"),
+                          (b"x" * (MAX_UPLOAD_BYTES + 1), "labels.txt: 5.0 MB is too large for an outcomes file (at most 5 MB)")):
+        with pytest.raises(RecordError) as err:
+            parse_outcomes_upload("labels.txt", data)
+        assert str(err.value) == problem
