@@ -73,6 +73,14 @@ def test_default_hour_is_each_records_last_and_the_first_crossing_counts_only_ho
     assert rows[1]["hour"] == 1 and rows[1]["first_alert_hour"] is None
     at5 = predict_records(low, [early], hour=5)[0]  # hour 6 is not seen at hour 5
     assert (at5["first_alert_hour"], at5["alerting"], at5["risk"]) == (None, False, pytest.approx(risk[4]))
+    assert set(rows[0]) == {"record_id", "source", "hour", "risk", "alerting", "first_alert_hour", "news2"}
+    assert (rows[0]["record_id"], rows[0]["source"]) == (901, "901.txt")
+    assert set(rows[0]["news2"]) == {"aggregate", "level", "incomplete"}
+    # a reading one minute into hour 3 makes hour 3 the last; the first and last hours of the grid are accepted
+    assert last_hour(read_record(record_writer(903, [("02:01", "HR", 80)]))) == 3
+    assert [r["hour"] for r in (predict_records(bundle, [early], hour=h)[0] for h in (1, 48))] == [1, 48]
+    with pytest.raises(ValueError, match="hour 49 is outside 1-48"):
+        predict_records(bundle, [early], hour=49)
     with pytest.raises(ValueError, match="hour 0 is outside 1-48"):
         predict_records(bundle, [early], hour=0)
     assert predict_records(bundle, []) == []

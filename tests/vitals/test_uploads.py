@@ -76,3 +76,6 @@ def test_an_uploaded_outcomes_file_is_read_as_the_file_is_or_refused_whole(physi
         with pytest.raises(RecordError) as err:
             parse_outcomes_upload("labels.txt", data)
         assert str(err.value) == problem
+    # exactly at the limit is read (and here refused only for its content)
+    with pytest.raises(RecordError, match="labels.txt:1: header lacks RecordID"):
+        parse_outcomes_upload("labels.txt", b"y" * MAX_UPLOAD_BYTES)
