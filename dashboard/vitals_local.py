@@ -17,7 +17,6 @@ from cxr_model.registry import BundleError
 from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.evaluate import evaluate_records, predictions_csv
 from cxr_model.vitals.reader import RecordError
-from cxr_model.vitals.splits import read_split
 from cxr_model.vitals.stay_review import failure_cases
 from cxr_model.vitals.uploads import MAX_UPLOAD_BYTES, parse_outcomes_upload, read_uploads
 from dashboard.auth import audit
@@ -39,16 +38,7 @@ def _scored(bundle_dir: str, records: tuple[tuple[str, bytes], ...], outcomes: t
     recs, errors = read_uploads(list(records))
     metrics, stays = evaluate_records(bundle, recs, errors, labels, outcomes[0], "uploaded records", "uploaded")
     cases = {"model": bundle.model_id, "split": "uploaded", "threshold": bundle.threshold, **failure_cases(stays)}
-    return {"metrics": metrics, "csv": predictions_csv(stays), "cases": cases, "seen": _seen_in_training(bundle_dir, stays)}
-
-
-def _seen_in_training(bundle_dir: str, stays: list[dict]) -> int:
-    """How many of the scored stays the model was trained or tuned on (its ``splits.csv``, train and val)."""
-    splits = Path(bundle_dir) / "splits.csv"
-    if not splits.exists():
-        return 0
-    seen = set(read_split(splits, "train")) | set(read_split(splits, "val"))
-    return sum(int(r["record_id"]) in seen for r in stays)
+    return {"metrics": metrics, "csv": predictions_csv(stays), "cases": cases}
 
 
 def local_section(bundle_dir: Path) -> None:
@@ -77,8 +67,8 @@ def local_section(bundle_dir: Path) -> None:
         st.warning(plain(f"Stay left out: {e}"))
     if m["n_errors"] > len(m["errors"]):
         st.warning(f"... and {m['n_errors'] - len(m['errors'])} more stays left out.")
-    if out["seen"]:
-        st.warning(f"{out['seen']} of these {m['n']} stays were used to train or tune this model (its splits.csv): "
+    if m["n_seen_in_training"]:
+        st.warning(f"{m['n_seen_in_training']} of these {m['n']} stays were used to train or tune this model (its splits.csv): "
                    "on them the metrics are optimistic, not a validation.")
     deaths = (m.get("ensemble_48h") or m.get("lstm_48h") or {}).get("n_positive") or 0
     if m["n"] < MIN_STAYS or deaths in (0, m["n"]):

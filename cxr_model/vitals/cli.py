@@ -63,6 +63,9 @@ def _evaluate(args) -> int:
         print(f"  {r['grouping']}: {r['group']:30s} n={r['n']:5d} deaths={r['n_positive']:4d} "
               + ("too few stays to measure" if r.get("too_few") else
                  f"AUROC {r['auroc']:.4f} event-1 {r['event1']:.4f}"))
+    if m.get("n_seen_in_training"):
+        print(f"warning: {m['n_seen_in_training']} of these {m['n']} stays were used to train or tune the model "
+              "(its splits.csv): on them the metrics are optimistic, not a validation", file=sys.stderr)
     print(f"wrote {args.out}/metrics.json (n={m['n']}, n_errors={m['n_errors']}, "
           f"readings dropped by the cleaning rules={m['n_dropped']}), and beside it predictions.csv and "
           "failure_cases.json (one row per stay: data, not for a model bundle)")

@@ -209,9 +209,19 @@ def evaluate_records(bundle, records, errors: list[str], outcomes: dict[int, dic
     scored = score_grids(bundle, [to_grid(r) for r in records], outcomes)
     metrics = {"model": bundle.model_id, "records": source, "split": split,
                "n": len(scored.record_ids), "n_errors": len(errors), "errors": errors[:50],
-               **dropped_summary(records)}
+               "n_seen_in_training": seen_in_training(bundle.path, scored.record_ids), **dropped_summary(records)}
     metrics.update(metrics_for(scored, bundle.meta, review=True))
     return metrics, stay_table(scored, bundle.threshold)
+
+
+def seen_in_training(bundle_dir, record_ids: list[int]) -> int:
+    """How many of ``record_ids`` the bundle was trained or tuned on (train and val of its ``splits.csv``):
+    metrics on them are optimistic, not a validation. 0 for a bundle without a ``splits.csv``."""
+    splits = Path(bundle_dir) / "splits.csv"
+    if not splits.exists():
+        return 0
+    seen = set(read_split(splits, "train")) | set(read_split(splits, "val"))
+    return sum(int(r) in seen for r in record_ids)
 
 
 def predictions_csv(stays: list[dict]) -> str:

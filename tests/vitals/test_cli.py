@@ -52,6 +52,12 @@ def test_cli_train_then_evaluate_writes_metrics(subset, physionet_dir, tmp_path)
     for g in icu:  # one printed line per group, as metrics.json has it
         assert sum(line.startswith(f"  ICU type: {g['group']} ") and f"n={g['n']:5d}" in line for line in lines) == 1
     assert "predictions.csv" in lines[-1] and (tmp_path / "e" / "failure_cases.json").exists()
+    # the folder holds the stays this model was trained and tuned on: counted, and said to be no validation
+    rows = [line.split(",") for line in (tmp_path / "m" / "splits.csv").read_text().splitlines()[1:]]
+    fitted = sum(split.strip() in ("train", "val") for _, split in rows)
+    assert 0 < fitted < 120 and m["n_seen_in_training"] == fitted
+    assert (f"warning: {fitted} of these 120 stays were used to train or tune the model (its splits.csv): "
+            "on them the metrics are optimistic, not a validation") in r.stderr
 
 
 def test_cli_reports_a_missing_outcomes_file(subset, tmp_path):
