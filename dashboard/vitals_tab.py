@@ -146,7 +146,7 @@ def vitals_test_section(m: dict, title: str | None = None, what: str = "the held
     burden = [{"alert source": label, "alerts per patient-day": fmt(a.get("alerts_per_patient_day")),
                "deaths alerted": fmt(a.get("deaths_alerted")), "survivors alerted": fmt(a.get("survivors_alerted")),
                "median lead time (h)": fmt(a.get("median_lead_time_h"), 0)}
-              for key, label in ALERTS.items() if (a := m.get(key))]
+              for group, label in ALERTS.items() if (a := m.get(group))]
     if len(burden) > 1:
         st.dataframe(pd.DataFrame(burden), hide_index=True, key=f"{key}_alerts_table")
     if cal.get("bins"):

@@ -86,7 +86,8 @@ if source == UPLOAD:
         "ICU admission; the first 48 h are used)", type=["txt", "csv"], accept_multiple_files=True, key="ward_upload",
         max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     st.caption("The model was trained and validated on PhysioNet 2012 ICU stays only; on stays from another unit "
-               "its risk has not been validated. The files are read in memory and not written to disk; alert "
+               "its risk has not been validated (with their outcomes, check it first: Evaluation report, Ward vitals "
+               "model, Your own labelled stays). The files are read in memory and not written to disk; alert "
                "actions are saved by record id.")
     if not files:
         st.info("Upload one or more records to replay them on the ward.")
