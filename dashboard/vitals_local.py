@@ -21,6 +21,7 @@ from cxr_model.vitals.stay_review import failure_cases
 from cxr_model.vitals.uploads import MAX_UPLOAD_BYTES, parse_outcomes_upload, read_uploads
 from dashboard.auth import audit
 from dashboard.text import plain
+from dashboard.vitals_tab import case_frame, vitals_test_section
 
 #: Fewer labelled stays than this, or no death or no survivor among them, give no metrics: an AUROC or
 #: event-1 from a handful of stays would look like evidence and is not.
@@ -43,8 +44,6 @@ def _scored(bundle_dir: str, records: tuple[tuple[str, bytes], ...], outcomes: t
 
 def local_section(bundle_dir: Path) -> None:
     """Upload records and outcomes, then the same tables and charts as the held-out run, on those stays."""
-    from dashboard.vitals_tab import case_frame, vitals_test_section  # the tab imports this module
-
     st.subheader("Your own labelled stays")
     st.caption("How the installed model does on your unit's stays, before you rely on it. Upload the stays' "
                "records (PhysioNet 2012 format) and an outcomes file with a header holding RecordID and "

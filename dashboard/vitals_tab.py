@@ -19,7 +19,6 @@ from cxr_model.registry import BundleError, sha256_file
 from cxr_model.vitals.evaluate import evaluate
 from dashboard.auth import audit
 from dashboard.text import plain
-from dashboard.vitals_local import local_section
 
 LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=50))
 MODELS = {"ensemble": "LSTM + GBT ensemble", "lstm": "LSTM", "gbt": "Gradient-boosted trees"}
@@ -123,7 +122,6 @@ def vitals_tab(meta_path: Path, physionet_dir: Path | None = None, cache_dir: Pa
         name = "Model card (MODEL_CARD.md)" if path.suffix == ".md" else "Held-out metrics (metrics.json)"
         col.download_button(name, path.read_bytes(), file_name=path.name, mime=mime, key=f"eval_vitals_download_{path.stem}",
                             on_click=audit, args=("report.export", model, {"file": path.name}))
-    local_section(meta_path.parent)
 
 
 def vitals_test_section(m: dict, title: str | None = None, what: str = "the held-out test stays",

@@ -36,6 +36,7 @@ from dashboard.frame import require_frame
 from dashboard.resources import cxr_bundle
 from dashboard.tables import rows_frame, subgroup_frame
 from dashboard.text import plain
+from dashboard.vitals_local import local_section
 from dashboard.vitals_tab import vitals_tab
 
 require_frame()  # gate and sidebar, also when Streamlit runs this page alone (dashboard/frame.py)
@@ -294,5 +295,6 @@ if vitals_meta.exists():
         cxr_tab()
     with tab_vitals:
         vitals_tab(vitals_meta, settings.physionet_dir, settings.state_dir)
+        local_section(settings.vitals_model_dir)  # the installed model on a unit's own labelled stays
 else:
     cxr_tab()
