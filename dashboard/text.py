@@ -28,3 +28,21 @@ def plain(value: object) -> str:
 def unescape(markdown: str) -> str:
     """What Markdown shows for escaped text: the inverse of :func:`plain` (used by the tests)."""
     return _ESCAPED.sub(r"\1", markdown)
+
+
+#: Problems shown one warning each; the rest go in one closed list (a bad folder can hold thousands of files).
+SHOWN_PROBLEMS = 5
+
+
+def show_problems(prefix: str, problems: list[str], total: int | None = None, more: str = "records skipped") -> None:
+    """The first :data:`SHOWN_PROBLEMS` as warnings (``prefix`` + the problem, plain), the others as plain
+    text lines in an expander; ``total``: how many there were, when ``problems`` holds only the first ones."""
+    import streamlit as st
+
+    total = len(problems) if total is None else total
+    for p in problems[:SHOWN_PROBLEMS]:
+        st.warning(f"{prefix}{plain(p)}")
+    if total > SHOWN_PROBLEMS:
+        with st.expander(f"{total - SHOWN_PROBLEMS} more {more}"):
+            rest = problems[SHOWN_PROBLEMS:]
+            st.text("\n".join(rest + ([f"... and {total - len(problems)} more"] if total > len(problems) else [])))

@@ -20,7 +20,7 @@ from cxr_model.vitals.reader import RecordError
 from cxr_model.vitals.stay_review import failure_cases
 from cxr_model.vitals.uploads import MAX_UPLOAD_BYTES, parse_outcomes_upload, read_uploads
 from dashboard.auth import audit
-from dashboard.text import plain
+from dashboard.text import plain, show_problems
 from dashboard.vitals_tab import case_frame, vitals_test_section
 
 #: Fewer labelled stays than this, or no death or no survivor among them, give no metrics: an AUROC or
@@ -62,10 +62,7 @@ def local_section(bundle_dir: Path) -> None:
         st.error(plain(f"Not scored: {out['error']}"))
         return
     m = out["metrics"]
-    for e in m["errors"]:
-        st.warning(plain(f"Stay left out: {e}"))
-    if m["n_errors"] > len(m["errors"]):
-        st.warning(f"... and {m['n_errors'] - len(m['errors'])} more stays left out.")
+    show_problems("Stay left out: ", m["errors"], m["n_errors"], "stays left out")
     if m["n_seen_in_training"]:
         st.warning(f"{m['n_seen_in_training']} of these {m['n']} stays were used to train or tune this model (its splits.csv): "
                    "on them the metrics are optimistic, not a validation.")

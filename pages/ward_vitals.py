@@ -24,7 +24,7 @@ from dashboard.auth import current_identity
 from dashboard.frame import require_frame
 from dashboard.resources import held_out_metrics, vitals_bundle
 from dashboard.tables import channel_label, news2_rows, points_change
-from dashboard.text import plain
+from dashboard.text import plain, show_problems
 from dashboard.ward_figures import risk_figure, trends_figure
 
 require_frame()  # gate and sidebar, also when Streamlit runs this page alone (dashboard/frame.py)
@@ -95,8 +95,7 @@ if source == UPLOAD:
     uploads = tuple((f.name, f.getvalue()) for f in files)
 
 patients, errors = load_ward(source, physionet_dir, model_dir, uploads)
-for e in errors:
-    st.warning(f"Record skipped: {plain(e)}")  # the message quotes the record file's content
+show_problems("Record skipped: ", errors)  # the messages quote the record files' names and content
 if not patients:
     st.error("No stays could be read for this ward." + (" Each file's problem is named above." if errors else ""))
     st.stop()

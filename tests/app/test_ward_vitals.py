@@ -113,3 +113,12 @@ def test_uploaded_records_make_the_ward_and_a_bad_file_is_named_beside_them(phys
     assert "of this stay" in at.subheader[-1].value
     assert any("This ward: 3 uploaded records." in c.value for c in at.caption)
     assert any("has not been validated" in c.value for c in at.caption)
+    # a folder of bad files: five named one by one, the rest listed once, the good stays still scored
+    junk = [(f"junk{i:02d}.txt", b"Time;Parameter;Value\n", "text/plain") for i in range(25)]
+    at.file_uploader(key="ward_upload").set_value(files[:2] + junk).run()
+    assert not at.exception
+    assert len(at.warning) == 5 and at.warning[0].value.startswith("Record skipped: junk00")
+    more = at.expander[0]
+    assert more.label == "20 more records skipped"
+    assert more.text[0].value.splitlines() == [f"junk{i:02d}.txt:1: header is not 'Time,Parameter,Value'" for i in range(5, 25)]
+    assert _metric(at, "Patients alerting now").endswith("of 2 admitted")

@@ -35,3 +35,19 @@ def test_no_ascii_punctuation_is_left_unescaped(text):
 def test_plain_accepts_any_object():
     assert unescape(plain(ValueError("a [b](c)"))) == "a [b](c)"
     assert plain(3) == "3"
+
+
+def test_problems_beyond_five_are_listed_once_as_plain_text_with_a_count_of_those_not_kept():
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        from dashboard.text import show_problems
+
+        problems = ["[a](https://evil.example).txt: bad"] + [f"f{i}.txt: bad" for i in range(1, 8)]
+        show_problems("Skipped: ", problems, total=10, more="files skipped")
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert [w.value for w in at.warning][0] == "Skipped: \\[a\\]\\(https\\:\\/\\/evil\\.example\\)\\.txt\\: bad"
+    assert len(at.warning) == 5 and at.expander[0].label == "5 more files skipped"
+    assert at.text[0].value.splitlines() == ["f5.txt: bad", "f6.txt: bad", "f7.txt: bad", "... and 2 more"]
