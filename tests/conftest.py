@@ -24,6 +24,16 @@ from cxr_model.settings import PROJECT_ROOT, get_settings
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Put back ``sys.modules["__main__"]`` after each test: Streamlit's AppTest replaces it with the script it
+    ran, and a later ``spawn`` child would then re-run that script (a deleted temporary file for
+    ``AppTest.from_function``) instead of starting clean."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 def missing_data_allowed() -> bool:
     """True only with ``ALLOW_MISSING_DATA=1`` outside CI: then missing data skips, loudly."""
     if os.environ.get("CI", "").lower() == "true":

@@ -308,6 +308,17 @@ def test_a_units_own_labelled_stays_are_scored_in_memory_with_the_bundles_thresh
     assert not at.exception
     assert [w.value for w in at.warning] == ["30 of these 50 stays were used to train or tune this model (its splits.csv): "
                                              "on them the metrics are optimistic, not a validation."]
+    # a folder of bad files: five warnings, the rest listed once as plain text, past the 50 that metrics.json keeps
+    junk = [(f"[x](https://evil.example){i:02d}.txt", b"junk\n", "text/plain") for i in range(55)]
+    at.file_uploader(key="eval_vitals_local_records").set_value(files[:20] + junk)
+    at.run(timeout=180)
+    assert not at.exception
+    assert len(at.warning) == 5 and at.warning[0].value.startswith("Stay left out: \\[x\\]\\(https")
+    more = next(e for e in at.expander if e.label.endswith("more stays left out"))
+    assert more.label == "50 more stays left out"
+    lines = more.text[0].value.splitlines()
+    assert len(lines) == 46 and lines[0].startswith("[x](https://evil.example)05.txt:1: header is not")
+    assert lines[-1] == "... and 5 more"
     # a damaged outcomes file is refused whole, named with its line
     at.file_uploader(key="eval_vitals_local_outcomes").set_value(
         ("labels.csv", b"RecordID,In-hospital_death\n132539,yes\n", "text/csv"))

@@ -37,6 +37,7 @@ def test_plain_accepts_any_object():
     assert plain(3) == "3"
 
 
+
 def test_problems_beyond_five_are_listed_once_as_plain_text_with_a_count_of_those_not_kept():
     from streamlit.testing.v1 import AppTest
 
