@@ -14,12 +14,12 @@ import streamlit as st
 
 from cxr_model.files import json_safe
 from cxr_model.registry import BundleError
-from cxr_model.vitals.bundle import load_vitals_bundle
 from cxr_model.vitals.evaluate import evaluate_records, predictions_csv
 from cxr_model.vitals.reader import RecordError
 from cxr_model.vitals.stay_review import failure_cases
 from cxr_model.vitals.uploads import MAX_UPLOAD_BYTES, parse_outcomes_upload, read_uploads
 from dashboard.auth import audit
+from dashboard.resources import vitals_bundle
 from dashboard.text import plain, show_problems
 from dashboard.vitals_tab import case_frame, vitals_test_section
 
@@ -33,7 +33,7 @@ def _scored(bundle_dir: str, records: tuple[tuple[str, bytes], ...], outcomes: t
     """``{"metrics", "csv", "cases"}``, or ``{"error"}`` naming the file and problem."""
     try:
         labels = parse_outcomes_upload(*outcomes)
-        bundle = load_vitals_bundle(bundle_dir)
+        bundle = vitals_bundle(bundle_dir)  # the process's one loaded copy, as the ward page uses
     except (RecordError, BundleError, OSError, ValueError) as exc:
         return {"error": str(exc)}
     recs, errors = read_uploads(list(records))
