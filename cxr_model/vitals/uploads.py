@@ -18,22 +18,21 @@ def parse_upload(name: str, data: bytes) -> Record:
     The same rules as :func:`reader.read_record`: UTF-8 text (a byte order mark is allowed), the
     challenge's ``Time,Parameter,Value`` lines, and a file named by a number must hold that RecordID.
     """
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise RecordError(f"{name}: {len(data) / 2**20:.1f} MB is too large for one 48 h record "
-                          f"(at most {MAX_UPLOAD_BYTES // 2**20} MB)")
-    return check_name(name, parse_record(_text(name, data, "PhysioNet 2012 'Time,Parameter,Value' lines"), source=name))
+    lines = _text(name, data, "one 48 h record", "PhysioNet 2012 'Time,Parameter,Value' lines")
+    return check_name(name, parse_record(lines, source=name))
 
 
 def parse_outcomes_upload(name: str, data: bytes) -> dict[int, dict[str, float]]:
     """An uploaded outcomes file (``Outcomes-a.txt`` layout: a header with RecordID and In-hospital_death);
     raises :class:`RecordError` naming the file and line. Outcomes are labels: a bad file is refused whole."""
+    return parse_outcomes(_text(name, data, "an outcomes file", "an outcomes table (RecordID,...,In-hospital_death)"), name)
+
+
+def _text(name: str, data: bytes, kind: str, expected: str) -> list[str]:
+    """The lines of an uploaded file: refused over :data:`MAX_UPLOAD_BYTES` (before decoding) or if not UTF-8."""
     if len(data) > MAX_UPLOAD_BYTES:
-        raise RecordError(f"{name}: {len(data) / 2**20:.1f} MB is too large for an outcomes file "
+        raise RecordError(f"{name}: {len(data) / 2**20:.1f} MB is too large for {kind} "
                           f"(at most {MAX_UPLOAD_BYTES // 2**20} MB)")
-    return parse_outcomes(_text(name, data, "an outcomes table (RecordID,...,In-hospital_death)"), name)
-
-
-def _text(name: str, data: bytes, expected: str) -> list[str]:
     try:
         return data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
