@@ -46,12 +46,12 @@ def local_section(bundle_dir: Path) -> None:
     """Upload records and outcomes, then the same tables and charts as the held-out run, on those stays."""
     st.subheader("Your own labelled stays")
     st.caption("How the installed model does on your unit's stays, before you rely on it. Upload the stays' "
-               "records (PhysioNet 2012 format) and an outcomes file with a header holding RecordID and "
-               "In-hospital_death (as Outcomes-a.txt; Survival and SAPS-I are used where present). The model's "
-               "alert threshold stays the one chosen on its own training stays, never refitted on yours. The "
-               "files are scored in memory and not written to disk.")
+               "records (PhysioNet 2012 text, or FHIR R4 Bundles as .json, one stay each) and an outcomes file "
+               "with a header holding RecordID and In-hospital_death (as Outcomes-a.txt; Survival and SAPS-I are "
+               "used where present). The model's alert threshold stays the one chosen on its own training stays, "
+               "never refitted on yours. The files are scored in memory and not written to disk.")
     mb = MAX_UPLOAD_BYTES // 2**20
-    records = st.file_uploader("Records of the stays", type=["txt", "csv"], accept_multiple_files=True,
+    records = st.file_uploader("Records of the stays", type=["txt", "csv", "json"], accept_multiple_files=True,
                                key="eval_vitals_local_records", max_upload_size=mb)
     outcomes = st.file_uploader("Outcomes file", type=["txt", "csv"], key="eval_vitals_local_outcomes",
                                 max_upload_size=mb)

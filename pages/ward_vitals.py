@@ -82,8 +82,9 @@ if source == DEMO:
 uploads: tuple[tuple[str, bytes], ...] = ()
 if source == UPLOAD:
     files = st.file_uploader(
-        "ICU records, one text file per stay, in the PhysioNet 2012 format ('Time,Parameter,Value' lines from "
-        "ICU admission; the first 48 h are used)", type=["txt", "csv"], accept_multiple_files=True, key="ward_upload",
+        "ICU records, one file per stay: PhysioNet 2012 text ('Time,Parameter,Value' lines from ICU admission) "
+        "or a FHIR R4 Bundle (.json: the Patient, the Encounter and its LOINC-coded Observations); the first 48 h "
+        "are used", type=["txt", "csv", "json"], accept_multiple_files=True, key="ward_upload",
         max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     st.caption("The model was trained and validated on PhysioNet 2012 ICU stays only; on stays from another unit "
                "its risk has not been validated (with their outcomes, check it first: Evaluation report, Ward vitals "

@@ -78,10 +78,11 @@ def _news2(args) -> int:
     from cxr_model.vitals.grid import to_grid
     from cxr_model.vitals.news2 import LABELS, STAND_INS, news2_record
     from cxr_model.vitals.predict import last_hour
-    from cxr_model.vitals.reader import RecordError, read_record
+    from cxr_model.vitals.reader import RecordError
+    from cxr_model.vitals.uploads import read_record_file
 
     try:
-        record = read_record(args.record)
+        record = read_record_file(args.record)
         hour = args.hour if args.hour is not None else last_hour(record)
         out = news2_record(to_grid(record), hour, args.spo2_scale)
     except (RecordError, ValueError) as exc:
@@ -110,9 +111,10 @@ def _predict(args) -> int:
     from cxr_model.settings import get_settings
     from cxr_model.vitals.bundle import load_vitals_bundle
     from cxr_model.vitals.predict import predict_records
-    from cxr_model.vitals.reader import read_batch, read_record
+    from cxr_model.vitals.reader import read_batch
+    from cxr_model.vitals.uploads import read_record_file
 
-    records, errors = read_batch([(p, lambda p=p: read_record(p)) for p in args.records])
+    records, errors = read_batch([(p, lambda p=p: read_record_file(p)) for p in args.records])
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     try:
@@ -193,7 +195,7 @@ def register(subparsers) -> None:
     e.set_defaults(func=_evaluate)
 
     n = vs.add_parser("news2", help="NEWS2 (RCP 2017) of one record at one hour, from the observations up to it")
-    n.add_argument("record", help="a <RecordID>.txt in PhysioNet 2012 format")
+    n.add_argument("record", help="a <RecordID>.txt in PhysioNet 2012 format, or one stay as a FHIR R4 Bundle (*.json)")
     n.add_argument("--hour", type=int, help="hour since ICU admission, 1-48 (default: the record's last hour)")
     n.add_argument("--spo2-scale", dest="spo2_scale", type=int, default=1, choices=[1, 2],
                    help="SpO2 scale 2 for hypercapnic respiratory failure, chosen by a clinician (default 1)")
@@ -202,7 +204,8 @@ def register(subparsers) -> None:
 
     p = vs.add_parser("predict", help="the model's risk and NEWS2 at one hour of each record (a bad file is named, "
                                       "the others are scored)")
-    p.add_argument("records", nargs="+", help="<RecordID>.txt files in PhysioNet 2012 format")
+    p.add_argument("records", nargs="+", help="<RecordID>.txt files in PhysioNet 2012 format, or FHIR R4 Bundles "
+                   "(*.json, one stay each)")
     p.add_argument("--model", help="bundle folder (default: the bundled vitals model)")
     p.add_argument("--hour", type=int, help="hour since ICU admission, 1-48 (default: each record's last hour)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -1,10 +1,15 @@
 """Record files a user uploads to the ward page: read as :func:`reader.read_dir` reads a folder.
 
-Each bad file is one error naming it (and its line, where known); the others are still read, and a
-RecordID held by more than one file is refused in all of them.
+Two formats: PhysioNet 2012 text (``Time,Parameter,Value``) and, for a file named ``*.json``, one stay
+as a FHIR R4 Bundle (:mod:`cxr_model.vitals.fhir`). Each bad file is one error naming it (and its
+line, where known); the others are still read, and a RecordID held by more than one file is refused
+in all of them.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from cxr_model.vitals.fhir import parse_fhir
 from cxr_model.vitals.reader import Record, RecordError, check_name, parse_outcomes, parse_record, read_batch
 
 #: An uploaded record larger than this is refused before it is decoded: a 48 h PhysioNet 2012 record
@@ -16,10 +21,24 @@ def parse_upload(name: str, data: bytes) -> Record:
     """One uploaded record file (its name and bytes); raises :class:`RecordError` naming the file.
 
     The same rules as :func:`reader.read_record`: UTF-8 text (a byte order mark is allowed), the
-    challenge's ``Time,Parameter,Value`` lines, and a file named by a number must hold that RecordID.
+    challenge's ``Time,Parameter,Value`` lines (or, named ``*.json``, a FHIR Bundle), and a file named
+    by a number must hold that RecordID.
     """
+    if Path(name).suffix.lower() == ".json":
+        text = "\n".join(_text(name, data, "one stay", "a FHIR R4 JSON Bundle"))
+        return check_name(name, parse_fhir(text, name))
     lines = _text(name, data, "one 48 h record", "PhysioNet 2012 'Time,Parameter,Value' lines")
     return check_name(name, parse_record(lines, source=name))
+
+
+def read_record_file(path: str | Path) -> Record:
+    """A record file on disk in either format (see :func:`parse_upload`); errors name the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RecordError(f"{path.name}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    return parse_upload(path.name, data)
 
 
 def parse_outcomes_upload(name: str, data: bytes) -> dict[int, dict[str, float]]:

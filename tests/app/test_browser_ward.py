@@ -1,9 +1,14 @@
 """Real browser: the ward vitals page renders through ``streamlit run app.py``."""
 from __future__ import annotations
 
+import json
 import re
+from datetime import datetime
 
 import pytest
+
+from cxr_model.vitals.fhir import record_to_fhir
+from cxr_model.vitals.reader import read_record
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +54,10 @@ def test_ward_page_renders_in_chromium(streamlit_server, browser, artifacts_dir,
         bad = tmp_path / "notes.txt"
         bad.write_text("Time;Parameter;Value\n")
         files = sorted((physionet_dir / "set-a").glob("*.txt"))[:3]
-        page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files([*files, bad])
+        # the third stay as a FHIR R4 Bundle: the uploader takes .json beside the PhysioNet text files
+        as_fhir = tmp_path / f"{files[2].stem}.json"
+        as_fhir.write_text(json.dumps(record_to_fhir(read_record(files[2]), datetime(2031, 1, 1, 8, 0))))
+        page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files([*files[:2], as_fhir, bad])
         page.get_by_text("of 3 admitted").wait_for(timeout=90_000)
         page.get_by_text("notes.txt:1: header is not 'Time,Parameter,Value'").wait_for(timeout=30_000)
         # the clock still shows the hour the tables use (a run that stopped for the upload once reset it to 1)
