@@ -18,7 +18,7 @@ from cxr_model.vitals.demo import DEMO_LABEL, demo_records
 from cxr_model.vitals.explain import occlusion
 from cxr_model.vitals.news2 import LEVEL_LABELS, LEVEL_RULES, LEVEL_SHORT, RISK_COLOURS, STAND_INS, observation_set
 from cxr_model.vitals.stay_review import describe_stay, held_out_note
-from cxr_model.vitals.uploads import MAX_UPLOAD_BYTES, read_uploads
+from cxr_model.vitals.uploads import MAX_UPLOAD_BYTES, read_uploads, unused_readings
 from cxr_model.vitals.ward import ADMISSION_SPREAD_H, build_ward, has_real_ward, real_ward_records, snapshot
 from dashboard.auth import current_identity
 from dashboard.frame import require_frame
@@ -38,6 +38,7 @@ WARD_HOURS = 48 + ADMISSION_SPREAD_H
 
 @st.cache_data(show_spinner="Scoring the ward ...", max_entries=8)
 def load_ward(source: str, physionet_dir: str, model_dir: str, uploads: tuple[tuple[str, bytes], ...] = ()):
+    """``(patients, errors, unused)``: ``unused`` names, for uploaded files only, the readings not used."""
     bundle = vitals_bundle(model_dir)
     if source == REAL:
         records, errors = real_ward_records(physionet_dir, bundle)
@@ -45,12 +46,13 @@ def load_ward(source: str, physionet_dir: str, model_dir: str, uploads: tuple[tu
         records, errors = read_uploads(list(uploads))
     else:
         records, errors = demo_records(), []
-    return (build_ward(records, bundle) if records else []), errors
+    unused = unused_readings(records) if source == UPLOAD else []
+    return (build_ward(records, bundle) if records else []), errors, unused
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def contributions(source: str, physionet_dir: str, model_dir: str, uploads: tuple, index: int, step: int) -> list[dict]:
-    patients, _ = load_ward(source, physionet_dir, model_dir, uploads)
+    patients = load_ward(source, physionet_dir, model_dir, uploads)[0]
     return occlusion(vitals_bundle(model_dir), patients[index].grid, step)
 
 
@@ -95,8 +97,11 @@ if source == UPLOAD:
         st.stop()
     uploads = tuple((f.name, f.getvalue()) for f in files)
 
-patients, errors = load_ward(source, physionet_dir, model_dir, uploads)
+patients, errors, unused = load_ward(source, physionet_dir, model_dir, uploads)
 show_problems("Record skipped: ", errors)  # the messages quote the record files' names and content
+if unused:  # the stays are scored; what in them was not read is said, by file and reason
+    with st.expander(f"Readings not used in {len(unused)} of the uploaded files"):
+        st.text("\n".join(unused))
 if not patients:
     st.error("No stays could be read for this ward." + (" Each file's problem is named above." if errors else ""))
     st.stop()

@@ -62,3 +62,14 @@ def _text(name: str, data: bytes, kind: str, expected: str) -> list[str]:
 def read_uploads(files: list[tuple[str, bytes]]) -> tuple[list[Record], list[str]]:
     """Uploaded record files ``[(name, bytes), ...]`` -> ``(records, errors)``."""
     return read_batch([(name, lambda name=name, data=data: parse_upload(name, data)) for name, data in files])
+
+
+def unused_readings(records: list[Record]) -> list[str]:
+    """One line per record with readings that were not used, by reason (most frequent first), e.g.
+    ``"132556.json: 2 readings not used: code 'Magnesium' is not read (2)"``."""
+    lines = []
+    for r in records:
+        if r.n_dropped:
+            why = "; ".join(f"{k} ({n})" for k, n in sorted(r.drop_reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+            lines.append(f"{r.source}: {r.n_dropped} reading{'s' if r.n_dropped != 1 else ''} not used: {why}")
+    return lines

@@ -1,10 +1,14 @@
 """The ward vitals page through app.py: real data, the ward clock, a patient, alerts and actions, the demo ward."""
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from streamlit.testing.v1 import AppTest
 
 from cxr_model import audit
 from cxr_model.vitals.demo import DEMO_LABEL
+from cxr_model.vitals.fhir import record_to_fhir
 from cxr_model.vitals.reader import read_record
 from cxr_model.vitals.stay_review import describe_stay
 from dashboard.text import plain
@@ -113,6 +117,18 @@ def test_uploaded_records_make_the_ward_and_a_bad_file_is_named_beside_them(phys
     assert "of this stay" in at.subheader[-1].value
     assert any("This ward: 3 uploaded records." in c.value for c in at.caption)
     assert any("has not been validated" in c.value for c in at.caption)
+    assert not at.expander  # every reading of these files was used
+    # a stay as a FHIR Bundle with a code the model has no channel for: scored, the unread reading named
+    bundle = record_to_fhir(read_record(paths[2]), datetime(2031, 1, 1, 8, 0))
+    bundle["entry"].append({"resource": {"resourceType": "Observation", "effectiveDateTime": "2031-01-01T09:00:00Z",
+                                         "code": {"coding": [{"system": "http://loinc.org", "code": "19123-9"}]},
+                                         "valueQuantity": {"value": 0.9, "code": "mmol/L"}}})
+    fhir = (f"{paths[2].stem}.json", json.dumps(bundle).encode(), "application/json")
+    at.file_uploader(key="ward_upload").set_value(files[:2] + [fhir]).run()
+    assert not at.exception and not at.warning
+    assert _metric(at, "Patients alerting now").endswith("of 3 admitted")
+    assert at.expander[0].label == "Readings not used in 1 of the uploaded files"
+    assert at.expander[0].text[0].value == f"{paths[2].stem}.json: 1 reading not used: code '19123-9' is not read (1)"
     # a folder of bad files: five named one by one, the rest listed once, the good stays still scored
     junk = [(f"junk{i:02d}.txt", b"Time;Parameter;Value\n", "text/plain") for i in range(25)]
     at.file_uploader(key="ward_upload").set_value(files[:2] + junk).run()

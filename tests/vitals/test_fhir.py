@@ -190,3 +190,17 @@ def test_any_field_of_the_wrong_type_gives_a_record_or_a_named_error_never_a_cra
                 assert str(exc).startswith("7.json"), exc
                 outcomes["error"] += 1
     assert outcomes["record"] > 0 and outcomes["error"] > 0
+
+
+def test_the_readings_not_used_are_listed_per_file_by_reason():
+    from cxr_model.vitals.uploads import unused_readings
+
+    data = _bundle(_obs("8867-4", 80, "/min"), _obs("19123-9", 0.9, "mmol/L"), _obs("19123-9", 0.8, "mmol/L"),
+                   _obs("8867-4", 0, "/min"), _obs("2160-0", 1.1, "mmol/L"))
+    records, errors = read_uploads([("4711.json", data.encode()), ("4712.json", _bundle(
+        _obs("8867-4", 80, "/min"), patient={"resourceType": "Patient", "id": "4712"}).encode())])
+    assert errors == [] and len(records) == 2
+    assert unused_readings(records) == [
+        "4711.json: 4 readings not used: code '19123-9' is not read (2); "
+        "Creatinine: unit 'mmol/L' not accepted (LOINC 2160-0: mg/dL, umol/L) (1); "
+        "HR: unknown (-1), non-finite or implausible value (1)"]
