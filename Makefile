@@ -48,7 +48,8 @@ test: install browser postgres
 MUTATION_MODULES ?= metrics.classification metrics.calibration imaging.finish vitals.news2 vitals.alerts \
 	vitals.trees registry review_store imaging.transforms imaging.io imaging.formats imaging.ood \
 	imaging.operating imaging.overlap metrics.subgroups vitals.reader vitals.grid vitals.ward vitals.evaluate \
-	imaging.site imaging.splits vitals.stay_review vitals.summary vitals.ensemble vitals.uploads vitals.predict
+	imaging.site imaging.splits vitals.stay_review vitals.summary vitals.ensemble vitals.uploads vitals.predict \
+	vitals.fhir
 mutation: install
 	$(BIN)/pip install -q -r requirements-dev.txt
 	for m in $(MUTATION_MODULES); do \
