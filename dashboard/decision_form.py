@@ -33,8 +33,8 @@ def decision_form(study: Study, method: str, bundle: CxrBundle, me: Identity, de
         return
     cols = st.columns(len(SHORTCUTS) + 3)
     for col, (decision, key) in zip(cols, SHORTCUTS.items()):
-        col.button(f"{decision.capitalize()} ({key.upper()})", key=f"decide_{decision}", shortcut=key,
-                   on_click=_choose, args=(decision,))
+        # the button shows its key itself ("Agree  A"); a "(A)" in the label read as the key twice
+        col.button(decision.capitalize(), key=f"decide_{decision}", shortcut=key, on_click=_choose, args=(decision,))
     st.radio("Do you agree with the model's call?", list(review_store.DECISIONS), index=None, horizontal=True,
              key="review_decision")
     st.text_area("Note (no patient identifiers)", key="review_note", max_chars=review_store.NOTE_MAX)

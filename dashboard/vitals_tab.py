@@ -124,6 +124,16 @@ def vitals_tab(meta_path: Path, physionet_dir: Path | None = None, cache_dir: Pa
                             on_click=audit, args=("report.export", model, {"file": path.name}))
 
 
+EPISODES = ("An alert is an episode: an hour at or above the trigger after an hour below it. A score that dips "
+            "below its trigger and comes back raises a new alert, so a higher trigger (NEWS2 >= 7) can raise more "
+            "alerts than a lower one while alerting fewer patients.")
+
+
+def lead_time(hours) -> str:
+    """Hours from first alert to death, with days beside them (deaths come days after the 48 h window)."""
+    return "-" if hours is None or hours != hours else f"{hours:.0f} ({hours / 24:.1f} days)"
+
+
 def vitals_test_section(m: dict, title: str | None = None, what: str = "the held-out test stays",
                         key: str = "eval_vitals") -> None:
     """Metrics of one evaluation (``cxr-model vitals evaluate``; the bundled one is ``--split test``), alert
@@ -135,18 +145,19 @@ def vitals_test_section(m: dict, title: str | None = None, what: str = "the held
     al, cal = m.get("alerts") or {}, m.get("calibration_48h") or {}
     if al:
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Alerts per patient-day", fmt(al.get("alerts_per_patient_day")))
+        c1.metric("Alerts per patient-day", fmt(al.get("alerts_per_patient_day")), help=EPISODES)
         c2.metric("Deaths alerted", fmt(al.get("deaths_alerted")), help="Share of in-hospital deaths with an alert in 48 h")
         c3.metric("Survivors alerted", fmt(al.get("survivors_alerted")))
-        c4.metric("Median lead time (h)", fmt(al.get("median_lead_time_h"), 0),
+        c4.metric("Median lead time (h)", lead_time(al.get("median_lead_time_h")),
                   help=f"First alert to death, n = {al.get('n_lead_time')} deaths with a known date; "
                        "whole days only (PhysioNet 'Survival'), so +-24 h")
     burden = [{"alert source": label, "alerts per patient-day": fmt(a.get("alerts_per_patient_day")),
                "deaths alerted": fmt(a.get("deaths_alerted")), "survivors alerted": fmt(a.get("survivors_alerted")),
-               "median lead time (h)": fmt(a.get("median_lead_time_h"), 0)}
+               "median lead time (h)": lead_time(a.get("median_lead_time_h"))}
               for group, label in ALERTS.items() if (a := m.get(group))]
     if len(burden) > 1:
         st.dataframe(pd.DataFrame(burden), hide_index=True, key=f"{key}_alerts_table")
+        st.caption(EPISODES)
     if cal.get("bins"):
         st.plotly_chart(reliability_figure(ReliabilityBins.from_rows(cal["bins"]), cal.get("ece", float("nan")), cal,
                                            f"48 h risk of {what} (n = {m.get('n')}); marker size = stays",

@@ -175,6 +175,10 @@ def test_vitals_tab_compares_the_model_with_news2_at_its_triggers_and_saps(setti
     assert {"Alerts per patient-day", "Deaths alerted", "Median lead time (h)"} <= set(labels)
     burden = float(next(m.value for m in at.metric if m.label == "Alerts per patient-day"))
     assert 0 < burden < 5
+    test_alerts = json.loads((settings.vitals_model_dir / "test_evaluation" / "metrics.json").read_text())["alerts"]
+    lead = test_alerts["median_lead_time_h"]
+    assert next(m.value for m in at.metric if m.label == "Median lead time (h)") == f"{lead:.0f} ({lead / 24:.1f} days)"
+    assert any(c.value.startswith("An alert is an episode") for c in at.caption)
 
 
 def test_a_set_holding_training_files_is_flagged_not_a_test(runs_folder, kermany_dir, cxr_bundle):
