@@ -90,8 +90,9 @@ if source == UPLOAD:
         max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     st.caption("The model was trained and validated on PhysioNet 2012 ICU stays only; on stays from another unit "
                "its risk has not been validated (with their outcomes, check it first: Evaluation report, Ward vitals "
-               "model, Your own labelled stays). The files are read in memory and not written to disk; alert "
-               "actions are saved by record id.")
+               "model, Your own labelled stays). In a FHIR file, pulse oximetry (SpO2) is read where the charts say "
+               "arterial SaO2, and the ICU type and ventilation are unknown. The files are read in memory and not "
+               "written to disk; alert actions are saved by record id.")
     if not files:
         st.info("Upload one or more records to replay them on the ward.")
         st.stop()

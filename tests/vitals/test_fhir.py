@@ -204,3 +204,73 @@ def test_the_readings_not_used_are_listed_per_file_by_reason():
         "4711.json: 4 readings not used: code '19123-9' is not read (2); "
         "Creatinine: unit 'mmol/L' not accepted (LOINC 2160-0: mg/dL, umol/L) (1); "
         "HR: unknown (-1), non-finite or implausible value (1)"]
+
+
+@pytest.mark.parametrize("patient, name, record_id", [
+    ({"id": "800", "identifier": [{"system": "urn:mrn", "value": "MRN-A"}, {"value": "900"}]}, "x.json", 900),
+    ({"id": "800", "identifier": [{"value": "MRN-A"}]}, "x.json", 800),  # no all-digit identifier: the id
+    ({"id": "abc"}, "700.json", 700),  # nor an all-digit id: the file's name
+    ({"id": "0", "identifier": [{"value": "0"}]}, "701.json", 701),  # 0 is no record id
+])
+def test_the_record_id_is_the_patients_number_in_a_stated_order(patient, name, record_id):
+    rec = parse_fhir(_bundle(_obs("8867-4", 80, "/min"), patient={"resourceType": "Patient", **patient}), name)
+    assert rec.record_id == record_id
+
+
+@pytest.mark.parametrize("birth, gender, age, sex", [
+    ("1950-01-01", "male", 80, 1.0),  # hour 0 is 2030-01-01: a birthday that day counts
+    ("1950-01-02", "female", 79, 0.0),  # the next day: not yet
+    ("1950", "other", math.nan, math.nan),  # a year alone, a sex the challenge did not code: unknown, not guessed
+    (None, None, math.nan, math.nan),
+])
+def test_age_and_sex_come_from_the_patient_or_stay_unknown(birth, gender, age, sex):
+    patient = {"resourceType": "Patient", "id": "5", **({"birthDate": birth} if birth else {}),
+               **({"gender": gender} if gender else {})}
+    d = parse_fhir(_bundle(_obs("8867-4", 80, "/min"), patient=patient), "5.json").descriptors
+    assert (math.isnan(d["Age"]) if math.isnan(age) else d["Age"] == age)
+    assert (math.isnan(d["Gender"]) if math.isnan(sex) else d["Gender"] == sex)
+
+
+def test_time_units_and_panels_as_other_exports_write_them():
+    instant = _obs("8867-4", 80, "/min", when=None, effectiveInstant="2030-01-01T09:00:00Z")
+    period = _obs("9279-1", 18, "/min", when=None, effectivePeriod={"start": "2030-01-01T10:00:00Z"})
+    display_unit = _obs("8480-6", 0, "x")
+    display_unit["valueQuantity"] = {"value": 118, "unit": "mmHg"}  # a display unit, no UCUM code
+    panel = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2030-01-01T11:00:00Z",
+             "code": {"text": "Blood pressure", "coding": [{"system": LOINC_SYSTEM, "code": "85354-9"}]},
+             "component": [_obs("8480-6", 12, "kPa"), _obs("8462-4", 70, "mm[Hg]")]}  # a bad part, then a good one
+    text_only = _obs("8867-4", 80, "/min")
+    text_only["code"] = {"text": "Magnesium"}
+    rec = parse_fhir(_bundle(instant, period, display_unit, panel, text_only), "4711.json")
+    assert rec.events == [(30, "NISysABP", 118.0), (60, "HR", 80.0), (120, "RespRate", 18.0), (180, "NIDiasABP", 70.0)]
+    assert rec.drop_reasons == {"NISysABP: unit 'kPa' not accepted (LOINC 8480-6: mm[Hg])": 1,
+                                "code 'Magnesium' is not read": 1}
+
+
+def test_two_encounters_are_two_stays_and_are_refused():
+    enc = {"resourceType": "Encounter", "period": {"start": "2030-01-05T08:00:00Z"}}
+    with pytest.raises(RecordError, match="^4711.json: holds 1 Patient and 2 Encounter resources"):
+        parse_fhir(_bundle(_obs("8867-4", 80, "/min"), enc), "4711.json")
+
+
+def test_without_an_encounter_a_height_from_an_earlier_visit_does_not_move_hour_zero():
+    rec = parse_fhir(_bundle(_obs("8302-2", 170, "cm", when="2029-06-01T10:00:00Z"), _obs("8867-4", 80, "/min"),
+                             _obs("8867-4", 84, "/min", when="2030-01-01T09:45:00Z"), start=None), "4711.json")
+    assert rec.events == [(0, "HR", 80.0), (75, "HR", 84.0)] and rec.descriptors["Height"] == 170
+
+
+def test_the_written_bundle_is_what_fhir_r4_requires(physionet_dir):
+    rec = read_record(sorted((physionet_dir / "set-a").glob("*.txt"))[0])
+    bundle = record_to_fhir(rec, datetime(2032, 2, 29, 6, 0))  # a leap day: the birth date must still exist
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+    res = [e["resource"] for e in bundle["entry"]]
+    patient = res[0]
+    assert patient["resourceType"] == "Patient" and patient["id"] == str(rec.record_id)
+    assert patient["identifier"] == [{"value": str(rec.record_id)}]
+    assert parse_fhir(json.dumps(bundle), "x.json").descriptors["Age"] == rec.descriptors["Age"]
+    assert res[1]["resourceType"] == "Encounter" and res[1]["subject"] == {"reference": f"Patient/{rec.record_id}"}
+    for obs in res[2:]:
+        assert obs["resourceType"] == "Observation" and obs["status"] == "final"
+        assert obs["subject"] == {"reference": f"Patient/{rec.record_id}"}
+        assert obs["valueQuantity"]["system"] == "http://unitsofmeasure.org"
+        assert obs["code"]["coding"][0]["system"] == LOINC_SYSTEM
