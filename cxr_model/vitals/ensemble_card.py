@@ -178,6 +178,10 @@ validation.
 - Calibration is per hour on {"the out-of-fold predictions of " + str(td['n_train'] + td['n_val']) if meta.get('validation_kind') else "800 validation"} stays and has not been checked on other sites.
 - In ICU stays NEWS2 is high almost everywhere (ventilation scores as oxygen, sedation as "not alert"): at 5 it
   alerts most survivors too, so its burden here says little about a general ward.
+- More labelled stays would lift it, where every method lever measured (README) stayed within noise: on this
+  recipe's learning curve (5-fold out of fold over the same 3,200 stays, fitting stays cut to 640 ... 2,560;
+  `benchmarks/vitals_learning_curve.py`) 48 h event-1 rose from 0.41-0.47 to 0.49 and gains about 0.02 per
+  doubling of the stays.
 - Before relying on it in a unit, score that unit's own labelled stays at this threshold: the evaluation
   report's "Your own labelled stays", or `cxr-model vitals evaluate --records DIR --outcomes FILE --out DIR`
   (both count and flag stays this model was trained or tuned on).
