@@ -31,7 +31,7 @@ def _train_ensemble(args) -> int:
     try:
         meta = train_ensemble(args.records, args.outcomes, args.lstm, args.out, folds=args.folds,
                               max_epochs=args.max_epochs, lstm_members=args.lstm_members, version=args.version,
-                              tree_bags=args.tree_bags, deploy=args.deploy)
+                              tree_bags=args.tree_bags, deploy=args.deploy, extra=args.extra)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -183,6 +183,9 @@ def register(subparsers) -> None:
                                                            "random 30%% of the features (bundled: 1)")
     te.add_argument("--deploy", choices=("refit", "folds"), default="folds",
                     help="bundle the cross-validation's fold models averaged (2.2.0), or models refitted on all stays (2.1.0)")
+    te.add_argument("--extra", nargs=2, metavar=("RECORDS", "OUTCOMES"),
+                    help="more labelled stays (a folder of records and its outcomes file, e.g. set-c and Outcomes-c.txt) "
+                         "trained on beside train + validation; never stays of the split")
     te.set_defaults(func=_train_ensemble)
 
     e = vs.add_parser("evaluate", help="LSTM, NEWS2 and SAPS-I at 24 h and 48 h -> metrics.json")
@@ -211,8 +214,8 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_predict)
 
-    f = vs.add_parser("fetch", help="download the public challenge sets (set-a, set-b + outcomes)")
+    f = vs.add_parser("fetch", help="download the public challenge sets (set-a, set-b, set-c + outcomes)")
     f.add_argument("--dest", required=True)
     f.add_argument("--base-url", dest="base_url", help="mirror of physionet.org/files/challenge-2012/1.0.0/")
-    f.add_argument("--sets", default="a,b", help="comma-separated: a,b (default a,b)")
+    f.add_argument("--sets", default="a,b", help="comma-separated, of a, b and c (default a,b)")
     f.set_defaults(func=_fetch)

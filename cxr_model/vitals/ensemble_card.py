@@ -126,6 +126,13 @@ def _trend_words(names: list[str]) -> str:
             "density, PaO2/FiO2, BUN/creatinine, shock index, lowest systolic and mean pressure")
 
 
+def _extra(td: dict) -> str:
+    e = td.get("extra")
+    return "" if not e else (f"\nAlso trained on {e['n']} more labelled stays ({e['n_positive']} deaths) from `{e['records']}` "
+                             f"(outcomes `{e['outcomes']}`): in every fold and choice beside train + validation, never "
+                             "tested on (split `extra` in `splits.csv`).")
+
+
 def _validation_title(meta: dict) -> str:
     if meta.get("validation_kind"):
         return (f"Validation: {meta['validation_kind']} (n = {meta['validation']['ensemble_48h']['n']}; calibration, "
@@ -159,7 +166,7 @@ raised by NEWS2 at its response triggers; each alert names its source.
 ## Data
 {td['source']}. Split `{meta['split']['name']}` (stratified by outcome, seed {meta['split']['seed']}):
 train {td['n_train']} ({td['n_train_positive']} deaths), validation {td['n_val']} ({td['n_val_positive']}),
-held-out test {td['n_test']} ({td['n_test_positive']}); record ids in `splits.csv`. Outcomes are labels only.
+held-out test {td['n_test']} ({td['n_test_positive']}); record ids in `splits.csv`. Outcomes are labels only.{_extra(td)}
 
 ## {_validation_title(meta)}
 {_table(meta['validation'])}
@@ -173,7 +180,7 @@ validation.
 
 ## Limits
 - One hospital system (MIMIC-II, Boston, 2001-2008); not validated on other populations or ward (non-ICU) patients.
-- Trained and tested on set A only; set B of the challenge is held back for an independent test.
+- {"Tested on set A only" if td.get("extra") else "Trained and tested on set A only"}; set B of the challenge is held back for an independent test.
 - NEWS2 uses ICU stand-ins: SaO2 for SpO2, GCS < 15 for "not alert", FiO2 / ventilation for oxygen.
 - Calibration is per hour on {"the out-of-fold predictions of " + str(td['n_train'] + td['n_val']) if meta.get('validation_kind') else "800 validation"} stays and has not been checked on other sites.
 - In ICU stays NEWS2 is high almost everywhere (ventilation scores as oxygen, sedation as "not alert"): at 5 it

@@ -215,12 +215,12 @@ def evaluate_records(bundle, records, errors: list[str], outcomes: dict[int, dic
 
 
 def seen_in_training(bundle_dir, record_ids: list[int]) -> int:
-    """How many of ``record_ids`` the bundle was trained or tuned on (train and val of its ``splits.csv``):
+    """How many of ``record_ids`` the bundle was trained or tuned on (train, val and extra of its ``splits.csv``):
     metrics on them are optimistic, not a validation. 0 for a bundle without a ``splits.csv``."""
     splits = Path(bundle_dir) / "splits.csv"
     if not splits.exists():
         return 0
-    seen = set(read_split(splits, "train")) | set(read_split(splits, "val"))
+    seen = set(read_split(splits, "train")) | set(read_split(splits, "val")) | set(read_split(splits, "extra"))
     return sum(int(r) in seen for r in record_ids)
 
 

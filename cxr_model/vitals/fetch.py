@@ -1,7 +1,8 @@
 """Download the public PhysioNet/CinC Challenge 2012 sets for real users.
 
 Files (PhysioNet, https://physionet.org/content/challenge-2012/1.0.0/): ``set-a.tar.gz``,
-``set-b.tar.gz``, ``Outcomes-a.txt``, ``Outcomes-b.txt``. They land under ``<dest>/`` as
+``set-b.tar.gz``, ``set-c.tar.gz`` and their ``Outcomes-a.txt``, ``Outcomes-b.txt``, ``Outcomes-c.txt`` (set C, the
+challenge's hidden test set, with its outcomes published since; more stays to train on: ``train-ensemble --extra``). They land under ``<dest>/`` as
 ``set-a/<RecordID>.txt`` and ``Outcomes-a.txt``, the layout the reader and settings expect.
 """
 from __future__ import annotations
@@ -41,8 +42,8 @@ def fetch(dest: str | Path, base_url: str = DEFAULT_BASE_URL, sets=("a", "b"), t
     problems = []
     for s in sets:
         s = s.strip().lower()
-        if s not in ("a", "b"):
-            problems.append(f"set-{s}: unknown set (the public sets are a and b)")
+        if s not in ("a", "b", "c"):
+            problems.append(f"set-{s}: unknown set (the public sets are a, b and c)")
             continue
         outcome = dest / f"Outcomes-{s}.txt"
         folder = dest / f"set-{s}"

@@ -14,12 +14,15 @@ test stays are never read here. Steps:
   4. the bundled models: the folds' own models averaged, the LSTMs at the chosen epoch (``deploy="folds"``,
      2.2.0; chosen by ``benchmarks/vitals_deploy.py``), or trees and LSTMs refitted on all train +
      validation stays (``deploy="refit"``, 2.1.0).
+
+``extra``: more labelled stays from elsewhere (e.g. the challenge's set C, ``vitals fetch --sets c``) join
+train + validation in every step; none may be a stay of the split, and they are written to ``splits.csv``
+as split ``extra`` (trained on, never tested on).
 """
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -92,6 +95,31 @@ def dev_stays(records: str | Path, outcomes: dict, splits_csv: str | Path) -> tu
     return grids, np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids]), stack_features(grids)
 
 
+def extra_stays(records: str | Path, outcomes_file: str | Path, split_ids: set[int]) -> tuple[list, np.ndarray, dict]:
+    """Every record in ``records`` with its outcome from ``outcomes_file``: ``(grids, in-hospital death, outcomes)``.
+
+    Raises:
+        ValueError: naming the folder or file, when a record is unreadable or has no outcome, when the folder
+            holds none, or when a stay is one of the split's (``split_ids``): a test stay must never be
+            trained on, and a train or validation stay would count twice.
+    """
+    outcomes = load_outcomes(outcomes_file)
+    recs, errors = read_dir(records)
+    if errors:
+        raise ValueError(f"{records}: {len(errors)} extra records unreadable, e.g. {errors[0]}")
+    if not recs:
+        raise ValueError(f"{records}: no *.txt records to add")
+    missing = [r.record_id for r in recs if r.record_id not in outcomes]
+    if missing:
+        raise ValueError(f"{outcomes_file}: no outcome for {len(missing)} extra records, e.g. RecordID {missing[0]}")
+    shared = sorted(r.record_id for r in recs if r.record_id in split_ids)
+    if shared:
+        raise ValueError(f"{records}: {len(shared)} extra records are stays of the bundle's split (e.g. RecordID "
+                         f"{shared[0]}); a test stay is never trained on and a train or validation one would count twice")
+    grids = [to_grid(r) for r in recs]
+    return grids, np.array([int(outcomes[g.record_id]["In-hospital_death"]) for g in grids]), outcomes
+
+
 def deployed_models(deploy: str, kept: list | None, norm: Normaliser, grids: list, x_sum: np.ndarray, y: np.ndarray,
                     hp: dict, lstm_epochs: int, lstm_members: int, seed: int, tree_bags: int = 1) -> tuple[TreeBag, VitalsEnsemble]:
     """The trees and LSTMs to bundle: refitted on all the stays (``"refit"``), or the fold models that
@@ -107,7 +135,7 @@ def deployed_models(deploy: str, kept: list | None, norm: Normaliser, grids: lis
 
 def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, folds: int = 5, seed: int = 2012,
                    max_epochs: int = 16, lstm_members: int = 4, version: str = "2.2.0",
-                   tree_bags: int = 1, deploy: str = "folds") -> dict:
+                   tree_bags: int = 1, deploy: str = "folds", extra: tuple[str, str] | None = None) -> dict:
     """Fit, calibrate and bundle the ensemble; returns the metadata written (see module docstring).
 
     ``deploy``: ``"refit"`` bundles trees and LSTMs refitted on all train + validation stays; ``"folds"``
@@ -121,7 +149,15 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     lstm_meta = json.loads((Path(lstm_dir) / "metadata.json").read_text())
     hp = dict(lstm_meta["hyperparameters"])
     outcomes = load_outcomes(outcomes_file)
-    grids, y, x_sum = dev_stays(records, outcomes, Path(lstm_dir) / "splits.csv")
+    splits_csv = Path(lstm_dir) / "splits.csv"
+    grids, y, x_sum = dev_stays(records, outcomes, splits_csv)
+    n_dev = len(grids)
+    if extra:
+        split_ids = {int(line.split(",")[0]) for line in splits_csv.read_text().splitlines()[1:] if line.strip()}
+        more, y_more, extra_outcomes = extra_stays(extra[0], extra[1], split_ids)
+        grids, y = grids + more, np.concatenate([y, y_more])
+        x_sum = np.concatenate([x_sum, stack_features(more)])
+        outcomes = {**extra_outcomes, **outcomes}
     folds_idx = fold_indices(y, folds, seed)
     norm = Normaliser.fit(grids)
     kept = [] if deploy == "folds" else None
@@ -149,6 +185,9 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
     meta = {k: v for k, v in lstm_meta.items() if k not in ("history", "validation", "train_seconds")}
     meta["training_data"] = dict(lstm_meta["training_data"], trained_on="train + validation" if deploy == "refit" else
                                  f"train + validation: the {folds} cross-validation fold models, each on {folds - 1}/{folds}")
+    if extra:
+        meta["training_data"]["extra"] = {"records": Path(extra[0]).name, "outcomes": Path(extra[1]).name,
+                                          "n": len(grids) - n_dev, "n_positive": int(y[n_dev:].sum())}
     meta.update({
         "name": "vitals-ensemble", "version": version, "architecture": "VitalsEnsemble+GBT",
         "hyperparameters": hp, "calibration": lstm_cal,
@@ -166,7 +205,8 @@ def train_ensemble(records: str, outcomes_file: str, lstm_dir: str, out: str, fo
         "validation_kind": f"{folds}-fold cross-validated out-of-fold predictions over train + validation",
     })
     norm.to_json(out_dir / NORMALISER_FILE)
-    shutil.copyfile(Path(lstm_dir) / "splits.csv", out_dir / "splits.csv")
+    (out_dir / "splits.csv").write_text(splits_csv.read_text().rstrip("\n") + "\n"
+                                        + "".join(f"{g.record_id},extra\n" for g in grids[n_dev:]))
     scored = score_grids(_Fixed(oof_risk), grids, outcomes)
     val = metrics_for(scored, meta, n_boot=200)
     meta["validation"] = {k: {kk: vv for kk, vv in v.items() if not kk.endswith("_ci95")} for k, v in val.items() if "auroc" in v}
