@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from cxr_model.imaging.labels import CLASSES
 from cxr_model.metrics.calibration import ReliabilityBins
 from cxr_model.metrics.curves import Curve
+from cxr_model.metrics.format import fmt_metric
 
 _LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=50))
 OPERATING = "#d62728"
@@ -69,8 +70,9 @@ def reliability_figure(bins: ReliabilityBins, ece: float, calibration: dict, sub
     fig.add_trace(go.Scatter(x=bins.mean_predicted, y=bins.observed, mode="lines+markers", marker=dict(size=size),
                              customdata=bins.count, name="bins",
                              hovertemplate="mean predicted %{x:.3f}<br>observed %{y:.3f}<br>n %{customdata}<extra></extra>"))
-    cal = (f"ECE {ece:.3f} · slope {calibration.get('slope', float('nan')):.2f} · "
-           f"intercept {calibration.get('intercept', float('nan')):.2f}")
+    # n/a, not "nan", where a fit is undefined (one class only, or complete separation)
+    cal = (f"ECE {fmt_metric(ece)} · slope {fmt_metric(calibration.get('slope'), 2)} · "
+           f"intercept {fmt_metric(calibration.get('intercept'), 2)}")
     fig.update_layout(title=f"Reliability: {cal}<br><sup>{subtitle}</sup>", xaxis_title="mean predicted probability",
                       yaxis_title=observed, xaxis=dict(range=[-0.02, 1.02]),
                       yaxis=dict(range=[-0.02, 1.02]), legend=dict(x=0.02, y=0.98), **_LAYOUT)
