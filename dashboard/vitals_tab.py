@@ -14,7 +14,7 @@ import streamlit as st
 
 from cxr_model.imaging.report.figures import reliability_figure
 from cxr_model.metrics.calibration import ReliabilityBins
-from cxr_model.metrics.format import fmt, vitals_groups
+from cxr_model.metrics.format import fmt, fmt_lead_time, fmt_threshold, vitals_groups
 from cxr_model.registry import BundleError, sha256_file
 from cxr_model.vitals.evaluate import evaluate
 from dashboard.auth import audit
@@ -54,7 +54,8 @@ def group_label(row: dict) -> str:
 def metrics_frame(rows: list[dict]) -> pd.DataFrame:
     """Metric rows with readable labels and column names; every number through :func:`fmt`."""
     return pd.DataFrame([{"model / window": group_label(r),
-                          **{v: fmt(r[k]) if k in r else "-" for k, v in COLUMNS.items()}} for r in rows])
+                          **{v: (fmt_threshold if k == "threshold" else fmt)(r[k]) if k in r else "-"
+                             for k, v in COLUMNS.items()}} for r in rows])
 
 
 def vitals_figure(rows: list[dict], title: str, metrics=("auroc", "auprc", "event1")) -> go.Figure:
@@ -129,11 +130,6 @@ EPISODES = ("An alert is an episode: an hour at or above the trigger after an ho
             "alerts than a lower one while alerting fewer patients.")
 
 
-def lead_time(hours) -> str:
-    """Hours from first alert to death, with days beside them (deaths come days after the 48 h window)."""
-    return "-" if hours is None or hours != hours else f"{hours:.0f} ({hours / 24:.1f} days)"
-
-
 def vitals_test_section(m: dict, title: str | None = None, what: str = "the held-out test stays",
                         key: str = "eval_vitals") -> None:
     """Metrics of one evaluation (``cxr-model vitals evaluate``; the bundled one is ``--split test``), alert
@@ -148,12 +144,12 @@ def vitals_test_section(m: dict, title: str | None = None, what: str = "the held
         c1.metric("Alerts per patient-day", fmt(al.get("alerts_per_patient_day")), help=EPISODES)
         c2.metric("Deaths alerted", fmt(al.get("deaths_alerted")), help="Share of in-hospital deaths with an alert in 48 h")
         c3.metric("Survivors alerted", fmt(al.get("survivors_alerted")))
-        c4.metric("Median lead time (h)", lead_time(al.get("median_lead_time_h")),
+        c4.metric("Median lead time (h)", fmt_lead_time(al.get("median_lead_time_h")),
                   help=f"First alert to death, n = {al.get('n_lead_time')} deaths with a known date; "
                        "whole days only (PhysioNet 'Survival'), so +-24 h")
     burden = [{"alert source": label, "alerts per patient-day": fmt(a.get("alerts_per_patient_day")),
                "deaths alerted": fmt(a.get("deaths_alerted")), "survivors alerted": fmt(a.get("survivors_alerted")),
-               "median lead time (h)": lead_time(a.get("median_lead_time_h"))}
+               "median lead time (h)": fmt_lead_time(a.get("median_lead_time_h"))}
               for group, label in ALERTS.items() if (a := m.get(group))]
     if len(burden) > 1:
         st.dataframe(pd.DataFrame(burden), hide_index=True, key=f"{key}_alerts_table")

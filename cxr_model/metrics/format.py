@@ -26,6 +26,21 @@ def fmt_metric(v, digits: int = 3) -> str:
     return f"{float(v):.{digits}f}"
 
 
+def fmt_threshold(v, digits: int = 3) -> str:
+    """An alert threshold: a whole-number score (NEWS2 5, SAPS-I 21) as that number, a risk as ``0.312``."""
+    if v is None or not math.isfinite(float(v)):
+        return "n/a"
+    return str(int(v)) if float(v).is_integer() and abs(float(v)) >= 1 else f"{float(v):.{digits}f}"
+
+
+def fmt_lead_time(hours) -> str:
+    """Hours from first alert to death, with days beside them (deaths come days after a 48 h window):
+    ``167 (7.0 days)``; ``-`` where no death had a lead time."""
+    if hours is None or not math.isfinite(float(hours)):
+        return "-"
+    return f"{float(hours):.0f} ({float(hours) / 24:.1f} days)"
+
+
 def vitals_groups(metrics: dict, prefix: str = "") -> list[dict]:
     """Flatten a vitals metrics dict into rows, one per group that has an ``auroc``.
 

@@ -1,6 +1,7 @@
 """``MODEL_CARD.md`` of the LSTM + GBT ensemble bundle, from its metadata and its held-out test run."""
 from __future__ import annotations
 
+from cxr_model.metrics.format import fmt_lead_time, fmt_threshold
 from cxr_model.metrics.format import fmt_metric as _fmt
 from cxr_model.vitals.summary import base_feature_count
 
@@ -25,7 +26,7 @@ def _with_ci(block: dict, key: str) -> str:
 
 def _table(groups: dict) -> str:
     rows = [f"| {_label(k)} | {v['n']} ({v['n_positive']}) | {_with_ci(v, 'auroc')} | {_with_ci(v, 'auprc')} | "
-            + (f"{_with_ci(v, 'event1')} ({_fmt(v['threshold'])})" if v.get("threshold") is not None else "-")
+            + (f"{_with_ci(v, 'event1')} ({fmt_threshold(v['threshold'])})" if v.get("threshold") is not None else "-")
             + f" | {_with_ci(v, 'brier') if 'brier' in v else '-'} |"
             for k, v in groups.items() if isinstance(v, dict) and "auroc" in v]
     cis = any(f"{m}_ci95" in v for v in groups.values() if isinstance(v, dict)
@@ -37,11 +38,11 @@ def _table(groups: dict) -> str:
 
 
 def _alerts(m: dict) -> str:
-    head = "| alert source | alerts per patient-day | deaths alerted | survivors alerted | median lead time (h, n) |\n|---|---|---|---|---|"
+    head = "| alert source | alerts per patient-day | deaths alerted | survivors alerted | median lead time in hours; n deaths |\n|---|---|---|---|---|"
     names = {"alerts": "model", "alerts_news2_5": "NEWS2 >= 5", "alerts_news2_7": "NEWS2 >= 7",
              "alerts_combined": "model or NEWS2 >= 5"}
     rows = [f"| {label} | {_fmt(a['alerts_per_patient_day'])} | {_fmt(a['deaths_alerted'])} | "
-            f"{_fmt(a['survivors_alerted'])} | {_fmt(a['median_lead_time_h'])} ({a['n_lead_time']}) |"
+            f"{_fmt(a['survivors_alerted'])} | {fmt_lead_time(a['median_lead_time_h'])}, n = {a['n_lead_time']} |"
             for key, label in names.items() if (a := m.get(key))]
     return head + "\n" + "\n".join(rows)
 

@@ -33,10 +33,22 @@ def test_the_held_out_table_gives_each_metric_with_its_interval():
     assert row == (f"| LSTM + GBT ensemble, 48h | {e['n']} ({e['n_positive']}) | {ci('auroc')} | {ci('auprc')} | "
                    f"{ci('event1')} ({e['threshold']:.3f}) | {ci('brier')} |")
     news2 = next(r for r in lines if r.startswith("| NEWS2 >= 7 (highest in 48h) |"))
-    assert news2.endswith("(7.000) | - |")  # NEWS2 is no probability: no Brier
+    assert news2.endswith("(7) | - |")  # a whole-number score's trigger, and no probability: no Brier
     validation = _table(meta["validation"]).splitlines()  # out-of-fold choices: figures without intervals
     assert validation[0] == "| score | n (deaths) | AUROC | AUPRC | event-1 (threshold) | Brier |"
     assert "[" not in next(r for r in validation if r.startswith("| LSTM + GBT ensemble, 48h |"))
+
+
+def test_the_alert_table_gives_lead_times_in_hours_and_days_with_their_n():
+    from cxr_model.vitals.ensemble_card import _alerts
+
+    _, test = _bundle()
+    lines = _alerts(test).splitlines()
+    a = test["alerts"]
+    h = a["median_lead_time_h"]
+    model = next(r for r in lines if r.startswith("| model |"))
+    assert model.endswith(f"| {h:.0f} ({h / 24:.1f} days), n = {a['n_lead_time']} |")
+    assert _alerts({"alerts": {**a, "median_lead_time_h": None, "n_lead_time": 0}}).splitlines()[-1].endswith("| -, n = 0 |")
 
 
 def test_the_held_out_subgroups_in_the_card():
