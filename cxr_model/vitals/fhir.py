@@ -22,7 +22,7 @@ import math
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from cxr_model.vitals.reader import N_HOURS, Record, RecordError, parse_record
+from cxr_model.vitals.reader import Record, RecordError, parse_record
 
 LOINC_SYSTEM = "http://loinc.org"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
@@ -93,7 +93,8 @@ def parse_fhir(data: bytes | str, source: str) -> Record:
     except json.JSONDecodeError as exc:
         raise RecordError(f"{source}:{exc.lineno}: not JSON ({exc.msg}, column {exc.colno})") from None
     except UnicodeDecodeError as exc:
-        raise RecordError(f"{source}: not UTF-8 text (byte {exc.start}); expected a FHIR JSON Bundle") from None
+        raise RecordError(f"{source}: not a UTF-8 text file (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+                          "expected a FHIR R4 JSON Bundle") from None  # as the uploads say it
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise RecordError(f"{source}: not a FHIR Bundle (resourceType {_kind(bundle)!r}); expected one stay's "
                           "Patient and Observations in a Bundle")
@@ -120,7 +121,7 @@ def parse_fhir(data: bytes | str, source: str) -> Record:
         minutes = math.floor((t - start).total_seconds() / 60)
         if minutes < 0 and channel != "Height":
             _count(reasons, f"{channel}: before the stay's hour 0")
-        elif 0 <= minutes <= N_HOURS * 60 and channel != "Height":
+        elif channel != "Height":  # past hour 48 too: the reader counts what it does not model
             lines.append(f"{minutes // 60:02d}:{minutes % 60:02d},{channel},{value!r}")
     rec = parse_record(lines, source=source)
     for why, n in reasons.items():

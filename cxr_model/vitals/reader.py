@@ -57,6 +57,8 @@ class Record:
         n_dropped: readings removed: values outside the cleaning rules, and rows whose parameter
             name is not a challenge parameter even after stripping spaces, NUL bytes and BOMs.
         drop_reasons: ``{reason: count}`` behind ``n_dropped``.
+        n_after_window: readings of known parameters past hour 48: not modelled, and not dropped
+            (the stay goes on), counted so that a longer stay can be told what was not read.
     """
 
     record_id: int
@@ -65,6 +67,7 @@ class Record:
     source: str = ""
     n_dropped: int = 0
     drop_reasons: dict[str, int] = field(default_factory=dict)
+    n_after_window: int = 0
 
 
 def clean_value(param: str, value: float) -> float:
@@ -129,6 +132,7 @@ def parse_record(lines: list[str], source: str = "<record>") -> Record:
     descriptors: dict[str, float] = {}
     events: list[tuple[int, str, float]] = []
     reasons: dict[str, int] = {}
+    n_after = 0
     id_line, first_id = 0, 0.0
     for lineno, line in enumerate(lines[1:], start=2):
         line = line.strip(_JUNK)
@@ -162,7 +166,8 @@ def parse_record(lines: list[str], source: str = "<record>") -> Record:
                 reasons[why] = reasons.get(why, 0) + 1
             continue  # descriptors repeated later in the stay are not modelled
         if minutes > N_HOURS * 60:
-            continue  # times past 48 h are not modelled
+            n_after += 1  # times past 48 h are not modelled
+            continue
         cleaned = clean_value(param, value)
         if math.isnan(cleaned):
             why = f"{param}: unknown (-1), non-finite or implausible value"
@@ -178,7 +183,7 @@ def parse_record(lines: list[str], source: str = "<record>") -> Record:
         v = descriptors.get(name, math.nan)
         lo, hi = valid[name]
         clean_desc[name] = float(v) if (math.isfinite(v) and v != -1 and lo <= v <= hi) else math.nan
-    return Record(record_id, clean_desc, events, source, sum(reasons.values()), reasons)
+    return Record(record_id, clean_desc, events, source, sum(reasons.values()), reasons, n_after)
 
 
 def read_record(path: str | Path) -> Record:

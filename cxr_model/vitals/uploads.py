@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxr_model.vitals.fhir import parse_fhir
-from cxr_model.vitals.reader import Record, RecordError, check_name, parse_outcomes, parse_record, read_batch
+from cxr_model.vitals.reader import N_HOURS, Record, RecordError, check_name, parse_outcomes, parse_record, read_batch
 
 #: An uploaded record larger than this is refused before it is decoded: a 48 h PhysioNet 2012 record
 #: is 5-60 kB, so anything near this is not one (and would only cost memory).
@@ -66,10 +66,15 @@ def read_uploads(files: list[tuple[str, bytes]]) -> tuple[list[Record], list[str
 
 def unused_readings(records: list[Record]) -> list[str]:
     """One line per record with readings that were not used, by reason (most frequent first), e.g.
-    ``"132556.json: 2 readings not used: code 'Magnesium' is not read (2)"``."""
+    ``"132556.json: 2 readings not used: code 'Magnesium' is not read (2)"``; readings past hour 48, which
+    the model does not read, are counted as such."""
     lines = []
     for r in records:
-        if r.n_dropped:
-            why = "; ".join(f"{k} ({n})" for k, n in sorted(r.drop_reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-            lines.append(f"{r.source}: {r.n_dropped} reading{'s' if r.n_dropped != 1 else ''} not used: {why}")
+        reasons = dict(r.drop_reasons)
+        if r.n_after_window:
+            reasons[f"after hour {N_HOURS} (the model reads the first {N_HOURS} h)"] = r.n_after_window
+        n = r.n_dropped + r.n_after_window
+        if n:
+            why = "; ".join(f"{k} ({c})" for k, c in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+            lines.append(f"{r.source}: {n} reading{'s' if n != 1 else ''} not used: {why}")
     return lines

@@ -103,6 +103,7 @@ def test_what_cannot_be_read_is_counted_and_never_guessed():
     assert reasons["RespRate: before the stay's hour 0"] == 1
     assert reasons["HR: unknown (-1), non-finite or implausible value"] == 1
     assert rec.n_dropped == 7 == sum(reasons.values())
+    assert rec.n_after_window == 1  # past hour 48: not modelled, as in the files, and counted as they count it
 
 
 @pytest.mark.parametrize("start, when, minutes, next_day", [
@@ -192,18 +193,27 @@ def test_any_field_of_the_wrong_type_gives_a_record_or_a_named_error_never_a_cra
     assert outcomes["record"] > 0 and outcomes["error"] > 0
 
 
+def test_a_bundle_that_is_not_utf8_is_named_with_its_byte_as_the_uploads_name_it():
+    with pytest.raises(RecordError, match=r"^x\.json: not a UTF-8 text file \(byte 7 is 0xe9\); expected a FHIR R4 JSON "
+                                          r"Bundle$"):
+        parse_fhir(b'{"a": "\xe9"}', "x.json")  # Latin-1, as an older export writes it
+
+
 def test_the_readings_not_used_are_listed_per_file_by_reason():
     from cxr_model.vitals.uploads import unused_readings
 
     data = _bundle(_obs("8867-4", 80, "/min"), _obs("19123-9", 0.9, "mmol/L"), _obs("19123-9", 0.8, "mmol/L"),
-                   _obs("8867-4", 0, "/min"), _obs("2160-0", 1.1, "mmol/L"))
+                   _obs("8867-4", 0, "/min"), _obs("2160-0", 1.1, "mmol/L"),
+                   _obs("8867-4", 85, "/min", when="2030-01-03T08:00:00Z"),  # hour 48: still read
+                   _obs("8867-4", 90, "/min", when="2030-01-03T08:01:00Z"))  # a minute later: not
     records, errors = read_uploads([("4711.json", data.encode()), ("4712.json", _bundle(
         _obs("8867-4", 80, "/min"), patient={"resourceType": "Patient", "id": "4712"}).encode())])
     assert errors == [] and len(records) == 2
+    assert (2880, "HR", 85.0) in records[0].events
     assert unused_readings(records) == [
-        "4711.json: 4 readings not used: code '19123-9' is not read (2); "
+        "4711.json: 5 readings not used: code '19123-9' is not read (2); "
         "Creatinine: unit 'mmol/L' not accepted (LOINC 2160-0: mg/dL, umol/L) (1); "
-        "HR: unknown (-1), non-finite or implausible value (1)"]
+        "HR: unknown (-1), non-finite or implausible value (1); after hour 48 (the model reads the first 48 h) (1)"]
 
 
 @pytest.mark.parametrize("patient, name, record_id", [

@@ -50,6 +50,8 @@ def test_readings_after_48_h_are_left_out_wherever_they_stand_in_the_file():
     rec = _parse("48:01,HR,90", "48:00,HR,80", "10:00,HR,70", "72:00,Temp,38")
     assert sorted(rec.events) == [(600, "HR", 70.0), (2880, "HR", 80.0)]
     assert rec.n_dropped == 0  # not modelled, not dropped: the stay simply goes on
+    assert rec.n_after_window == 2  # but counted, so that an uploaded longer stay can be told
+    assert _parse("48:00,HR,80", "48:01,Foo,1").n_after_window == 0  # an unknown name is counted as such
 
 
 def test_drop_reasons_are_counted_per_reading():

@@ -79,3 +79,19 @@ def test_an_uploaded_outcomes_file_is_read_as_the_file_is_or_refused_whole(physi
     # exactly at the limit is read (and here refused only for its content)
     with pytest.raises(RecordError, match="labels.txt:1: header lacks RecordID"):
         parse_outcomes_upload("labels.txt", b"y" * MAX_UPLOAD_BYTES)
+
+
+def test_a_longer_stay_is_told_which_readings_past_hour_48_were_not_read(physionet_dir):
+    from cxr_model.vitals.uploads import unused_readings
+
+    (name, data), = _real(physionet_dir, 1)
+    real = read_record(physionet_dir / "set-a" / name)
+    # the same stay going on past the model's window: a day-3 heart rate and temperature
+    longer = data.rstrip(b"\n") + b"\n49:00,HR,88\n72:30,Temp,37.9\n"
+    records, errors = read_uploads([(name, longer), ("2" + name, data.replace(b"RecordID,", b"RecordID,2", 1))])
+    assert errors == [] and records[0].events == real.events  # what is read is unchanged
+    assert records[0].n_after_window == 2 and records[1].n_after_window == 0
+    lines = unused_readings(records)
+    assert any(line.startswith(f"{name}: ") and "after hour 48 (the model reads the first 48 h) (2)" in line
+               for line in lines), lines
+    assert not any(line.startswith(f"2{name}") and "after hour 48" in line for line in lines)
